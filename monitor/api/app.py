@@ -1,0 +1,51 @@
+"""Build the FastAPI application around a Service."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from monitor import __version__
+from monitor.api.problems import install_problem_handlers
+from monitor.api.routes import build_router
+from monitor.api.schemas import LabelIn, PredictionIn, ReferenceRecordIn
+from monitor.service import Service
+
+
+def create_app(service: Service, *, manage_service: bool = True) -> FastAPI:
+    """The API for ``service``. With ``manage_service``, startup and shutdown of the app
+    start and stop the service (migrations, reference loading, scheduled jobs)."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if manage_service:
+            service.start()
+        try:
+            yield
+        finally:
+            if manage_service:
+                service.stop()
+
+    app = FastAPI(title="drift-monitor", version=__version__, lifespan=lifespan,
+                  description="Drift and performance monitoring for machine-learning models.")
+    install_problem_handlers(app)
+    app.include_router(build_router(service))
+    app.state.service = service
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version,
+                                 description=app.description, routes=app.routes)
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for model in (PredictionIn, LabelIn, ReferenceRecordIn):
+                components[model.__name__] = model.model_json_schema(
+                    ref_template="#/components/schemas/{model}")
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,54 @@
+"""Optional bearer tokens with three scopes: ingest, read and admin (admin may do all)."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from typing import Literal
+
+from fastapi import Request
+
+from monitor.api.problems import ProblemError
+from monitor.config import AuthConfig
+
+Scope = Literal["ingest", "read", "admin"]
+
+
+class TokenChecker:
+    def __init__(self, auth: AuthConfig) -> None:
+        self.enabled = auth.enabled
+        self._tokens: dict[Scope, list[bytes]] = {
+            "ingest": [t.get_secret_value().encode() for t in auth.ingest_tokens],
+            "read": [t.get_secret_value().encode() for t in auth.read_tokens],
+            "admin": [t.get_secret_value().encode() for t in auth.admin_tokens],
+        }
+
+    def scopes_of(self, token: bytes) -> set[Scope]:
+        """Every scope the token holds; each comparison takes constant time."""
+        found: set[Scope] = set()
+        for scope, tokens in self._tokens.items():
+            for candidate in tokens:
+                if hmac.compare_digest(candidate, token):
+                    found.add(scope)
+        return found
+
+    def dependency(self, scope: Scope) -> Callable[[Request], Awaitable[None]]:
+        async def check(request: Request) -> None:
+            if not self.enabled:
+                return
+            header = request.headers.get("authorization", "")
+            kind, _, token = header.partition(" ")
+            if kind.lower() != "bearer" or not token.strip():
+                raise ProblemError(401, "Unauthorized", "a bearer token is required",
+                                   kind="unauthorized",
+                                   headers={"WWW-Authenticate": 'Bearer realm="drift-monitor"'})
+            scopes = self.scopes_of(token.strip().encode())
+            if not scopes:
+                raise ProblemError(401, "Unauthorized", "the bearer token is not valid",
+                                   kind="unauthorized",
+                                   headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+            if "admin" not in scopes and scope not in scopes:
+                raise ProblemError(403, "Forbidden", f"this endpoint needs a {scope} token",
+                                   kind="forbidden")
+
+        return check

@@ -1,0 +1,136 @@
+"""Wire schemas: what the API documents and answers. Mapped from domain values here only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from monitor.config import ModelConfig, format_duration
+from monitor.domain import IngestResult, ModelCounts, ReferenceInfo
+
+
+class PredictionIn(BaseModel):
+    """One prediction record (documentation of the body; parsing is done by ``ingest``)."""
+
+    id: str = Field(description="Unique per model; a record with a stored id is a duplicate.")
+    timestamp: str | float | None = Field(
+        None, description="RFC 3339 date-time with offset, or Unix seconds; receipt time if absent.")
+    features: dict[str, float | str | bool | None] = Field(
+        description="Every configured feature; null marks a missing value.")
+    prediction: str | float | int | bool = Field(description="Class label, or a number.")
+    scores: dict[str, float] | None = Field(None, description="Class -> probability.")
+
+
+class LabelIn(BaseModel):
+    id: str = Field(description="The id of the prediction this label belongs to.")
+    label: str | float | int | bool
+    timestamp: str | float | None = None
+
+
+class ReferenceRecordIn(BaseModel):
+    features: dict[str, float | str | bool | None]
+    prediction: str | float | int | bool | None = None
+    label: str | float | int | bool | None = None
+
+
+class IngestOut(BaseModel):
+    accepted: int = Field(description="Records newly stored.")
+    duplicates: int = Field(description="Records whose id was already stored (or repeated).")
+
+    @classmethod
+    def of(cls, result: IngestResult) -> IngestOut:
+        return cls(accepted=result.accepted, duplicates=result.duplicates)
+
+
+class LabelIngestOut(IngestOut):
+    corrections: int = Field(description="Labels that replaced a different earlier label.")
+
+    @classmethod
+    def of(cls, result: IngestResult) -> LabelIngestOut:
+        return cls(accepted=result.accepted, duplicates=result.duplicates,
+                   corrections=result.corrections)
+
+
+class ReferenceOut(BaseModel):
+    model: str
+    version: int
+    n: int
+    source: str
+    created_at: float
+    digest: str
+
+    @classmethod
+    def of(cls, info: ReferenceInfo) -> ReferenceOut:
+        return cls(model=info.model, version=info.version, n=info.n, source=info.source,
+                   created_at=info.created_at, digest=info.digest)
+
+
+class FeatureOut(BaseModel):
+    name: str
+    type: str
+
+
+class CountsOut(BaseModel):
+    predictions: int
+    labels: int
+    labelled_predictions: int
+    first_timestamp: float | None
+    last_timestamp: float | None
+
+    @classmethod
+    def of(cls, counts: ModelCounts) -> CountsOut:
+        return cls(predictions=counts.predictions, labels=counts.labels,
+                   labelled_predictions=counts.labelled_predictions,
+                   first_timestamp=counts.first_timestamp, last_timestamp=counts.last_timestamp)
+
+
+class ModelOut(BaseModel):
+    name: str
+    task: str
+    classes: list[str] | None
+    features: list[FeatureOut]
+    window: dict[str, Any]
+    schedule: str
+    min_samples: int
+    reference_source: dict[str, Any] | None
+    reference: ReferenceOut | None = None
+    counts: CountsOut | None = None
+
+    @classmethod
+    def of(cls, model: ModelConfig, *, reference: ReferenceInfo | None = None,
+           counts: ModelCounts | None = None) -> ModelOut:
+        window: dict[str, Any] = (
+            {"duration": format_duration(model.window.duration)}
+            if model.window.duration is not None else {"records": model.window.records})
+        source = None
+        if model.reference is not None:
+            source = model.reference.model_dump(mode="json", exclude_defaults=True)
+        return cls(
+            name=model.name, task=model.task, classes=model.classes,
+            features=[FeatureOut(name=f.name, type=f.type) for f in model.features],
+            window=window, schedule=format_duration(model.schedule),
+            min_samples=model.min_samples, reference_source=source,
+            reference=ReferenceOut.of(reference) if reference else None,
+            counts=CountsOut.of(counts) if counts else None,
+        )
+
+
+def body_doc(schema: type[BaseModel], media_types: tuple[str, ...]) -> dict[str, Any]:
+    """``openapi_extra`` for a route that reads its raw body: documents the accepted shapes."""
+    items = {"$ref": f"#/components/schemas/{schema.__name__}"}
+    content: dict[str, Any] = {}
+    for media_type in media_types:
+        if media_type == "application/json":
+            content[media_type] = {"schema": {"oneOf": [
+                {"type": "array", "items": items},
+                {"type": "object", "properties": {"records": {"type": "array", "items": items}},
+                 "required": ["records"]},
+            ]}}
+        elif media_type == "text/csv":
+            content[media_type] = {"schema": {"type": "string", "description":
+                                              "header: feature names, optional prediction, label"}}
+        else:
+            content[media_type] = {"schema": {"type": "string",
+                                              "description": "one JSON record per line"}}
+    return {"requestBody": {"required": True, "content": content}}

@@ -1,0 +1,92 @@
+"""Command line: ``monitor serve | check-config | --version``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from monitor import __version__
+from monitor.errors import ConfigError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="monitor", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"drift-monitor {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the service")
+    serve.add_argument("--config", help="config file (default: $MONITOR_CONFIG)")
+    serve.add_argument("--host", help="address to listen on (default: server.host)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: server.port)")
+    serve.add_argument("--log-level", default=os.environ.get("MONITOR_LOG_LEVEL", "info"),
+                       choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--access-log", action="store_true", help="log every HTTP request")
+
+    check = commands.add_parser("check-config", help="validate a config file and exit")
+    check.add_argument("path", help="config file")
+
+    args = parser.parse_args(argv)
+    if args.command == "check-config":
+        return check_config(args.path)
+    return serve_command(args)
+
+
+def check_config(path: str) -> int:
+    from monitor.config import load_config
+
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        print(f"{len(exc.issues)} error(s) in {path}", file=sys.stderr)
+        return 1
+    models = ", ".join(m.name for m in config.models)
+    print(f"{path}: OK ({len(config.models)} model(s): {models}; "
+          f"{len(config.webhooks)} webhook(s))")
+    return 0
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from monitor.api import create_app
+    from monitor.config import load_config
+    from monitor.service import Service, database_url
+
+    logging.basicConfig(level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    path = args.config or os.environ.get("MONITOR_CONFIG")
+    if not path:
+        print("monitor serve: give --config PATH or set MONITOR_CONFIG", file=sys.stderr)
+        return 2
+    try:
+        config = load_config(path)
+        service = Service(config)
+        service.start()
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        return 1
+    logging.getLogger("monitor").info("database: %s", _redact(database_url(config)))
+    app = create_app(service, manage_service=False)
+    host = args.host or config.server.host
+    port = args.port or config.server.port
+    try:
+        uvicorn.run(app, host=host, port=port, log_level=args.log_level,
+                    access_log=args.access_log, proxy_headers=False,
+                    timeout_graceful_shutdown=10)
+    finally:
+        service.stop()
+    return 0
+
+
+def _redact(url: str) -> str:
+    """Hide a password in a database URL before it is logged."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

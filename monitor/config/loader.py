@@ -1,0 +1,242 @@
+"""Read monitor.yaml: YAML with line numbers, ``${VAR}`` substitution, validation, cross-checks.
+
+Every problem becomes a ``ConfigIssue`` naming file, line and key path, and all of them are
+reported together in one ``ConfigError``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, get_args
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from monitor.config.schema import Config, StatisticName
+from monitor.errors import ConfigError, ConfigIssue
+
+PathKey = tuple[str | int, ...]
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Config:
+    """Load and validate a config file; raise ``ConfigError`` listing every problem."""
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([ConfigIssue(file, None, "", f"cannot read file: {exc.strerror}")]) from exc
+    return parse_config(text, file=file, base_dir=Path(path).resolve().parent, environ=environ)
+
+
+def parse_config(
+    text: str,
+    *,
+    file: str = "monitor.yaml",
+    base_dir: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Validate config text; ``file`` is only used in messages, ``base_dir`` resolves paths."""
+    data, lines = _read_yaml(text, file)
+    if data is None:
+        raise ConfigError([ConfigIssue(file, 1, "", "the config file is empty")])
+    if not isinstance(data, dict):
+        raise ConfigError([ConfigIssue(file, 1, "", "the top level must be a mapping of keys")])
+    issues: list[ConfigIssue] = []
+    data = _substitute_env(data, (), os.environ if environ is None else environ, lines, file, issues)
+    try:
+        config = Config.model_validate(data, context={"base_dir": base_dir})
+    except ValidationError as exc:
+        issues.extend(_issues_from_validation(exc, lines, file))
+        issues.sort(key=lambda issue: issue.line or 0)
+        raise ConfigError(issues) from None
+    issues.extend(_cross_check(config, lines, file))
+    if issues:
+        raise ConfigError(issues)
+    return config
+
+
+def _read_yaml(text: str, file: str) -> tuple[Any, dict[PathKey, int]]:
+    """Parse YAML safely and map every key path to the 1-based line where it is written."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        lines: dict[PathKey, int] = {}
+        data = None if node is None else _construct(loader, node, (), lines, file)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise ConfigError([ConfigIssue(file, line, "", f"invalid YAML: {problem}")]) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError([ConfigIssue(file, None, "", f"invalid YAML: {exc}")]) from None
+    finally:
+        loader.dispose()
+    return data, lines
+
+
+def _construct(
+    loader: yaml.SafeLoader, node: yaml.Node, path: PathKey, lines: dict[PathKey, int], file: str
+) -> Any:
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        loader.flatten_mapping(node)  # resolves YAML merge keys (<<)
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if not isinstance(key, (str, int, float, bool)):
+                line = key_node.start_mark.line + 1
+                raise ConfigError([ConfigIssue(file, line, _format_path(path), "keys must be scalars")])
+            if key in result:
+                line = key_node.start_mark.line + 1
+                raise ConfigError(
+                    [ConfigIssue(file, line, _format_path((*path, str(key))), "key is written twice")]
+                )
+            child = (*path, str(key))
+            lines[child] = key_node.start_mark.line + 1
+            result[key] = _construct(loader, value_node, child, lines, file)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [
+            _construct(loader, item, (*path, index), lines, file)
+            for index, item in enumerate(node.value)
+        ]
+    return loader.construct_object(node, deep=True)
+
+
+def _substitute_env(
+    value: Any,
+    path: PathKey,
+    environ: Mapping[str, str],
+    lines: dict[PathKey, int],
+    file: str,
+    issues: list[ConfigIssue],
+) -> Any:
+    """Replace ``${VAR}`` (or ``${VAR:-default}``) in every string value from the environment."""
+    if isinstance(value, dict):
+        return {k: _substitute_env(v, (*path, str(k)), environ, lines, file, issues) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_substitute_env(v, (*path, i), environ, lines, file, issues) for i, v in enumerate(value)]
+    if not isinstance(value, str) or "${" not in value:
+        return value
+
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in environ:
+            return environ[name]
+        if default is not None:
+            return default
+        issues.append(
+            ConfigIssue(file, _line_for(path, lines), _format_path(path),
+                        f"environment variable {name} is not set")
+        )
+        return ""
+
+    return _ENV_REFERENCE.sub(replace, value)
+
+
+def _issues_from_validation(
+    exc: ValidationError, lines: dict[PathKey, int], file: str
+) -> list[ConfigIssue]:
+    issues = []
+    for error in exc.errors(include_url=False):
+        loc: PathKey = tuple(part for part in error["loc"] if part != "[key]")
+        issues.append(
+            ConfigIssue(file, _line_for(loc, lines), _format_path(loc), _message(error, loc))
+        )
+    return issues
+
+
+def _message(error: Any, loc: PathKey) -> str:
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    if kind == "literal_error":
+        if len(loc) >= 2 and loc[-2] == "thresholds":
+            known = ", ".join(get_args(StatisticName))
+            return f"unknown statistic {loc[-1]!r} (known: {known})"
+        return f"must be {ctx['expected']}"
+    if kind == "extra_forbidden":
+        suggestion = _suggest(loc)
+        return "unknown key" + (f" (did you mean {suggestion!r}?)" if suggestion else "")
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "string_pattern_mismatch":
+        if loc and loc[-1] == "url":
+            return "must be an http:// or https:// URL"
+        return "must start with a letter or _ and use only letters, digits, _ . - (at most 128)"
+    message: str = error["msg"]
+    for prefix in ("Value error, ", "Assertion failed, "):
+        message = message.removeprefix(prefix)
+    return message[:1].lower() + message[1:]
+
+
+def _suggest(loc: PathKey) -> str | None:
+    """Suggest the nearest known key for a misspelt one."""
+    model: type[BaseModel] | None = Config
+    skip_key = False
+    for part in loc[:-1]:
+        if model is None:
+            return None
+        if isinstance(part, int) or skip_key:
+            skip_key = False
+            continue
+        field = model.model_fields.get(part) or next(
+            (f for f in model.model_fields.values() if f.alias == part), None
+        )
+        if field is None:
+            return None
+        skip_key = getattr(field.annotation, "__origin__", None) is dict
+        model = _inner_model(field.annotation)
+    if model is None:
+        return None
+    names = [field.alias or name for name, field in model.model_fields.items()]
+    matches = difflib.get_close_matches(str(loc[-1]), names, n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def _inner_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _inner_model(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _cross_check(config: Config, lines: dict[PathKey, int], file: str) -> list[ConfigIssue]:
+    issues = []
+    webhooks = {webhook.name for webhook in config.webhooks}
+    for m, model in enumerate(config.models):
+        for r, route in enumerate(model.alerts.routes):
+            if route not in webhooks:
+                loc: PathKey = ("models", m, "alerts", "routes", r)
+                known = ", ".join(sorted(webhooks)) or "none are configured"
+                issues.append(
+                    ConfigIssue(file, _line_for(loc, lines), _format_path(loc),
+                                f"no webhook named {route!r} (webhooks: {known})")
+                )
+    return issues
+
+
+def _line_for(loc: PathKey, lines: dict[PathKey, int]) -> int | None:
+    """The line of the key path, or of its nearest written ancestor (for a missing key)."""
+    for end in range(len(loc), -1, -1):
+        key = tuple(str(p) if not isinstance(p, int) else p for p in loc[:end])
+        if key in lines:
+            return lines[key]
+    return None
+
+
+def _format_path(loc: PathKey) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text

@@ -1,0 +1,283 @@
+"""The pydantic models of monitor.yaml. Unknown keys are errors everywhere.
+
+``load_config`` in ``loader.py`` is the only reader of YAML; these models only validate data.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from monitor.config.durations import format_duration, parse_duration
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str),
+]
+
+#: Model, feature and webhook names become URL segments and Prometheus label values.
+Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$")]
+
+#: Every statistic and performance metric a threshold may be set for.
+DRIFT_STATISTICS = (
+    "psi",
+    "ks_statistic",
+    "ks_pvalue",
+    "wasserstein",
+    "wasserstein_normalized",
+    "jensen_shannon",
+    "chi2_pvalue",
+    "missing_ratio",
+    "drifted_share",
+)
+PERFORMANCE_STATISTICS = (
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "roc_auc",
+    "average_precision",
+    "log_loss",
+    "mae",
+    "rmse",
+    "mape",
+    "r2",
+    "label_coverage",
+    "estimated_accuracy",
+)
+StatisticName = Literal[
+    "psi",
+    "ks_statistic",
+    "ks_pvalue",
+    "wasserstein",
+    "wasserstein_normalized",
+    "jensen_shannon",
+    "chi2_pvalue",
+    "missing_ratio",
+    "drifted_share",
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "roc_auc",
+    "average_precision",
+    "log_loss",
+    "mae",
+    "rmse",
+    "mape",
+    "r2",
+    "label_coverage",
+    "estimated_accuracy",
+]
+
+
+def _class_label(value: object) -> str:
+    """Class labels are compared as strings; YAML/JSON scalars map the same way on both sides."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (str, int)):
+        return str(value)
+    raise ValueError("a class label must be a string, an integer or a boolean")
+
+
+ClassLabel = Annotated[str, BeforeValidator(_class_label)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class AuthConfig(_Strict):
+    ingest_tokens: list[SecretStr] = []
+    read_tokens: list[SecretStr] = []
+    admin_tokens: list[SecretStr] = []
+    protect_metrics: bool = False
+
+    @field_validator("ingest_tokens", "read_tokens", "admin_tokens")
+    @classmethod
+    def _no_empty_tokens(cls, tokens: list[SecretStr]) -> list[SecretStr]:
+        for token in tokens:
+            if len(token.get_secret_value()) < 16:
+                raise ValueError("tokens must be at least 16 characters long")
+        return tokens
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.ingest_tokens or self.read_tokens or self.admin_tokens)
+
+
+class ServerConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    max_decompressed_bytes: int = Field(100 * 1024 * 1024, ge=1024)
+    auth: AuthConfig = AuthConfig()
+
+
+class StorageConfig(_Strict):
+    url: str | None = None
+    retention: Duration = timedelta(days=7)
+    retention_check: Duration = timedelta(hours=1)
+
+    @field_validator("url")
+    @classmethod
+    def _known_backend(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("sqlite", "postgresql")):
+            raise ValueError("must be a sqlite:/// or postgresql+psycopg:// URL")
+        return url
+
+
+class FeatureConfig(_Strict):
+    name: Name
+    type: Literal["numeric", "categorical"]
+
+
+class ReferenceConfig(_Strict):
+    """Exactly one of: a file, the first N ingested records, or the previous window."""
+
+    path: Path | None = None
+    first_records: int | None = Field(None, ge=1)
+    previous_window: bool = False
+
+    @field_validator("path")
+    @classmethod
+    def _resolve_path(cls, path: Path | None, info: ValidationInfo) -> Path | None:
+        if path is None:
+            return None
+        base = (info.context or {}).get("base_dir")
+        resolved = path if path.is_absolute() or base is None else Path(base) / path
+        if not resolved.is_file():
+            raise ValueError(f"reference file {str(resolved)!r} does not exist")
+        if resolved.suffix.lower() not in (".csv", ".json", ".jsonl", ".ndjson"):
+            raise ValueError("reference file must be .csv, .json, .jsonl or .ndjson")
+        return resolved
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ReferenceConfig:
+        chosen = [self.path is not None, self.first_records is not None, self.previous_window]
+        if sum(chosen) != 1:
+            raise ValueError("set exactly one of path, first_records or previous_window: true")
+        return self
+
+
+class WindowConfig(_Strict):
+    """Exactly one of: the last ``duration`` of records, or the last ``records`` records."""
+
+    duration: Duration | None = None
+    records: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> WindowConfig:
+        if (self.duration is None) == (self.records is None):
+            raise ValueError("set exactly one of duration or records")
+        return self
+
+
+class ThresholdConfig(_Strict):
+    warning: float | None = None
+    critical: float | None = None
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> ThresholdConfig:
+        if self.warning is None and self.critical is None:
+            raise ValueError("set warning, critical or both")
+        return self
+
+
+class AlertsConfig(_Strict):
+    for_: int = Field(1, alias="for", ge=1)
+    routes: list[Name] = []
+
+
+class ModelConfig(_Strict):
+    name: Name
+    task: Literal["classification", "regression"]
+    classes: list[ClassLabel] | None = None
+    features: list[FeatureConfig] = Field(min_length=1)
+    reference: ReferenceConfig | None = None
+    window: WindowConfig = WindowConfig(duration=timedelta(hours=1))
+    schedule: Duration = timedelta(minutes=1)
+    min_samples: int = Field(100, ge=1)
+    thresholds: dict[StatisticName, ThresholdConfig] = {}
+    alerts: AlertsConfig = AlertsConfig()
+
+    @field_validator("features")
+    @classmethod
+    def _unique_features(cls, features: list[FeatureConfig]) -> list[FeatureConfig]:
+        seen: set[str] = set()
+        for feature in features:
+            if feature.name in seen:
+                raise ValueError(f"feature {feature.name!r} is listed twice")
+            seen.add(feature.name)
+        return features
+
+    @model_validator(mode="after")
+    def _classes_match_task(self) -> ModelConfig:
+        if self.task == "classification":
+            if not self.classes or len(self.classes) < 2:
+                raise ValueError("a classification model needs classes: [at least two labels]")
+            if len(set(self.classes)) != len(self.classes):
+                raise ValueError("classes must be distinct")
+        elif self.classes is not None:
+            raise ValueError("classes is only for task: classification")
+        return self
+
+    def feature(self, name: str) -> FeatureConfig | None:
+        for feature in self.features:
+            if feature.name == name:
+                return feature
+        return None
+
+
+class WebhookConfig(_Strict):
+    name: Name
+    url: Annotated[str, Field(pattern=r"^https?://[^\s/]+")]
+    secret: SecretStr | None = None
+    timeout: Duration = timedelta(seconds=10)
+
+
+class Config(_Strict):
+    server: ServerConfig = ServerConfig()
+    storage: StorageConfig = StorageConfig()
+    models: list[ModelConfig] = Field(min_length=1)
+    webhooks: list[WebhookConfig] = []
+
+    @field_validator("models")
+    @classmethod
+    def _unique_models(cls, models: list[ModelConfig]) -> list[ModelConfig]:
+        seen: set[str] = set()
+        for model in models:
+            if model.name in seen:
+                raise ValueError(f"model {model.name!r} is listed twice")
+            seen.add(model.name)
+        return models
+
+    @field_validator("webhooks")
+    @classmethod
+    def _unique_webhooks(cls, webhooks: list[WebhookConfig]) -> list[WebhookConfig]:
+        seen: set[str] = set()
+        for webhook in webhooks:
+            if webhook.name in seen:
+                raise ValueError(f"webhook {webhook.name!r} is listed twice")
+            seen.add(webhook.name)
+        return webhooks
+
+    def model(self, name: str) -> ModelConfig | None:
+        for model in self.models:
+            if model.name == name:
+                return model
+        return None

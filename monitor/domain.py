@@ -1,0 +1,85 @@
+"""Frozen values that cross layers: validated batches, ingest results, model summaries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: A feature value as stored: a number, a category, or None for a missing value.
+FeatureValue = float | int | str | bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionBatch:
+    """Validated prediction records, column by column, ready to store.
+
+    ``features`` and ``scores`` hold each record's JSON encoding; ``timestamps`` are Unix
+    seconds; a classification model fills ``prediction_classes``, a regression model
+    ``prediction_values``.
+    """
+
+    ids: list[str]
+    timestamps: list[float]
+    features: list[bytes]
+    prediction_classes: list[str | None]
+    prediction_values: list[float | None]
+    scores: list[bytes | None]
+    duplicates_in_batch: int = 0
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass(frozen=True, slots=True)
+class LabelBatch:
+    """Validated ground-truth labels, column by column (Unix seconds for ``timestamps``)."""
+
+    ids: list[str]
+    timestamps: list[float]
+    label_classes: list[str | None]
+    label_values: list[float | None]
+    duplicates_in_batch: int = 0
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceBatch:
+    """A validated reference data set: features, and optionally prediction and label."""
+
+    features: list[bytes]
+    prediction_classes: list[str | None]
+    prediction_values: list[float | None]
+    label_classes: list[str | None]
+    label_values: list[float | None]
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """What a stored batch did: new records, and records whose id was already stored."""
+
+    accepted: int
+    duplicates: int
+    corrections: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceInfo:
+    model: str
+    version: int
+    n: int
+    source: str
+    created_at: float
+    digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class ModelCounts:
+    predictions: int
+    labels: int
+    labelled_predictions: int
+    first_timestamp: float | None
+    last_timestamp: float | None

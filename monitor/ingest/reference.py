@@ -1,0 +1,107 @@
+"""Reference data sets: from JSON/NDJSON records or from CSV, validated like predictions."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from typing import Any
+
+import orjson
+
+from monitor.domain import FeatureValue, ReferenceBatch
+from monitor.errors import InvalidRecordsError, PayloadError, RecordIssue
+from monitor.ingest.validate import RecordValidator
+
+_OPTIONAL_COLUMNS = ("prediction", "label")
+_IGNORED_COLUMNS = ("id", "timestamp")
+
+
+def validate_reference(records: list[Any], validator: RecordValidator) -> ReferenceBatch:
+    """Validate reference records (``features`` plus optional ``prediction`` and ``label``)."""
+    issues: list[RecordIssue] = []
+    batch = ReferenceBatch([], [], [], [], [])
+    for index, record in enumerate(records):
+        row = validator.reference_row(record, index, issues)
+        if row is None:
+            continue
+        features, prediction_class, prediction_value, label_class, label_value = row
+        batch.features.append(orjson.dumps(features))
+        batch.prediction_classes.append(prediction_class)
+        batch.prediction_values.append(prediction_value)
+        batch.label_classes.append(label_class)
+        batch.label_values.append(label_value)
+    if issues:
+        raise InvalidRecordsError(issues)
+    if not len(batch):
+        raise PayloadError("the reference data set has no records")
+    return batch
+
+
+def parse_reference_csv(text: str, validator: RecordValidator) -> list[dict[str, Any]]:
+    """Turn CSV rows into reference records.
+
+    The header names the model's features, and optionally ``prediction`` and ``label`` (``id``
+    and ``timestamp`` are ignored). An empty cell is a missing value. Numeric cells must parse
+    as numbers; a bad cell is reported with its row index (0 is the first data row).
+    """
+    reader = csv.reader(io.StringIO(text))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise PayloadError("the CSV body is empty") from None
+    header = [column.strip() for column in header]
+    model = validator.model
+    kinds = {feature.name: feature.type for feature in model.features}
+    unknown = [c for c in header if c not in kinds and c not in _OPTIONAL_COLUMNS + _IGNORED_COLUMNS]
+    missing = [name for name in kinds if name not in header]
+    problems = []
+    if unknown:
+        problems.append(f"unknown column(s) {', '.join(unknown)}")
+    if missing:
+        problems.append(f"missing feature column(s) {', '.join(missing)}")
+    if problems:
+        raise PayloadError(f"CSV header: {'; '.join(problems)}")
+    issues: list[RecordIssue] = []
+    records: list[dict[str, Any]] = []
+    for index, row in enumerate(reader):
+        if not row:
+            continue
+        if len(row) != len(header):
+            issues.append(RecordIssue(index, "", f"has {len(row)} cells, the header {len(header)}"))
+            continue
+        features: dict[str, FeatureValue] = {}
+        record: dict[str, Any] = {"features": features}
+        for column, cell in zip(header, row):
+            cell = cell.strip()
+            kind = kinds.get(column)
+            if kind is None:
+                if column in _OPTIONAL_COLUMNS and cell:
+                    record[column] = _target_cell(cell, model.task == "regression")
+                continue
+            if not cell:
+                features[column] = None
+            elif kind == "numeric":
+                try:
+                    number = float(cell)
+                except ValueError:
+                    number = math.nan
+                if not math.isfinite(number):
+                    issues.append(RecordIssue(index, f"features.{column}",
+                                              f"{cell!r} is not a finite number"))
+                features[column] = number
+            else:
+                features[column] = cell
+        records.append(record)
+    if issues:
+        raise InvalidRecordsError(issues)
+    return records
+
+
+def _target_cell(cell: str, numeric: bool) -> Any:
+    if not numeric:
+        return cell
+    try:
+        return float(cell)
+    except ValueError:
+        return cell  # left for the validator to report with its field name

@@ -1,0 +1,258 @@
+"""Validate raw records against one model's config, collecting every problem of a batch.
+
+A batch is all or nothing: if any record is invalid, ``InvalidRecordsError`` lists each bad
+record's index, field and reason, and nothing is returned to store.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from monitor.config.schema import ModelConfig
+from monitor.domain import FeatureValue, LabelBatch, PredictionBatch
+from monitor.errors import InvalidRecordsError, RecordIssue
+
+MAX_ID_LENGTH = 256
+MAX_CATEGORY_LENGTH = 256
+_PREDICTION_KEYS = frozenset({"id", "timestamp", "features", "prediction", "scores"})
+_LABEL_KEYS = frozenset({"id", "timestamp", "label"})
+_NUMERIC = 0
+_CATEGORICAL = 1
+
+
+class RecordValidator:
+    """Validates prediction, label and reference records for one configured model."""
+
+    def __init__(self, model: ModelConfig) -> None:
+        self.model = model
+        self._kinds = {f.name: (_NUMERIC if f.type == "numeric" else _CATEGORICAL)
+                       for f in model.features}
+        self._classes = frozenset(model.classes or ())
+        self._classification = model.task == "classification"
+
+    # -- predictions -------------------------------------------------------------------------
+
+    def predictions(self, records: list[Any], *, received_at: float) -> PredictionBatch:
+        issues: list[RecordIssue] = []
+        ids: list[str] = []
+        timestamps: list[float] = []
+        features: list[bytes] = []
+        classes: list[str | None] = []
+        values: list[float | None] = []
+        scores: list[bytes | None] = []
+        seen: set[str] = set()
+        duplicates = 0
+        for index, record in enumerate(records):
+            before = len(issues)
+            if type(record) is not dict:
+                issues.append(RecordIssue(index, "", "must be an object"))
+                continue
+            if not record.keys() <= _PREDICTION_KEYS:
+                for key in sorted(record.keys() - _PREDICTION_KEYS):
+                    issues.append(RecordIssue(index, str(key), "unknown field"))
+            record_id = self._id(record, index, issues)
+            timestamp = self._timestamp(record.get("timestamp"), index, issues, received_at)
+            feature_values = record.get("features")
+            self._features(feature_values, index, issues)
+            prediction_class, prediction_value = self._target(record, "prediction", index, issues)
+            score_map = record.get("scores")
+            if score_map is not None:
+                self._scores(score_map, index, issues)
+            if len(issues) != before or record_id is None:
+                continue
+            if record_id in seen:
+                duplicates += 1
+                continue
+            seen.add(record_id)
+            ids.append(record_id)
+            timestamps.append(timestamp)
+            features.append(orjson.dumps(feature_values))
+            classes.append(prediction_class)
+            values.append(prediction_value)
+            scores.append(None if score_map is None else orjson.dumps(score_map))
+        if issues:
+            raise InvalidRecordsError(issues)
+        return PredictionBatch(ids, timestamps, features, classes, values, scores, duplicates)
+
+    # -- labels ------------------------------------------------------------------------------
+
+    def labels(self, records: list[Any], *, received_at: float) -> LabelBatch:
+        issues: list[RecordIssue] = []
+        latest: dict[str, tuple[float, str | None, float | None]] = {}
+        duplicates = 0
+        for index, record in enumerate(records):
+            before = len(issues)
+            if type(record) is not dict:
+                issues.append(RecordIssue(index, "", "must be an object"))
+                continue
+            for key in sorted(record.keys() - _LABEL_KEYS):
+                issues.append(RecordIssue(index, str(key), "unknown field"))
+            record_id = self._id(record, index, issues)
+            timestamp = self._timestamp(record.get("timestamp"), index, issues, received_at)
+            label_class, label_value = self._target(record, "label", index, issues)
+            if len(issues) != before or record_id is None:
+                continue
+            if record_id in latest:
+                duplicates += 1  # the later label in the batch wins, as a later batch would
+            latest[record_id] = (timestamp, label_class, label_value)
+        if issues:
+            raise InvalidRecordsError(issues)
+        return LabelBatch(
+            ids=list(latest),
+            timestamps=[v[0] for v in latest.values()],
+            label_classes=[v[1] for v in latest.values()],
+            label_values=[v[2] for v in latest.values()],
+            duplicates_in_batch=duplicates,
+        )
+
+    # -- fields ------------------------------------------------------------------------------
+
+    def _id(self, record: dict[str, Any], index: int, issues: list[RecordIssue]) -> str | None:
+        value = record.get("id")
+        if type(value) is str:
+            if 0 < len(value) <= MAX_ID_LENGTH:
+                return value
+            issues.append(RecordIssue(index, "id", f"must be 1 to {MAX_ID_LENGTH} characters"))
+            return None
+        if type(value) is int:
+            return str(value)
+        reason = "is required" if value is None else "must be a string"
+        issues.append(RecordIssue(index, "id", reason))
+        return None
+
+    @staticmethod
+    def _timestamp(value: Any, index: int, issues: list[RecordIssue], default: float) -> float:
+        if value is None:
+            return default
+        if type(value) is str:
+            try:
+                parsed = datetime.fromisoformat(value)
+            except ValueError:
+                parsed = None
+            if parsed is None or len(value) < 16:
+                issues.append(RecordIssue(index, "timestamp",
+                                          "must be an RFC 3339 date-time, e.g. 2024-05-01T12:00:00Z"))
+                return default
+            if parsed.tzinfo is None:
+                issues.append(RecordIssue(index, "timestamp",
+                                          "needs a UTC offset (Z or +hh:mm)"))
+                return default
+            return parsed.timestamp()
+        if type(value) in (int, float) and math.isfinite(value) and value >= 0:
+            return float(value)
+        issues.append(RecordIssue(index, "timestamp",
+                                  "must be an RFC 3339 date-time string or Unix seconds"))
+        return default
+
+    def features(self, values: Any, index: int, issues: list[RecordIssue]) -> None:
+        """Check one record's ``features`` object; public for the reference validator."""
+        self._features(values, index, issues)
+
+    def _features(self, values: Any, index: int, issues: list[RecordIssue]) -> None:
+        if type(values) is not dict:
+            reason = "is required" if values is None else "must be an object of feature values"
+            issues.append(RecordIssue(index, "features", reason))
+            return
+        kinds = self._kinds
+        known = 0
+        for name, value in values.items():
+            kind = kinds.get(name)
+            if kind is None:
+                issues.append(RecordIssue(index, f"features.{name}",
+                                          f"not a feature of model {self.model.name!r}"))
+                continue
+            known += 1
+            if value is None:
+                continue
+            kind_of_value = type(value)
+            if kind == _NUMERIC:
+                if kind_of_value is float or kind_of_value is int:
+                    continue
+                issues.append(RecordIssue(index, f"features.{name}",
+                                          "must be a number or null (numeric feature)"))
+            elif kind_of_value is str:
+                if len(value) > MAX_CATEGORY_LENGTH:
+                    issues.append(RecordIssue(index, f"features.{name}",
+                                              f"longer than {MAX_CATEGORY_LENGTH} characters"))
+            elif kind_of_value is not int and kind_of_value is not bool:
+                issues.append(RecordIssue(
+                    index, f"features.{name}",
+                    "must be a string, integer, boolean or null (categorical feature)"))
+        if known != len(kinds):
+            for name in kinds:
+                if name not in values:
+                    issues.append(RecordIssue(index, f"features.{name}",
+                                              "is missing (send null for a missing value)"))
+
+    def _target(
+        self, record: dict[str, Any], field: str, index: int, issues: list[RecordIssue]
+    ) -> tuple[str | None, float | None]:
+        """A prediction or label: a configured class, or a finite number for regression."""
+        value = record.get(field)
+        if value is None:
+            issues.append(RecordIssue(index, field, "is required"))
+            return None, None
+        if self._classification:
+            label = _class_label(value)
+            if label is None or label not in self._classes:
+                classes = ", ".join(self.model.classes or ())
+                issues.append(RecordIssue(index, field, f"must be one of the classes: {classes}"))
+                return None, None
+            return label, None
+        if type(value) in (int, float) and math.isfinite(value):
+            return None, float(value)
+        issues.append(RecordIssue(index, field, "must be a number (regression model)"))
+        return None, None
+
+    def _scores(self, scores: Any, index: int, issues: list[RecordIssue]) -> None:
+        if not self._classification:
+            issues.append(RecordIssue(index, "scores", "only classification models take scores"))
+            return
+        if type(scores) is not dict or not scores:
+            issues.append(RecordIssue(index, "scores", "must be an object of class: probability"))
+            return
+        for label, probability in scores.items():
+            if label not in self._classes:
+                issues.append(RecordIssue(index, f"scores.{label}", "not one of the classes"))
+            elif type(probability) not in (int, float) or not 0.0 <= probability <= 1.0:
+                issues.append(RecordIssue(index, f"scores.{label}",
+                                          "must be a probability between 0 and 1"))
+
+    def reference_row(
+        self, record: Any, index: int, issues: list[RecordIssue]
+    ) -> tuple[dict[str, FeatureValue], str | None, float | None, str | None, float | None] | None:
+        """One reference record: ``features`` and optional ``prediction`` and ``label``."""
+        if type(record) is not dict:
+            issues.append(RecordIssue(index, "", "must be an object"))
+            return None
+        before = len(issues)
+        for key in sorted(record.keys() - {"features", "prediction", "label", "id", "timestamp"}):
+            issues.append(RecordIssue(index, str(key), "unknown field"))
+        features = record.get("features")
+        self._features(features, index, issues)
+        prediction: tuple[str | None, float | None] = (None, None)
+        label: tuple[str | None, float | None] = (None, None)
+        if record.get("prediction") is not None:
+            prediction = self._target(record, "prediction", index, issues)
+        if record.get("label") is not None:
+            label = self._target(record, "label", index, issues)
+        if len(issues) != before:
+            return None
+        assert isinstance(features, dict)
+        return features, prediction[0], prediction[1], label[0], label[1]
+
+
+def _class_label(value: Any) -> str | None:
+    """Map a JSON scalar to the string a class label is compared as (see config.schema)."""
+    kind = type(value)
+    if kind is str:
+        return value  # type: ignore[no-any-return]
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return str(value)
+    return None

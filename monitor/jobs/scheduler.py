@@ -1,0 +1,38 @@
+"""A thin wrapper over APScheduler 3.x's background scheduler."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+log = logging.getLogger(__name__)
+
+
+class Scheduler:
+    """Runs each job on its interval in a background thread; a job never overlaps itself."""
+
+    def __init__(self) -> None:
+        self._scheduler = BackgroundScheduler(timezone="UTC")
+
+    def every(self, interval: timedelta, job: Callable[[], object], *, name: str,
+              run_now: bool = False) -> None:
+        def guarded() -> None:
+            try:
+                job()
+            except Exception:  # a failing run is logged; the next run still happens
+                log.exception("scheduled job %s failed", name)
+
+        self._scheduler.add_job(guarded, "interval", seconds=interval.total_seconds(), id=name,
+                                name=name, max_instances=1, coalesce=True, replace_existing=True)
+        if run_now:
+            self._scheduler.add_job(guarded, id=f"{name}-initial", name=name)
+
+    def start(self) -> None:
+        self._scheduler.start()
+
+    def stop(self) -> None:
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=True)

@@ -1,0 +1,38 @@
+"""Build the SQLAlchemy engine with the settings that make each backend durable and fast."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+
+
+def is_postgresql(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+def create_database_engine(url: str, *, pool_size: int = 8) -> Engine:
+    """An engine for ``url``.
+
+    SQLite runs in WAL mode with ``synchronous=NORMAL``: a committed transaction survives a
+    crash or ``kill -9`` of the process (the WAL is in the OS's hands once written); only a
+    power loss can undo the last commits. ``busy_timeout`` lets concurrent writers queue
+    instead of failing.
+    """
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
+                               pool_size=pool_size, max_overflow=pool_size)
+        event.listen(engine, "connect", _configure_sqlite)
+        return engine
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cursor.close()

@@ -1,0 +1,37 @@
+"""Bring a database to the current schema. Safe to run from several replicas at once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import Connection, Engine, select, text
+
+from monitor.storage.engine import is_postgresql
+from monitor.storage.tables import metadata, schema_version
+
+
+def _v1_initial(connection: Connection) -> None:
+    metadata.create_all(connection)
+
+
+#: Ordered steps; step N brings the schema from version N-1 to N. Append, never edit.
+STEPS: tuple[Callable[[Connection], None], ...] = (_v1_initial,)
+_LOCK_KEY = 0x64726966  # "drif": pg_advisory_xact_lock key that serialises migrations
+
+
+def migrate(engine: Engine) -> int:
+    """Apply the missing steps and return the schema version now in force."""
+    with engine.begin() as connection:
+        if is_postgresql(engine):
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
+        schema_version.create(connection, checkfirst=True)
+        current = connection.execute(select(schema_version.c.version)).scalar()
+        if current is None:
+            connection.execute(schema_version.insert().values(version=0))
+            current = 0
+        for version, step in enumerate(STEPS, start=1):
+            if version > current:
+                step(connection)
+                connection.execute(schema_version.update().values(version=version))
+                current = version
+        return current

@@ -1,0 +1,182 @@
+"""Repository functions: the only place that writes SQL. They take a connection and return
+domain values; the caller owns the transaction (``with engine.begin() as connection``)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select
+
+from monitor.domain import (
+    IngestResult,
+    LabelBatch,
+    ModelCounts,
+    PredictionBatch,
+    ReferenceBatch,
+    ReferenceInfo,
+)
+from monitor.storage.tables import labels, predictions, reference_records, references
+
+_CHUNK = 500  # ids per IN (...) list; well under every backend's bound-parameter limit
+
+
+def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _is_postgresql(connection: Connection) -> bool:
+    return connection.dialect.name == "postgresql"
+
+
+def insert_predictions(
+    connection: Connection, *, model: str, batch: PredictionBatch, received_at: float
+) -> IngestResult:
+    """Store the batch; a record whose id is already stored for the model is skipped."""
+    if not len(batch):
+        return IngestResult(accepted=0, duplicates=batch.duplicates_in_batch)
+    if _is_postgresql(connection):
+        result = connection.exec_driver_sql(
+            "INSERT INTO predictions (model, id, ts, received_at, features, prediction_class,"
+            " prediction_value, scores)"
+            " SELECT %(model)s, * FROM unnest(%(ids)s::text[], %(ts)s::float8[],"
+            " %(received)s::float8[], %(features)s::bytea[], %(classes)s::text[],"
+            " %(values)s::float8[], %(scores)s::bytea[])"
+            " ON CONFLICT (model, id) DO NOTHING",
+            {
+                "model": model,
+                "ids": batch.ids,
+                "ts": batch.timestamps,
+                "received": [received_at] * len(batch),
+                "features": batch.features,
+                "classes": batch.prediction_classes,
+                "values": batch.prediction_values,
+                "scores": batch.scores,
+            },
+        )
+    else:
+        rows = [
+            (model, record_id, ts, received_at, features, cls, value, scores)
+            for record_id, ts, features, cls, value, scores in zip(
+                batch.ids, batch.timestamps, batch.features, batch.prediction_classes,
+                batch.prediction_values, batch.scores,
+            )
+        ]
+        result = connection.exec_driver_sql(
+            "INSERT OR IGNORE INTO predictions (model, id, ts, received_at, features,"
+            " prediction_class, prediction_value, scores) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+    accepted = result.rowcount
+    return IngestResult(accepted=accepted,
+                        duplicates=len(batch) - accepted + batch.duplicates_in_batch)
+
+
+def upsert_labels(
+    connection: Connection, *, model: str, batch: LabelBatch, received_at: float
+) -> IngestResult:
+    """Store labels; a different label for a stored id replaces it and counts as a correction,
+    the same label again counts as a duplicate."""
+    existing: dict[str, tuple[str | None, float | None]] = {}
+    for ids in _chunks(batch.ids):
+        query = select(labels.c.id, labels.c.label_class, labels.c.label_value).where(
+            labels.c.model == model, labels.c.id.in_(ids)
+        )
+        for record_id, label_class, label_value in connection.execute(query):
+            existing[record_id] = (label_class, label_value)
+    new_rows, changed_rows = [], []
+    for record_id, ts, label_class, label_value in zip(
+        batch.ids, batch.timestamps, batch.label_classes, batch.label_values
+    ):
+        row = {"model": model, "id": record_id, "ts": ts, "received_at": received_at,
+               "label_class": label_class, "label_value": label_value}
+        if record_id not in existing:
+            new_rows.append(row)
+        elif existing[record_id] != (label_class, label_value):
+            changed_rows.append(row)
+    if new_rows:
+        connection.execute(insert(labels), new_rows)
+    for row in changed_rows:
+        connection.execute(
+            labels.update()
+            .where(labels.c.model == model, labels.c.id == row["id"])
+            .values(ts=row["ts"], received_at=received_at, label_class=row["label_class"],
+                    label_value=row["label_value"], corrections=labels.c.corrections + 1)
+        )
+    duplicates = len(batch) - len(new_rows) - len(changed_rows) + batch.duplicates_in_batch
+    return IngestResult(accepted=len(new_rows), duplicates=duplicates,
+                        corrections=len(changed_rows))
+
+
+def store_reference(
+    connection: Connection, *, model: str, batch: ReferenceBatch, source: str, digest: str
+) -> ReferenceInfo:
+    """Store a reference data set as the model's next version."""
+    latest = connection.execute(
+        select(func.max(references.c.version)).where(references.c.model == model)
+    ).scalar()
+    version = (latest or 0) + 1
+    created_at = time.time()
+    connection.execute(insert(references).values(
+        model=model, version=version, created_at=created_at, source=source[:512],
+        digest=digest, n=len(batch),
+    ))
+    rows = [
+        {"model": model, "version": version, "row": row, "features": features,
+         "prediction_class": pc, "prediction_value": pv, "label_class": lc, "label_value": lv}
+        for row, (features, pc, pv, lc, lv) in enumerate(zip(
+            batch.features, batch.prediction_classes, batch.prediction_values,
+            batch.label_classes, batch.label_values))
+    ]
+    connection.execute(insert(reference_records), rows)
+    return ReferenceInfo(model, version, len(batch), source, created_at, digest)
+
+
+def latest_reference(connection: Connection, *, model: str) -> ReferenceInfo | None:
+    row = connection.execute(
+        select(references).where(references.c.model == model)
+        .order_by(references.c.version.desc()).limit(1)
+    ).mappings().first()
+    if row is None:
+        return None
+    return ReferenceInfo(row["model"], row["version"], row["n"], row["source"],
+                         row["created_at"], row["digest"])
+
+
+def model_counts(connection: Connection, *, model: str) -> ModelCounts:
+    n, first, last = connection.execute(
+        select(func.count(), func.min(predictions.c.ts), func.max(predictions.c.ts))
+        .where(predictions.c.model == model)
+    ).one()
+    n_labels = connection.execute(
+        select(func.count()).select_from(labels).where(labels.c.model == model)
+    ).scalar_one()
+    labelled = connection.execute(
+        select(func.count()).select_from(predictions.join(
+            labels, (labels.c.model == predictions.c.model) & (labels.c.id == predictions.c.id)))
+        .where(predictions.c.model == model)
+    ).scalar_one()
+    return ModelCounts(predictions=n, labels=n_labels, labelled_predictions=labelled,
+                       first_timestamp=first, last_timestamp=last)
+
+
+def prediction_ids(connection: Connection, *, model: str) -> set[str]:
+    """Every stored prediction id of a model (for tests and audits; not for hot paths)."""
+    return set(connection.execute(
+        select(predictions.c.id).where(predictions.c.model == model)).scalars())
+
+
+def delete_older_than(connection: Connection, *, cutoff: float) -> tuple[int, int]:
+    """Delete raw predictions and labels whose timestamp is before ``cutoff``."""
+    deleted = []
+    for table in (predictions, labels):
+        models = connection.execute(select(table.c.model).distinct()).scalars().all()
+        total = 0
+        for model in models:
+            total += connection.execute(
+                delete(table).where(table.c.model == model, table.c.ts < cutoff)
+            ).rowcount
+        deleted.append(total)
+    return deleted[0], deleted[1]

@@ -1,0 +1,112 @@
+"""Table definitions. Times are Unix seconds (double precision) in every table."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+#: An auto-incrementing 64-bit key that is SQLite's rowid alias on SQLite.
+Serial = BigInteger().with_variant(Integer(), "sqlite")
+Seconds = Float(precision=53)
+
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("version", Integer, nullable=False),
+)
+
+predictions = Table(
+    "predictions",
+    metadata,
+    Column("seq", Serial, primary_key=True, autoincrement=True),
+    Column("model", String(128), nullable=False),
+    Column("id", String(256), nullable=False),
+    Column("ts", Seconds, nullable=False),
+    Column("received_at", Seconds, nullable=False),
+    Column("features", LargeBinary, nullable=False),  # JSON object, as validated
+    Column("prediction_class", String(256)),
+    Column("prediction_value", Seconds),
+    Column("scores", LargeBinary),  # JSON object class -> probability
+    UniqueConstraint("model", "id", name="uq_predictions_model_id"),
+    Index("ix_predictions_model_ts", "model", "ts"),
+)
+
+labels = Table(
+    "labels",
+    metadata,
+    Column("seq", Serial, primary_key=True, autoincrement=True),
+    Column("model", String(128), nullable=False),
+    Column("id", String(256), nullable=False),
+    Column("ts", Seconds, nullable=False),
+    Column("received_at", Seconds, nullable=False),
+    Column("label_class", String(256)),
+    Column("label_value", Seconds),
+    Column("corrections", Integer, nullable=False, server_default="0"),
+    UniqueConstraint("model", "id", name="uq_labels_model_id"),
+    Index("ix_labels_model_ts", "model", "ts"),
+)
+
+references = Table(
+    "references",
+    metadata,
+    Column("model", String(128), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("created_at", Seconds, nullable=False),
+    Column("source", String(512), nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("n", Integer, nullable=False),
+)
+
+reference_records = Table(
+    "reference_records",
+    metadata,
+    Column("model", String(128), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("row", Integer, primary_key=True),
+    Column("features", LargeBinary, nullable=False),
+    Column("prediction_class", String(256)),
+    Column("prediction_value", Seconds),
+    Column("label_class", String(256)),
+    Column("label_value", Seconds),
+)
+
+evaluations = Table(
+    "evaluations",
+    metadata,
+    Column("seq", Serial, primary_key=True, autoincrement=True),
+    Column("model", String(128), nullable=False),
+    Column("created_at", Seconds, nullable=False),
+    Column("window_start", Seconds),
+    Column("window_end", Seconds),
+    Column("n", Integer, nullable=False),
+    Column("reference_version", Integer),
+    Column("result", LargeBinary, nullable=False),  # the evaluation's JSON document
+    Index("ix_evaluations_model_created", "model", "created_at"),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("event_id", String(64), primary_key=True),
+    Column("route", String(128), primary_key=True),
+    Column("model", String(128), nullable=False),
+    Column("created_at", Seconds, nullable=False),
+    Column("status", String(16), nullable=False),  # pending | delivered | failed
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", Seconds, nullable=False),
+    Column("last_error", String(1024)),
+    Column("body", LargeBinary, nullable=False),
+    Index("ix_deliveries_status_next", "status", "next_attempt_at"),
+)
