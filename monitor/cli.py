@@ -21,8 +21,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--config", help="config file (default: $MONITOR_CONFIG)")
     serve.add_argument("--host", help="address to listen on (default: server.host)")
     serve.add_argument("--port", type=int, help="port to listen on (default: server.port)")
-    serve.add_argument("--log-level", default=os.environ.get("MONITOR_LOG_LEVEL", "info"),
-                       choices=["debug", "info", "warning", "error"])
+    serve.add_argument(
+        "--log-level",
+        default=os.environ.get("MONITOR_LOG_LEVEL", "info"),
+        choices=["debug", "info", "warning", "error"],
+    )
     serve.add_argument("--access-log", action="store_true", help="log every HTTP request")
 
     check = commands.add_parser("check-config", help="validate a config file and exit")
@@ -45,8 +48,9 @@ def check_config(path: str) -> int:
         print(f"{len(exc.issues)} error(s) in {path}", file=sys.stderr)
         return 1
     models = ", ".join(m.name for m in config.models)
-    print(f"{path}: OK ({len(config.models)} model(s): {models}; "
-          f"{len(config.webhooks)} webhook(s))")
+    print(
+        f"{path}: OK ({len(config.models)} model(s): {models}; {len(config.webhooks)} webhook(s))"
+    )
     return 0
 
 
@@ -57,8 +61,9 @@ def serve_command(args: argparse.Namespace) -> int:
     from monitor.config import load_config
     from monitor.service import Service, database_url
 
-    logging.basicConfig(level=args.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     path = args.config or os.environ.get("MONITOR_CONFIG")
     if not path:
@@ -77,9 +82,15 @@ def serve_command(args: argparse.Namespace) -> int:
     host = args.host or config.server.host
     port = args.port or config.server.port
     try:
-        uvicorn.run(app, host=host, port=port, log_level=args.log_level,
-                    access_log=args.access_log, proxy_headers=False,
-                    timeout_graceful_shutdown=10)
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            log_level=args.log_level,
+            access_log=args.access_log,
+            proxy_headers=False,
+            timeout_graceful_shutdown=10,
+        )
     finally:
         service.stop()
     return 0

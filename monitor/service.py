@@ -16,8 +16,13 @@ from sqlalchemy import Engine, text
 
 from monitor.config import Config, ModelConfig
 from monitor.domain import IngestResult, ModelCounts, ReferenceBatch, ReferenceInfo
-from monitor.errors import ConfigError, ConfigIssue, InvalidRecordsError, ModelNotFoundError
-from monitor.errors import PayloadError
+from monitor.errors import (
+    ConfigError,
+    ConfigIssue,
+    InvalidRecordsError,
+    ModelNotFoundError,
+    PayloadError,
+)
 from monitor.ingest import RecordValidator, decode_records, parse_reference_csv, validate_reference
 from monitor.jobs import Scheduler
 from monitor.metrics import Metrics
@@ -66,8 +71,12 @@ class Service:
             if info is not None:
                 self.metrics.reference_version.labels(model.name).set(info.version)
         if run_jobs:
-            self.scheduler.every(self.config.storage.retention_check, self.apply_retention,
-                                 name="retention", run_now=True)
+            self.scheduler.every(
+                self.config.storage.retention_check,
+                self.apply_retention,
+                name="retention",
+                run_now=True,
+            )
             self.scheduler.start()
         self.started = True
 
@@ -108,30 +117,31 @@ class Service:
     def store_predictions(self, model: str, records: list[Any]) -> IngestResult:
         """Validate and store a batch of prediction records, all or nothing."""
         received_at = self.clock()
-        batch = self._validate(model, records, lambda v: v.predictions(records,
-                                                                       received_at=received_at))
+        batch = self._validate(
+            model, records, lambda v: v.predictions(records, received_at=received_at)
+        )
         with self.engine.begin() as connection:
-            result = repo.insert_predictions(connection, model=model, batch=batch,
-                                             received_at=received_at)
+            result = repo.insert_predictions(
+                connection, model=model, batch=batch, received_at=received_at
+            )
         self.metrics.records_ingested.labels(model).inc(result.accepted)
         self.metrics.records_duplicate.labels(model).inc(result.duplicates)
         return result
 
     def store_labels(self, model: str, records: list[Any]) -> IngestResult:
         received_at = self.clock()
-        batch = self._validate(model, records, lambda v: v.labels(records,
-                                                                  received_at=received_at))
+        batch = self._validate(model, records, lambda v: v.labels(records, received_at=received_at))
         with self.engine.begin() as connection:
-            result = repo.upsert_labels(connection, model=model, batch=batch,
-                                        received_at=received_at)
+            result = repo.upsert_labels(
+                connection, model=model, batch=batch, received_at=received_at
+            )
         self.metrics.labels_ingested.labels(model).inc(result.accepted)
         self.metrics.label_corrections.labels(model).inc(result.corrections)
         return result
 
     def store_reference(self, model: str, records: list[Any], *, source: str) -> ReferenceInfo:
         batch = self._validate(model, records, lambda v: validate_reference(records, v))
-        return self._save_reference(model, batch, source=source,
-                                    digest=_digest_batch(batch))
+        return self._save_reference(model, batch, source=source, digest=_digest_batch(batch))
 
     def parse_reference_csv(self, model: str, text: str) -> list[Any]:
         self.model(model)
@@ -142,8 +152,9 @@ class Service:
         if model in self.validators:
             self.metrics.records_rejected.labels(model, reason).inc(count)
 
-    def _validate(self, model: str, records: list[Any],
-                  validate: Callable[[RecordValidator], Any]) -> Any:
+    def _validate(
+        self, model: str, records: list[Any], validate: Callable[[RecordValidator], Any]
+    ) -> Any:
         self.model(model)
         try:
             return validate(self.validators[model])
@@ -151,11 +162,13 @@ class Service:
             self.reject(model, "invalid_record", len({i.index for i in exc.issues}))
             raise
 
-    def _save_reference(self, model: str, batch: ReferenceBatch, *, source: str,
-                        digest: str) -> ReferenceInfo:
+    def _save_reference(
+        self, model: str, batch: ReferenceBatch, *, source: str, digest: str
+    ) -> ReferenceInfo:
         with self.engine.begin() as connection:
-            info = repo.store_reference(connection, model=model, batch=batch, source=source,
-                                        digest=digest)
+            info = repo.store_reference(
+                connection, model=model, batch=batch, source=source, digest=digest
+            )
         self.metrics.reference_version.labels(model).set(info.version)
         return info
 
@@ -172,11 +185,17 @@ class Service:
                 records = decode_records(data, "application/x-ndjson")
             batch = validate_reference(records, validator)
         except InvalidRecordsError as exc:
-            raise ConfigError([
-                ConfigIssue(str(path), None, f"record {issue.index}.{issue.field}".rstrip("."),
-                            issue.reason)
-                for issue in exc.issues
-            ]) from None
+            raise ConfigError(
+                [
+                    ConfigIssue(
+                        str(path),
+                        None,
+                        f"record {issue.index}.{issue.field}".rstrip("."),
+                        issue.reason,
+                    )
+                    for issue in exc.issues
+                ]
+            ) from None
         except (PayloadError, UnicodeDecodeError) as exc:
             raise ConfigError([ConfigIssue(str(path), None, "", str(exc))]) from None
         digest = _digest_batch(batch)
@@ -185,8 +204,13 @@ class Service:
         if latest is not None and latest.digest == digest:
             return
         info = self._save_reference(model.name, batch, source=f"file:{path}", digest=digest)
-        log.info("model %s: reference version %d loaded from %s (%d records)",
-                 model.name, info.version, path, info.n)
+        log.info(
+            "model %s: reference version %d loaded from %s (%d records)",
+            model.name,
+            info.version,
+            path,
+            info.n,
+        )
 
     # -- jobs ------------------------------------------------------------------------------
 
@@ -197,15 +221,25 @@ class Service:
         self.metrics.retention_deleted.labels("predictions").inc(deleted_predictions)
         self.metrics.retention_deleted.labels("labels").inc(deleted_labels)
         if deleted_predictions or deleted_labels:
-            log.info("retention: deleted %d predictions and %d labels older than %s",
-                     deleted_predictions, deleted_labels, self.config.storage.retention)
+            log.info(
+                "retention: deleted %d predictions and %d labels older than %s",
+                deleted_predictions,
+                deleted_labels,
+                self.config.storage.retention,
+            )
         return deleted_predictions, deleted_labels
 
 
 def _digest_batch(batch: ReferenceBatch) -> str:
     """A content digest of a reference, so an unchanged file is not stored again."""
     digest = hashlib.sha256()
-    for row in zip(batch.features, batch.prediction_classes, batch.prediction_values,
-                   batch.label_classes, batch.label_values):
+    for row in zip(
+        batch.features,
+        batch.prediction_classes,
+        batch.prediction_values,
+        batch.label_classes,
+        batch.label_values,
+        strict=False,
+    ):
         digest.update(orjson.dumps([row[0].decode(), *row[1:]]))
     return digest.hexdigest()

@@ -30,20 +30,26 @@ def create_app(service: Service, *, manage_service: bool = True) -> FastAPI:
             if manage_service:
                 service.stop()
 
-    app = FastAPI(title="drift-monitor", version=__version__, lifespan=lifespan,
-                  description="Drift and performance monitoring for machine-learning models.")
+    app = FastAPI(
+        title="drift-monitor",
+        version=__version__,
+        lifespan=lifespan,
+        description="Drift and performance monitoring for machine-learning models.",
+    )
     install_problem_handlers(app)
     app.include_router(build_router(service))
     app.state.service = service
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            schema = get_openapi(title=app.title, version=app.version,
-                                 description=app.description, routes=app.routes)
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             for model in (PredictionIn, LabelIn, ReferenceRecordIn):
                 components[model.__name__] = model.model_json_schema(
-                    ref_template="#/components/schemas/{model}")
+                    ref_template="#/components/schemas/{model}"
+                )
             app.openapi_schema = schema
         return app.openapi_schema
 

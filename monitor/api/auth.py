@@ -39,16 +39,25 @@ class TokenChecker:
             header = request.headers.get("authorization", "")
             kind, _, token = header.partition(" ")
             if kind.lower() != "bearer" or not token.strip():
-                raise ProblemError(401, "Unauthorized", "a bearer token is required",
-                                   kind="unauthorized",
-                                   headers={"WWW-Authenticate": 'Bearer realm="drift-monitor"'})
+                raise ProblemError(
+                    401,
+                    "Unauthorized",
+                    "a bearer token is required",
+                    kind="unauthorized",
+                    headers={"WWW-Authenticate": 'Bearer realm="drift-monitor"'},
+                )
             scopes = self.scopes_of(token.strip().encode())
             if not scopes:
-                raise ProblemError(401, "Unauthorized", "the bearer token is not valid",
-                                   kind="unauthorized",
-                                   headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+                raise ProblemError(
+                    401,
+                    "Unauthorized",
+                    "the bearer token is not valid",
+                    kind="unauthorized",
+                    headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+                )
             if "admin" not in scopes and scope not in scopes:
-                raise ProblemError(403, "Forbidden", f"this endpoint needs a {scope} token",
-                                   kind="forbidden")
+                raise ProblemError(
+                    403, "Forbidden", f"this endpoint needs a {scope} token", kind="forbidden"
+                )
 
         return check

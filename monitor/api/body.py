@@ -24,7 +24,8 @@ async def read_body(request: Request, *, max_bytes: int, max_decompressed_bytes:
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if encoding not in ("identity", "gzip", "x-gzip"):
         raise UnsupportedEncodingError(
-            f"Content-Encoding {encoding!r} is not supported (use gzip or none)")
+            f"Content-Encoding {encoding!r} is not supported (use gzip or none)"
+        )
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():

@@ -22,8 +22,12 @@ from monitor.api.schemas import (
     ReferenceRecordIn,
     body_doc,
 )
-from monitor.errors import InvalidRecordsError, ModelNotFoundError, PayloadError
-from monitor.errors import PayloadTooLargeError
+from monitor.errors import (
+    InvalidRecordsError,
+    ModelNotFoundError,
+    PayloadError,
+    PayloadTooLargeError,
+)
 from monitor.ingest import decode_records
 from monitor.ingest.decode import JSON_TYPES, NDJSON_TYPES
 from monitor.service import Service
@@ -47,13 +51,19 @@ def build_router(service: Service) -> APIRouter:
         known = JSON_TYPES | NDJSON_TYPES | ({"text/csv"} if "text/csv" in accepted else set())
         if media_type not in known:
             service.reject(model, "unsupported_media_type")
-            raise ProblemError(415, "Unsupported Media Type",
-                               f"Content-Type {media_type or '(none)'!r} is not accepted; "
-                               f"send one of {', '.join(accepted)}",
-                               kind="unsupported-media-type")
+            raise ProblemError(
+                415,
+                "Unsupported Media Type",
+                f"Content-Type {media_type or '(none)'!r} is not accepted; "
+                f"send one of {', '.join(accepted)}",
+                kind="unsupported-media-type",
+            )
         try:
-            body = await read_body(request, max_bytes=server.max_body_bytes,
-                                   max_decompressed_bytes=server.max_decompressed_bytes)
+            body = await read_body(
+                request,
+                max_bytes=server.max_body_bytes,
+                max_decompressed_bytes=server.max_decompressed_bytes,
+            )
         except PayloadTooLargeError:
             service.reject(model, "too_large")
             raise
@@ -69,36 +79,53 @@ def build_router(service: Service) -> APIRouter:
             service.reject(model, "malformed_body")
             raise
 
-    @router.post("/v1/models/{model}/predictions", status_code=202, response_model=IngestOut,
-                 dependencies=ingest, tags=["ingest"],
-                 openapi_extra=body_doc(PredictionIn, RECORD_TYPES),
-                 responses={422: {"description": "Invalid records; nothing was stored"}})
+    @router.post(
+        "/v1/models/{model}/predictions",
+        status_code=202,
+        response_model=IngestOut,
+        dependencies=ingest,
+        tags=["ingest"],
+        openapi_extra=body_doc(PredictionIn, RECORD_TYPES),
+        responses={422: {"description": "Invalid records; nothing was stored"}},
+    )
     async def post_predictions(request: Request, model: ModelName) -> JSONResponse:
         """Store a batch of prediction records, all or nothing."""
         body, media_type = await body_of(request, model, RECORD_TYPES)
 
         def work() -> IngestOut:
-            return IngestOut.of(service.store_predictions(model, records_of(model, body,
-                                                                            media_type)))
+            return IngestOut.of(
+                service.store_predictions(model, records_of(model, body, media_type))
+            )
 
         return JSONResponse((await run_in_threadpool(work)).model_dump(), status_code=202)
 
-    @router.post("/v1/models/{model}/labels", status_code=202, response_model=LabelIngestOut,
-                 dependencies=ingest, tags=["ingest"],
-                 openapi_extra=body_doc(LabelIn, RECORD_TYPES))
+    @router.post(
+        "/v1/models/{model}/labels",
+        status_code=202,
+        response_model=LabelIngestOut,
+        dependencies=ingest,
+        tags=["ingest"],
+        openapi_extra=body_doc(LabelIn, RECORD_TYPES),
+    )
     async def post_labels(request: Request, model: ModelName) -> JSONResponse:
         """Store ground-truth labels; they join predictions by id, in either order."""
         body, media_type = await body_of(request, model, RECORD_TYPES)
 
         def work() -> LabelIngestOut:
-            return LabelIngestOut.of(service.store_labels(model, records_of(model, body,
-                                                                            media_type)))
+            return LabelIngestOut.of(
+                service.store_labels(model, records_of(model, body, media_type))
+            )
 
         return JSONResponse((await run_in_threadpool(work)).model_dump(), status_code=202)
 
-    @router.put("/v1/models/{model}/reference", status_code=201, response_model=ReferenceOut,
-                dependencies=admin, tags=["reference"],
-                openapi_extra=body_doc(ReferenceRecordIn, REFERENCE_TYPES))
+    @router.put(
+        "/v1/models/{model}/reference",
+        status_code=201,
+        response_model=ReferenceOut,
+        dependencies=admin,
+        tags=["reference"],
+        openapi_extra=body_doc(ReferenceRecordIn, REFERENCE_TYPES),
+    )
     async def put_reference(request: Request, model: ModelName) -> JSONResponse:
         """Replace the model's reference data set; earlier versions are kept."""
         body, media_type = await body_of(request, model, REFERENCE_TYPES)
@@ -121,26 +148,28 @@ def build_router(service: Service) -> APIRouter:
             raise
         return JSONResponse(out.model_dump(), status_code=201)
 
-    @router.get("/v1/models/{model}/reference", response_model=ReferenceOut,
-                dependencies=read, tags=["reference"])
+    @router.get(
+        "/v1/models/{model}/reference",
+        response_model=ReferenceOut,
+        dependencies=read,
+        tags=["reference"],
+    )
     def get_reference(model: ModelName) -> ReferenceOut:
         info = service.reference(model)
         if info is None:
-            raise ProblemError(404, "No reference", f"model {model!r} has no reference yet",
-                               kind="no-reference")
+            raise ProblemError(
+                404, "No reference", f"model {model!r} has no reference yet", kind="no-reference"
+            )
         return ReferenceOut.of(info)
 
     @router.get("/v1/models", response_model=list[ModelOut], dependencies=read, tags=["models"])
     def list_models() -> list[ModelOut]:
-        return [ModelOut.of(m, reference=service.reference(m.name))
-                for m in service.config.models]
+        return [ModelOut.of(m, reference=service.reference(m.name)) for m in service.config.models]
 
-    @router.get("/v1/models/{model}", response_model=ModelOut, dependencies=read,
-                tags=["models"])
+    @router.get("/v1/models/{model}", response_model=ModelOut, dependencies=read, tags=["models"])
     def get_model(model: ModelName) -> ModelOut:
         config = service.model(model)
-        return ModelOut.of(config, reference=service.reference(model),
-                           counts=service.counts(model))
+        return ModelOut.of(config, reference=service.reference(model), counts=service.counts(model))
 
     @router.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
@@ -150,11 +179,15 @@ def build_router(service: Service) -> APIRouter:
     @router.get("/readyz", tags=["health"])
     def readyz() -> JSONResponse:
         """The config is loaded and the database answers."""
-        checks = {"config": "ok" if service.started else "loading",
-                  "database": "ok" if service.database_ready() else "unreachable"}
+        checks = {
+            "config": "ok" if service.started else "loading",
+            "database": "ok" if service.database_ready() else "unreachable",
+        }
         ready = all(value == "ok" for value in checks.values())
-        return JSONResponse({"status": "ok" if ready else "unavailable", "checks": checks},
-                            status_code=200 if ready else 503)
+        return JSONResponse(
+            {"status": "ok" if ready else "unavailable", "checks": checks},
+            status_code=200 if ready else 503,
+        )
 
     metrics_deps = read if server.auth.protect_metrics else []
 

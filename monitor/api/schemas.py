@@ -15,9 +15,11 @@ class PredictionIn(BaseModel):
 
     id: str = Field(description="Unique per model; a record with a stored id is a duplicate.")
     timestamp: str | float | None = Field(
-        None, description="RFC 3339 date-time with offset, or Unix seconds; receipt time if absent.")
+        None, description="RFC 3339 date-time with offset, or Unix seconds; receipt time if absent."
+    )
     features: dict[str, float | str | bool | None] = Field(
-        description="Every configured feature; null marks a missing value.")
+        description="Every configured feature; null marks a missing value."
+    )
     prediction: str | float | int | bool = Field(description="Class label, or a number.")
     scores: dict[str, float] | None = Field(None, description="Class -> probability.")
 
@@ -48,8 +50,9 @@ class LabelIngestOut(IngestOut):
 
     @classmethod
     def of(cls, result: IngestResult) -> LabelIngestOut:
-        return cls(accepted=result.accepted, duplicates=result.duplicates,
-                   corrections=result.corrections)
+        return cls(
+            accepted=result.accepted, duplicates=result.duplicates, corrections=result.corrections
+        )
 
 
 class ReferenceOut(BaseModel):
@@ -62,8 +65,14 @@ class ReferenceOut(BaseModel):
 
     @classmethod
     def of(cls, info: ReferenceInfo) -> ReferenceOut:
-        return cls(model=info.model, version=info.version, n=info.n, source=info.source,
-                   created_at=info.created_at, digest=info.digest)
+        return cls(
+            model=info.model,
+            version=info.version,
+            n=info.n,
+            source=info.source,
+            created_at=info.created_at,
+            digest=info.digest,
+        )
 
 
 class FeatureOut(BaseModel):
@@ -80,9 +89,13 @@ class CountsOut(BaseModel):
 
     @classmethod
     def of(cls, counts: ModelCounts) -> CountsOut:
-        return cls(predictions=counts.predictions, labels=counts.labels,
-                   labelled_predictions=counts.labelled_predictions,
-                   first_timestamp=counts.first_timestamp, last_timestamp=counts.last_timestamp)
+        return cls(
+            predictions=counts.predictions,
+            labels=counts.labels,
+            labelled_predictions=counts.labelled_predictions,
+            first_timestamp=counts.first_timestamp,
+            last_timestamp=counts.last_timestamp,
+        )
 
 
 class ModelOut(BaseModel):
@@ -98,19 +111,30 @@ class ModelOut(BaseModel):
     counts: CountsOut | None = None
 
     @classmethod
-    def of(cls, model: ModelConfig, *, reference: ReferenceInfo | None = None,
-           counts: ModelCounts | None = None) -> ModelOut:
+    def of(
+        cls,
+        model: ModelConfig,
+        *,
+        reference: ReferenceInfo | None = None,
+        counts: ModelCounts | None = None,
+    ) -> ModelOut:
         window: dict[str, Any] = (
             {"duration": format_duration(model.window.duration)}
-            if model.window.duration is not None else {"records": model.window.records})
+            if model.window.duration is not None
+            else {"records": model.window.records}
+        )
         source = None
         if model.reference is not None:
             source = model.reference.model_dump(mode="json", exclude_defaults=True)
         return cls(
-            name=model.name, task=model.task, classes=model.classes,
+            name=model.name,
+            task=model.task,
+            classes=model.classes,
             features=[FeatureOut(name=f.name, type=f.type) for f in model.features],
-            window=window, schedule=format_duration(model.schedule),
-            min_samples=model.min_samples, reference_source=source,
+            window=window,
+            schedule=format_duration(model.schedule),
+            min_samples=model.min_samples,
+            reference_source=source,
             reference=ReferenceOut.of(reference) if reference else None,
             counts=CountsOut.of(counts) if counts else None,
         )
@@ -122,15 +146,27 @@ def body_doc(schema: type[BaseModel], media_types: tuple[str, ...]) -> dict[str,
     content: dict[str, Any] = {}
     for media_type in media_types:
         if media_type == "application/json":
-            content[media_type] = {"schema": {"oneOf": [
-                {"type": "array", "items": items},
-                {"type": "object", "properties": {"records": {"type": "array", "items": items}},
-                 "required": ["records"]},
-            ]}}
+            content[media_type] = {
+                "schema": {
+                    "oneOf": [
+                        {"type": "array", "items": items},
+                        {
+                            "type": "object",
+                            "properties": {"records": {"type": "array", "items": items}},
+                            "required": ["records"],
+                        },
+                    ]
+                }
+            }
         elif media_type == "text/csv":
-            content[media_type] = {"schema": {"type": "string", "description":
-                                              "header: feature names, optional prediction, label"}}
+            content[media_type] = {
+                "schema": {
+                    "type": "string",
+                    "description": "header: feature names, optional prediction, label",
+                }
+            }
         else:
-            content[media_type] = {"schema": {"type": "string",
-                                              "description": "one JSON record per line"}}
+            content[media_type] = {
+                "schema": {"type": "string", "description": "one JSON record per line"}
+            }
     return {"requestBody": {"required": True, "content": content}}

@@ -29,7 +29,9 @@ def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None 
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError([ConfigIssue(file, None, "", f"cannot read file: {exc.strerror}")]) from exc
+        raise ConfigError(
+            [ConfigIssue(file, None, "", f"cannot read file: {exc.strerror}")]
+        ) from exc
     return parse_config(text, file=file, base_dir=Path(path).resolve().parent, environ=environ)
 
 
@@ -47,7 +49,9 @@ def parse_config(
     if not isinstance(data, dict):
         raise ConfigError([ConfigIssue(file, 1, "", "the top level must be a mapping of keys")])
     issues: list[ConfigIssue] = []
-    data = _substitute_env(data, (), os.environ if environ is None else environ, lines, file, issues)
+    data = _substitute_env(
+        data, (), os.environ if environ is None else environ, lines, file, issues
+    )
     try:
         config = Config.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as exc:
@@ -90,11 +94,17 @@ def _construct(
             key = loader.construct_object(key_node, deep=True)
             if not isinstance(key, (str, int, float, bool)):
                 line = key_node.start_mark.line + 1
-                raise ConfigError([ConfigIssue(file, line, _format_path(path), "keys must be scalars")])
+                raise ConfigError(
+                    [ConfigIssue(file, line, _format_path(path), "keys must be scalars")]
+                )
             if key in result:
                 line = key_node.start_mark.line + 1
                 raise ConfigError(
-                    [ConfigIssue(file, line, _format_path((*path, str(key))), "key is written twice")]
+                    [
+                        ConfigIssue(
+                            file, line, _format_path((*path, str(key))), "key is written twice"
+                        )
+                    ]
                 )
             child = (*path, str(key))
             lines[child] = key_node.start_mark.line + 1
@@ -118,9 +128,15 @@ def _substitute_env(
 ) -> Any:
     """Replace ``${VAR}`` (or ``${VAR:-default}``) in every string value from the environment."""
     if isinstance(value, dict):
-        return {k: _substitute_env(v, (*path, str(k)), environ, lines, file, issues) for k, v in value.items()}
+        return {
+            k: _substitute_env(v, (*path, str(k)), environ, lines, file, issues)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
-        return [_substitute_env(v, (*path, i), environ, lines, file, issues) for i, v in enumerate(value)]
+        return [
+            _substitute_env(v, (*path, i), environ, lines, file, issues)
+            for i, v in enumerate(value)
+        ]
     if not isinstance(value, str) or "${" not in value:
         return value
 
@@ -131,8 +147,12 @@ def _substitute_env(
         if default is not None:
             return default
         issues.append(
-            ConfigIssue(file, _line_for(path, lines), _format_path(path),
-                        f"environment variable {name} is not set")
+            ConfigIssue(
+                file,
+                _line_for(path, lines),
+                _format_path(path),
+                f"environment variable {name} is not set",
+            )
         )
         return ""
 
@@ -217,8 +237,12 @@ def _cross_check(config: Config, lines: dict[PathKey, int], file: str) -> list[C
                 loc: PathKey = ("models", m, "alerts", "routes", r)
                 known = ", ".join(sorted(webhooks)) or "none are configured"
                 issues.append(
-                    ConfigIssue(file, _line_for(loc, lines), _format_path(loc),
-                                f"no webhook named {route!r} (webhooks: {known})")
+                    ConfigIssue(
+                        file,
+                        _line_for(loc, lines),
+                        _format_path(loc),
+                        f"no webhook named {route!r} (webhooks: {known})",
+                    )
                 )
     return issues
 

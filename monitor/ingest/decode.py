@@ -8,8 +8,9 @@ import orjson
 
 from monitor.errors import PayloadError
 
-NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "application/jsonl",
-                          "application/x-jsonlines"})
+NDJSON_TYPES = frozenset(
+    {"application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonlines"}
+)
 JSON_TYPES = frozenset({"application/json"})
 
 
@@ -42,5 +43,7 @@ def _decode_ndjson(body: bytes) -> list[Any]:
         try:
             records.append(orjson.loads(line))
         except orjson.JSONDecodeError as exc:
-            raise PayloadError(f"line {number} of the NDJSON body is not valid JSON: {exc}") from None
+            raise PayloadError(
+                f"line {number} of the NDJSON body is not valid JSON: {exc}"
+            ) from None
     return records

@@ -53,7 +53,9 @@ def parse_reference_csv(text: str, validator: RecordValidator) -> list[dict[str,
     header = [column.strip() for column in header]
     model = validator.model
     kinds = {feature.name: feature.type for feature in model.features}
-    unknown = [c for c in header if c not in kinds and c not in _OPTIONAL_COLUMNS + _IGNORED_COLUMNS]
+    unknown = [
+        c for c in header if c not in kinds and c not in _OPTIONAL_COLUMNS + _IGNORED_COLUMNS
+    ]
     missing = [name for name in kinds if name not in header]
     problems = []
     if unknown:
@@ -72,7 +74,7 @@ def parse_reference_csv(text: str, validator: RecordValidator) -> list[dict[str,
             continue
         features: dict[str, FeatureValue] = {}
         record: dict[str, Any] = {"features": features}
-        for column, cell in zip(header, row):
+        for column, cell in zip(header, row, strict=False):
             cell = cell.strip()
             kind = kinds.get(column)
             if kind is None:
@@ -87,8 +89,9 @@ def parse_reference_csv(text: str, validator: RecordValidator) -> list[dict[str,
                 except ValueError:
                     number = math.nan
                 if not math.isfinite(number):
-                    issues.append(RecordIssue(index, f"features.{column}",
-                                              f"{cell!r} is not a finite number"))
+                    issues.append(
+                        RecordIssue(index, f"features.{column}", f"{cell!r} is not a finite number")
+                    )
                 features[column] = number
             else:
                 features[column] = cell

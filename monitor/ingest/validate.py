@@ -29,8 +29,9 @@ class RecordValidator:
 
     def __init__(self, model: ModelConfig) -> None:
         self.model = model
-        self._kinds = {f.name: (_NUMERIC if f.type == "numeric" else _CATEGORICAL)
-                       for f in model.features}
+        self._kinds = {
+            f.name: (_NUMERIC if f.type == "numeric" else _CATEGORICAL) for f in model.features
+        }
         self._classes = frozenset(model.classes or ())
         self._classification = model.task == "classification"
 
@@ -134,18 +135,23 @@ class RecordValidator:
             except ValueError:
                 parsed = None
             if parsed is None or len(value) < 16:
-                issues.append(RecordIssue(index, "timestamp",
-                                          "must be an RFC 3339 date-time, e.g. 2024-05-01T12:00:00Z"))
+                issues.append(
+                    RecordIssue(
+                        index,
+                        "timestamp",
+                        "must be an RFC 3339 date-time, e.g. 2024-05-01T12:00:00Z",
+                    )
+                )
                 return default
             if parsed.tzinfo is None:
-                issues.append(RecordIssue(index, "timestamp",
-                                          "needs a UTC offset (Z or +hh:mm)"))
+                issues.append(RecordIssue(index, "timestamp", "needs a UTC offset (Z or +hh:mm)"))
                 return default
             return parsed.timestamp()
         if type(value) in (int, float) and math.isfinite(value) and value >= 0:
             return float(value)
-        issues.append(RecordIssue(index, "timestamp",
-                                  "must be an RFC 3339 date-time string or Unix seconds"))
+        issues.append(
+            RecordIssue(index, "timestamp", "must be an RFC 3339 date-time string or Unix seconds")
+        )
         return default
 
     def features(self, values: Any, index: int, issues: list[RecordIssue]) -> None:
@@ -162,8 +168,11 @@ class RecordValidator:
         for name, value in values.items():
             kind = kinds.get(name)
             if kind is None:
-                issues.append(RecordIssue(index, f"features.{name}",
-                                          f"not a feature of model {self.model.name!r}"))
+                issues.append(
+                    RecordIssue(
+                        index, f"features.{name}", f"not a feature of model {self.model.name!r}"
+                    )
+                )
                 continue
             known += 1
             if value is None:
@@ -172,21 +181,36 @@ class RecordValidator:
             if kind == _NUMERIC:
                 if kind_of_value is float or kind_of_value is int:
                     continue
-                issues.append(RecordIssue(index, f"features.{name}",
-                                          "must be a number or null (numeric feature)"))
+                issues.append(
+                    RecordIssue(
+                        index, f"features.{name}", "must be a number or null (numeric feature)"
+                    )
+                )
             elif kind_of_value is str:
                 if len(value) > MAX_CATEGORY_LENGTH:
-                    issues.append(RecordIssue(index, f"features.{name}",
-                                              f"longer than {MAX_CATEGORY_LENGTH} characters"))
+                    issues.append(
+                        RecordIssue(
+                            index,
+                            f"features.{name}",
+                            f"longer than {MAX_CATEGORY_LENGTH} characters",
+                        )
+                    )
             elif kind_of_value is not int and kind_of_value is not bool:
-                issues.append(RecordIssue(
-                    index, f"features.{name}",
-                    "must be a string, integer, boolean or null (categorical feature)"))
+                issues.append(
+                    RecordIssue(
+                        index,
+                        f"features.{name}",
+                        "must be a string, integer, boolean or null (categorical feature)",
+                    )
+                )
         if known != len(kinds):
             for name in kinds:
                 if name not in values:
-                    issues.append(RecordIssue(index, f"features.{name}",
-                                              "is missing (send null for a missing value)"))
+                    issues.append(
+                        RecordIssue(
+                            index, f"features.{name}", "is missing (send null for a missing value)"
+                        )
+                    )
 
     def _target(
         self, record: dict[str, Any], field: str, index: int, issues: list[RecordIssue]
@@ -219,8 +243,9 @@ class RecordValidator:
             if label not in self._classes:
                 issues.append(RecordIssue(index, f"scores.{label}", "not one of the classes"))
             elif type(probability) not in (int, float) or not 0.0 <= probability <= 1.0:
-                issues.append(RecordIssue(index, f"scores.{label}",
-                                          "must be a probability between 0 and 1"))
+                issues.append(
+                    RecordIssue(index, f"scores.{label}", "must be a probability between 0 and 1")
+                )
 
     def reference_row(
         self, record: Any, index: int, issues: list[RecordIssue]

@@ -17,16 +17,25 @@ class Scheduler:
     def __init__(self) -> None:
         self._scheduler = BackgroundScheduler(timezone="UTC")
 
-    def every(self, interval: timedelta, job: Callable[[], object], *, name: str,
-              run_now: bool = False) -> None:
+    def every(
+        self, interval: timedelta, job: Callable[[], object], *, name: str, run_now: bool = False
+    ) -> None:
         def guarded() -> None:
             try:
                 job()
             except Exception:  # a failing run is logged; the next run still happens
                 log.exception("scheduled job %s failed", name)
 
-        self._scheduler.add_job(guarded, "interval", seconds=interval.total_seconds(), id=name,
-                                name=name, max_instances=1, coalesce=True, replace_existing=True)
+        self._scheduler.add_job(
+            guarded,
+            "interval",
+            seconds=interval.total_seconds(),
+            id=name,
+            name=name,
+            max_instances=1,
+            coalesce=True,
+            replace_existing=True,
+        )
         if run_now:
             self._scheduler.add_job(guarded, id=f"{name}-initial", name=name)
 

@@ -20,8 +20,12 @@ def create_database_engine(url: str, *, pool_size: int = 8) -> Engine:
     instead of failing.
     """
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False},
-                               pool_size=pool_size, max_overflow=pool_size)
+        engine = create_engine(
+            url,
+            connect_args={"timeout": 30, "check_same_thread": False},
+            pool_size=pool_size,
+            max_overflow=pool_size,
+        )
         event.listen(engine, "connect", _configure_sqlite)
         return engine
     return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)

@@ -24,7 +24,7 @@ _CHUNK = 500  # ids per IN (...) list; well under every backend's bound-paramete
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 def _is_postgresql(connection: Connection) -> bool:
@@ -60,8 +60,13 @@ def insert_predictions(
         rows = [
             (model, record_id, ts, received_at, features, cls, value, scores)
             for record_id, ts, features, cls, value, scores in zip(
-                batch.ids, batch.timestamps, batch.features, batch.prediction_classes,
-                batch.prediction_values, batch.scores,
+                batch.ids,
+                batch.timestamps,
+                batch.features,
+                batch.prediction_classes,
+                batch.prediction_values,
+                batch.scores,
+                strict=False,
             )
         ]
         result = connection.exec_driver_sql(
@@ -70,8 +75,9 @@ def insert_predictions(
             rows,
         )
     accepted = result.rowcount
-    return IngestResult(accepted=accepted,
-                        duplicates=len(batch) - accepted + batch.duplicates_in_batch)
+    return IngestResult(
+        accepted=accepted, duplicates=len(batch) - accepted + batch.duplicates_in_batch
+    )
 
 
 def upsert_labels(
@@ -88,10 +94,16 @@ def upsert_labels(
             existing[record_id] = (label_class, label_value)
     new_rows, changed_rows = [], []
     for record_id, ts, label_class, label_value in zip(
-        batch.ids, batch.timestamps, batch.label_classes, batch.label_values
+        batch.ids, batch.timestamps, batch.label_classes, batch.label_values, strict=False
     ):
-        row = {"model": model, "id": record_id, "ts": ts, "received_at": received_at,
-               "label_class": label_class, "label_value": label_value}
+        row = {
+            "model": model,
+            "id": record_id,
+            "ts": ts,
+            "received_at": received_at,
+            "label_class": label_class,
+            "label_value": label_value,
+        }
         if record_id not in existing:
             new_rows.append(row)
         elif existing[record_id] != (label_class, label_value):
@@ -102,12 +114,18 @@ def upsert_labels(
         connection.execute(
             labels.update()
             .where(labels.c.model == model, labels.c.id == row["id"])
-            .values(ts=row["ts"], received_at=received_at, label_class=row["label_class"],
-                    label_value=row["label_value"], corrections=labels.c.corrections + 1)
+            .values(
+                ts=row["ts"],
+                received_at=received_at,
+                label_class=row["label_class"],
+                label_value=row["label_value"],
+                corrections=labels.c.corrections + 1,
+            )
         )
     duplicates = len(batch) - len(new_rows) - len(changed_rows) + batch.duplicates_in_batch
-    return IngestResult(accepted=len(new_rows), duplicates=duplicates,
-                        corrections=len(changed_rows))
+    return IngestResult(
+        accepted=len(new_rows), duplicates=duplicates, corrections=len(changed_rows)
+    )
 
 
 def store_reference(
@@ -119,53 +137,92 @@ def store_reference(
     ).scalar()
     version = (latest or 0) + 1
     created_at = time.time()
-    connection.execute(insert(references).values(
-        model=model, version=version, created_at=created_at, source=source[:512],
-        digest=digest, n=len(batch),
-    ))
+    connection.execute(
+        insert(references).values(
+            model=model,
+            version=version,
+            created_at=created_at,
+            source=source[:512],
+            digest=digest,
+            n=len(batch),
+        )
+    )
     rows = [
-        {"model": model, "version": version, "row": row, "features": features,
-         "prediction_class": pc, "prediction_value": pv, "label_class": lc, "label_value": lv}
-        for row, (features, pc, pv, lc, lv) in enumerate(zip(
-            batch.features, batch.prediction_classes, batch.prediction_values,
-            batch.label_classes, batch.label_values))
+        {
+            "model": model,
+            "version": version,
+            "row": row,
+            "features": features,
+            "prediction_class": pc,
+            "prediction_value": pv,
+            "label_class": lc,
+            "label_value": lv,
+        }
+        for row, (features, pc, pv, lc, lv) in enumerate(
+            zip(
+                batch.features,
+                batch.prediction_classes,
+                batch.prediction_values,
+                batch.label_classes,
+                batch.label_values,
+                strict=False,
+            )
+        )
     ]
     connection.execute(insert(reference_records), rows)
     return ReferenceInfo(model, version, len(batch), source, created_at, digest)
 
 
 def latest_reference(connection: Connection, *, model: str) -> ReferenceInfo | None:
-    row = connection.execute(
-        select(references).where(references.c.model == model)
-        .order_by(references.c.version.desc()).limit(1)
-    ).mappings().first()
+    row = (
+        connection.execute(
+            select(references)
+            .where(references.c.model == model)
+            .order_by(references.c.version.desc())
+            .limit(1)
+        )
+        .mappings()
+        .first()
+    )
     if row is None:
         return None
-    return ReferenceInfo(row["model"], row["version"], row["n"], row["source"],
-                         row["created_at"], row["digest"])
+    return ReferenceInfo(
+        row["model"], row["version"], row["n"], row["source"], row["created_at"], row["digest"]
+    )
 
 
 def model_counts(connection: Connection, *, model: str) -> ModelCounts:
     n, first, last = connection.execute(
-        select(func.count(), func.min(predictions.c.ts), func.max(predictions.c.ts))
-        .where(predictions.c.model == model)
+        select(func.count(), func.min(predictions.c.ts), func.max(predictions.c.ts)).where(
+            predictions.c.model == model
+        )
     ).one()
     n_labels = connection.execute(
         select(func.count()).select_from(labels).where(labels.c.model == model)
     ).scalar_one()
     labelled = connection.execute(
-        select(func.count()).select_from(predictions.join(
-            labels, (labels.c.model == predictions.c.model) & (labels.c.id == predictions.c.id)))
+        select(func.count())
+        .select_from(
+            predictions.join(
+                labels, (labels.c.model == predictions.c.model) & (labels.c.id == predictions.c.id)
+            )
+        )
         .where(predictions.c.model == model)
     ).scalar_one()
-    return ModelCounts(predictions=n, labels=n_labels, labelled_predictions=labelled,
-                       first_timestamp=first, last_timestamp=last)
+    return ModelCounts(
+        predictions=n,
+        labels=n_labels,
+        labelled_predictions=labelled,
+        first_timestamp=first,
+        last_timestamp=last,
+    )
 
 
 def prediction_ids(connection: Connection, *, model: str) -> set[str]:
     """Every stored prediction id of a model (for tests and audits; not for hot paths)."""
-    return set(connection.execute(
-        select(predictions.c.id).where(predictions.c.model == model)).scalars())
+    return set(
+        connection.execute(select(predictions.c.id).where(predictions.c.model == model)).scalars()
+    )
 
 
 def delete_older_than(connection: Connection, *, cutoff: float) -> tuple[int, int]:
