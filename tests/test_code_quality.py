@@ -28,5 +28,6 @@ def test_mypy_strict() -> None:
 
 
 def test_ruff() -> None:
-    result = run("ruff", "check", "monitor", "tests", "bench")
+    paths = [p for p in ("monitor", "tests", "bench") if (ROOT / p).exists()]
+    result = run("ruff", "check", *paths)
     assert result.returncode == 0, result.stdout + result.stderr
