@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +60,11 @@ class Service:
         self.validators = {m.name: RecordValidator(m) for m in config.models}
         self.scheduler = Scheduler()
         self.started = False
+        # SQLite has one writer at a time; queueing writers on a lock here hands the database
+        # over at once, where SQLite's own busy handler would make them sleep and poll.
+        self._write_lock: AbstractContextManager[object] = (
+            threading.Lock() if self.engine.dialect.name == "sqlite" else nullcontext()
+        )
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -120,7 +127,7 @@ class Service:
         batch = self._validate(
             model, records, lambda v: v.predictions(records, received_at=received_at)
         )
-        with self.engine.begin() as connection:
+        with self._write_lock, self.engine.begin() as connection:
             result = repo.insert_predictions(
                 connection, model=model, batch=batch, received_at=received_at
             )
@@ -131,7 +138,7 @@ class Service:
     def store_labels(self, model: str, records: list[Any]) -> IngestResult:
         received_at = self.clock()
         batch = self._validate(model, records, lambda v: v.labels(records, received_at=received_at))
-        with self.engine.begin() as connection:
+        with self._write_lock, self.engine.begin() as connection:
             result = repo.upsert_labels(
                 connection, model=model, batch=batch, received_at=received_at
             )
@@ -165,7 +172,7 @@ class Service:
     def _save_reference(
         self, model: str, batch: ReferenceBatch, *, source: str, digest: str
     ) -> ReferenceInfo:
-        with self.engine.begin() as connection:
+        with self._write_lock, self.engine.begin() as connection:
             info = repo.store_reference(
                 connection, model=model, batch=batch, source=source, digest=digest
             )
@@ -216,8 +223,14 @@ class Service:
 
     def apply_retention(self) -> tuple[int, int]:
         cutoff = self.clock() - self.config.storage.retention.total_seconds()
-        with self.engine.begin() as connection:
-            deleted_predictions, deleted_labels = repo.delete_older_than(connection, cutoff=cutoff)
+        deleted_predictions = deleted_labels = 0
+        while True:
+            with self._write_lock, self.engine.begin() as connection:
+                chunk = repo.delete_older_than(connection, cutoff=cutoff)
+            deleted_predictions += chunk[0]
+            deleted_labels += chunk[1]
+            if chunk == (0, 0):
+                break
         self.metrics.retention_deleted.labels("predictions").inc(deleted_predictions)
         self.metrics.retention_deleted.labels("labels").inc(deleted_labels)
         if deleted_predictions or deleted_labels:

@@ -18,8 +18,9 @@ def run(tool: str, *args: str) -> subprocess.CompletedProcess[str]:
     executable = BIN / tool if (BIN / tool).exists() else shutil.which(tool)
     if executable is None:
         pytest.fail(f"{tool} is not installed; install the test extra: pip install -e '.[test]'")
-    return subprocess.run([str(executable), *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300, check=False)
+    return subprocess.run(
+        [str(executable), *args], cwd=ROOT, capture_output=True, text=True, timeout=300, check=False
+    )
 
 
 def test_mypy_strict() -> None:

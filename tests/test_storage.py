@@ -117,3 +117,21 @@ def test_reference_file_is_stored_once_per_content(engine: Engine, tmp_path) -> 
     assert info.source == f"file:{reference}"
     service.stop()
     assert time.time() > info.created_at > 0
+
+
+def test_retention_deletes_in_chunks(engine: Engine) -> None:
+    migrate(engine)
+    with engine.begin() as connection:
+        repo.insert_predictions(
+            connection, model="m", batch=batch(["a", "b", "c"], [1, 2, 9]), received_at=10
+        )
+    chunks = []
+    while True:
+        with engine.begin() as connection:
+            chunk = repo.delete_older_than(connection, cutoff=5, limit=1)
+        chunks.append(chunk)
+        if chunk == (0, 0):
+            break
+    assert chunks == [(1, 0), (1, 0), (0, 0)]
+    with engine.connect() as connection:
+        assert repo.prediction_ids(connection, model="m") == {"c"}

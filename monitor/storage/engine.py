@@ -37,6 +37,10 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
+        # A 64 MiB page cache keeps the id and time indexes hot as tables grow; checkpointing
+        # every ~40 MB of WAL instead of 4 MB takes fewer, larger checkpoints off the ingest path.
+        cursor.execute("PRAGMA cache_size=-65536")
+        cursor.execute("PRAGMA wal_autocheckpoint=10000")
         cursor.execute("PRAGMA foreign_keys=ON")
     finally:
         cursor.close()

@@ -225,15 +225,23 @@ def prediction_ids(connection: Connection, *, model: str) -> set[str]:
     )
 
 
-def delete_older_than(connection: Connection, *, cutoff: float) -> tuple[int, int]:
-    """Delete raw predictions and labels whose timestamp is before ``cutoff``."""
+def delete_older_than(
+    connection: Connection, *, cutoff: float, limit: int = 10_000
+) -> tuple[int, int]:
+    """Delete up to ``limit`` raw predictions and up to ``limit`` labels per model whose
+    timestamp is before ``cutoff``. Call again while it returns non-zero counts: small chunks
+    keep each transaction (and SQLite's write lock) short."""
     deleted = []
     for table in (predictions, labels):
         models = connection.execute(select(table.c.model).distinct()).scalars().all()
         total = 0
         for model in models:
-            total += connection.execute(
-                delete(table).where(table.c.model == model, table.c.ts < cutoff)
-            ).rowcount
+            chunk = (
+                select(table.c.seq)
+                .where(table.c.model == model, table.c.ts < cutoff)
+                .limit(limit)
+                .scalar_subquery()
+            )
+            total += connection.execute(delete(table).where(table.c.seq.in_(chunk))).rowcount
         deleted.append(total)
     return deleted[0], deleted[1]
