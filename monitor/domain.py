@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 #: A feature value as stored: a number, a category, or None for a missing value.
 FeatureValue = float | int | str | bool | None
@@ -83,3 +85,54 @@ class ModelCounts:
     labelled_predictions: int
     first_timestamp: float | None
     last_timestamp: float | None
+
+
+#: A feature's verdict: the worst configured threshold it breaches, or why it has none.
+Status = Literal["ok", "warning", "critical", "insufficient", "no_reference"]
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """The records an evaluation covered: prediction times in [start, end], n records."""
+
+    start: float
+    end: float
+    n: int
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureDrift:
+    """One feature's (or model output's) drift in one evaluation.
+
+    ``statistics`` maps statistic names (``psi``, ``ks_pvalue``, ...) to values; it is empty
+    when the status is ``insufficient`` or ``no_reference``: no statistic is invented.
+    """
+
+    name: str
+    kind: Literal["numeric", "categorical"]
+    status: Status
+    n: int
+    missing: int
+    statistics: Mapping[str, float | None]
+    exact: bool = True
+    ks_bound: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    model: str
+    evaluated_at: float
+    window: Window
+    reference_version: int | None
+    reference_n: int
+    features: tuple[FeatureDrift, ...]
+    outputs: tuple[FeatureDrift, ...]
+    drifted_share: float | None
+    status: Status
+    duration_seconds: float = 0.0
+
+    def feature(self, name: str) -> FeatureDrift | None:
+        for item in (*self.features, *self.outputs):
+            if item.name == name:
+                return item
+        return None

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from prometheus_client.exposition import choose_encoder
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
@@ -28,6 +29,8 @@ from monitor.errors import (
     PayloadError,
     PayloadTooLargeError,
 )
+from monitor.evaluation import OUTPUT_NAMES
+from monitor.evaluation.document import to_document
 from monitor.ingest import decode_records
 from monitor.ingest.decode import JSON_TYPES, NDJSON_TYPES
 from monitor.service import Service
@@ -171,6 +174,50 @@ def build_router(service: Service) -> APIRouter:
         config = service.model(model)
         return ModelOut.of(config, reference=service.reference(model), counts=service.counts(model))
 
+    @router.post("/v1/models/{model}/evaluate", dependencies=admin, tags=["drift"])
+    async def post_evaluate(model: ModelName) -> JSONResponse:
+        """Evaluate the model's current window now; answers with the evaluation."""
+        service.model(model)
+        evaluation = await run_in_threadpool(service.evaluate, model)
+        return JSONResponse(to_document(evaluation))
+
+    @router.get("/v1/models/{model}/drift", dependencies=read, tags=["drift"])
+    def get_drift(model: ModelName) -> JSONResponse:
+        """The latest evaluation."""
+        document = service.latest_evaluation(model)
+        if document is None:
+            raise ProblemError(
+                404, "No evaluation", f"model {model!r} was not evaluated yet", kind="no-evaluation"
+            )
+        return JSONResponse(document)
+
+    @router.get("/v1/models/{model}/drift/history", dependencies=read, tags=["drift"])
+    def get_drift_history(
+        model: ModelName,
+        since: Annotated[str | None, Query(description="RFC 3339 or Unix seconds")] = None,
+        until: Annotated[str | None, Query(description="RFC 3339 or Unix seconds")] = None,
+        feature: Annotated[str | None, Query(description="only this feature")] = None,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    ) -> JSONResponse:
+        """Evaluations oldest first (the newest ``limit`` of them)."""
+        config = service.model(model)
+        known = {f.name for f in config.features} | set(OUTPUT_NAMES)
+        if feature is not None and feature not in known:
+            raise ProblemError(
+                404,
+                "Feature not found",
+                f"model {model!r} has no feature {feature!r}",
+                kind="feature-not-found",
+            )
+        documents = service.evaluation_history(
+            model, since=_instant(since, "since"), until=_instant(until, "until"), limit=limit
+        )
+        if feature is not None:
+            for document in documents:
+                for group in ("features", "outputs"):
+                    document[group] = {k: v for k, v in document[group].items() if k == feature}
+        return JSONResponse({"model": model, "evaluations": documents})
+
     @router.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
         """The process is up."""
@@ -198,6 +245,29 @@ def build_router(service: Service) -> APIRouter:
         return Response(encoder(service.registry), media_type=content_type)
 
     return router
+
+
+def _instant(value: str | None, field: str) -> float | None:
+    """RFC 3339 (with offset) or Unix seconds; 422 naming the parameter otherwise."""
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        raise ProblemError(
+            422,
+            "Invalid request",
+            f"{field} must be an RFC 3339 date-time with offset or Unix seconds",
+            kind="invalid-request",
+            errors=[{"field": f"query.{field}", "reason": "not a date-time"}],
+        )
+    return parsed.timestamp()
 
 
 __all__ = ["ModelNotFoundError", "build_router"]

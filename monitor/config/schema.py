@@ -145,6 +145,13 @@ class FeatureConfig(_Strict):
     name: Name
     type: Literal["numeric", "categorical"]
 
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, name: str) -> str:
+        if name.startswith("__"):
+            raise ValueError("names starting with __ are reserved (__prediction__, __label__)")
+        return name
+
 
 class ReferenceConfig(_Strict):
     """Exactly one of: a file, the first N ingested records, or the previous window."""
@@ -203,6 +210,13 @@ class AlertsConfig(_Strict):
     routes: list[Name] = []
 
 
+class DriftConfig(_Strict):
+    bins: int = Field(10, ge=2, le=100)
+    max_categories: int = Field(50, ge=1, le=10_000)
+    exact_max_samples: int = Field(100_000, ge=1_000)
+    bucket: Duration = timedelta(minutes=1)
+
+
 class ModelConfig(_Strict):
     name: Name
     task: Literal["classification", "regression"]
@@ -214,6 +228,7 @@ class ModelConfig(_Strict):
     min_samples: int = Field(100, ge=1)
     thresholds: dict[StatisticName, ThresholdConfig] = {}
     alerts: AlertsConfig = AlertsConfig()
+    drift: DriftConfig = DriftConfig()
 
     @field_validator("features")
     @classmethod

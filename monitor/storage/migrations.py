@@ -7,15 +7,40 @@ from collections.abc import Callable
 from sqlalchemy import Connection, Engine, select, text
 
 from monitor.storage.engine import is_postgresql
-from monitor.storage.tables import metadata, schema_version
+from monitor.storage.tables import (
+    deliveries,
+    evaluations,
+    histogram_buckets,
+    histogram_watermarks,
+    labels,
+    predictions,
+    reference_profiles,
+    reference_records,
+    references,
+    schema_version,
+)
 
 
 def _v1_initial(connection: Connection) -> None:
-    metadata.create_all(connection)
+    for table in (predictions, labels, references, reference_records, evaluations, deliveries):
+        table.create(connection, checkfirst=True)
+
+
+def _v2_reference_profiles(connection: Connection) -> None:
+    reference_profiles.create(connection, checkfirst=True)
+
+
+def _v3_histograms(connection: Connection) -> None:
+    histogram_buckets.create(connection, checkfirst=True)
+    histogram_watermarks.create(connection, checkfirst=True)
 
 
 #: Ordered steps; step N brings the schema from version N-1 to N. Append, never edit.
-STEPS: tuple[Callable[[Connection], None], ...] = (_v1_initial,)
+STEPS: tuple[Callable[[Connection], None], ...] = (
+    _v1_initial,
+    _v2_reference_profiles,
+    _v3_histograms,
+)
 _LOCK_KEY = 0x64726966  # "drif": pg_advisory_xact_lock key that serialises migrations
 
 

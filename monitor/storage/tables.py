@@ -110,3 +110,35 @@ deliveries = Table(
     Column("body", LargeBinary, nullable=False),
     Index("ix_deliveries_status_next", "status", "next_attempt_at"),
 )
+
+reference_profiles = Table(
+    "reference_profiles",
+    metadata,
+    Column("model", String(128), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("feature", String(160), primary_key=True),
+    Column("kind", String(16), nullable=False),  # numeric | categorical
+    Column("profile", LargeBinary, nullable=False),
+)
+
+#: Per-time-bucket histograms of a model's records on its reference profiles' grids, for
+#: windows too large to evaluate exactly. Counts add up across buckets and replicas.
+histogram_buckets = Table(
+    "histogram_buckets",
+    metadata,
+    Column("model", String(128), primary_key=True),
+    Column("reference_version", Integer, primary_key=True),
+    Column("feature", String(160), primary_key=True),
+    Column("bucket_start", Seconds, primary_key=True),
+    Column("counts", LargeBinary, nullable=False),  # int64 array (numeric) or JSON (categorical)
+    Column("missing", BigInteger, nullable=False),
+)
+
+#: Ingest sequence up to which a model's records are summarised in histogram_buckets.
+histogram_watermarks = Table(
+    "histogram_watermarks",
+    metadata,
+    Column("model", String(128), primary_key=True),
+    Column("reference_version", Integer, primary_key=True),
+    Column("last_seq", BigInteger, nullable=False),
+)

@@ -1,0 +1,103 @@
+"""Evaluation history and reference profiles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, delete, insert, select
+
+from monitor.storage.tables import evaluations, reference_profiles
+
+
+def store_evaluation(
+    connection: Connection,
+    *,
+    model: str,
+    created_at: float,
+    window_start: float,
+    window_end: float,
+    n: int,
+    reference_version: int | None,
+    document: dict[str, Any],
+) -> None:
+    connection.execute(
+        insert(evaluations).values(
+            model=model,
+            created_at=created_at,
+            window_start=window_start,
+            window_end=window_end,
+            n=n,
+            reference_version=reference_version,
+            result=orjson.dumps(document),
+        )
+    )
+
+
+def latest_evaluation(connection: Connection, *, model: str) -> dict[str, Any] | None:
+    blob = connection.execute(
+        select(evaluations.c.result)
+        .where(evaluations.c.model == model)
+        .order_by(evaluations.c.seq.desc())
+        .limit(1)
+    ).scalar()
+    return None if blob is None else orjson.loads(blob)
+
+
+def evaluation_history(
+    connection: Connection, *, model: str, since: float | None, until: float | None, limit: int
+) -> list[dict[str, Any]]:
+    """Evaluations oldest first, at most ``limit`` (the newest ones when there are more)."""
+    query = select(evaluations.c.result).where(evaluations.c.model == model)
+    if since is not None:
+        query = query.where(evaluations.c.created_at >= since)
+    if until is not None:
+        query = query.where(evaluations.c.created_at <= until)
+    query = query.order_by(evaluations.c.seq.desc()).limit(limit)
+    documents = [orjson.loads(blob) for blob in connection.execute(query).scalars()]
+    documents.reverse()
+    return documents
+
+
+def delete_evaluations_before(connection: Connection, *, cutoff: float) -> int:
+    return int(
+        connection.execute(delete(evaluations).where(evaluations.c.created_at < cutoff)).rowcount
+    )
+
+
+def store_profiles(
+    connection: Connection, *, model: str, version: int, blobs: dict[str, tuple[str, bytes]]
+) -> None:
+    connection.execute(
+        delete(reference_profiles).where(
+            reference_profiles.c.model == model, reference_profiles.c.version == version
+        )
+    )
+    if blobs:
+        connection.execute(
+            insert(reference_profiles),
+            [
+                {
+                    "model": model,
+                    "version": version,
+                    "feature": name,
+                    "kind": kind,
+                    "profile": blob,
+                }
+                for name, (kind, blob) in blobs.items()
+            ],
+        )
+
+
+def load_profiles(
+    connection: Connection, *, model: str, version: int
+) -> dict[str, tuple[str, bytes]] | None:
+    """The stored profiles of a reference version, or None when none were stored yet."""
+    rows = connection.execute(
+        select(
+            reference_profiles.c.feature, reference_profiles.c.kind, reference_profiles.c.profile
+        ).where(reference_profiles.c.model == model, reference_profiles.c.version == version)
+    ).all()
+    if not rows:
+        return None
+    return {feature: (kind, bytes(blob)) for feature, kind, blob in rows}

@@ -1,0 +1,158 @@
+"""Per-time-bucket histograms: summarise records once, merge buckets for large windows.
+
+Numeric counts are stored as little-endian int64 arrays (one count per grid bin), categorical
+counts as a JSON object. Buckets and replicas merge by addition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert, select, update
+
+from monitor.evaluation.counts import Counts
+from monitor.storage.tables import histogram_buckets, histogram_watermarks, predictions
+
+
+def watermark(connection: Connection, *, model: str, version: int, lock: bool = False) -> int:
+    """The last ingest sequence summarised for (model, reference version); 0 if none.
+    ``lock`` takes the row lock on PostgreSQL so that replicas summarise one at a time."""
+    query = select(histogram_watermarks.c.last_seq).where(
+        histogram_watermarks.c.model == model,
+        histogram_watermarks.c.reference_version == version,
+    )
+    if lock and connection.dialect.name == "postgresql":
+        query = query.with_for_update()
+    value = connection.execute(query).scalar()
+    if value is None:
+        connection.execute(
+            insert(histogram_watermarks).values(model=model, reference_version=version, last_seq=0)
+        )
+        if lock and connection.dialect.name == "postgresql":
+            connection.execute(query).scalar()
+        return 0
+    return int(value)
+
+
+def set_watermark(connection: Connection, *, model: str, version: int, seq: int) -> None:
+    connection.execute(
+        update(histogram_watermarks)
+        .where(
+            histogram_watermarks.c.model == model,
+            histogram_watermarks.c.reference_version == version,
+        )
+        .values(last_seq=seq)
+    )
+
+
+def rows_after(
+    connection: Connection, *, model: str, after_seq: int, limit: int, regression: bool
+) -> list[tuple[int, float, float, bytes, Any]]:
+    """(seq, ts, received_at, features, prediction) of records after ``after_seq``, in order."""
+    prediction = predictions.c.prediction_value if regression else predictions.c.prediction_class
+    query = (
+        select(
+            predictions.c.seq,
+            predictions.c.ts,
+            predictions.c.received_at,
+            predictions.c.features,
+            prediction,
+        )
+        .where(predictions.c.model == model, predictions.c.seq > after_seq)
+        .order_by(predictions.c.seq)
+        .limit(limit)
+    )
+    return [(int(s), t, r, bytes(f), p) for s, t, r, f, p in connection.execute(query)]
+
+
+def add_to_buckets(
+    connection: Connection,
+    *,
+    model: str,
+    version: int,
+    additions: Mapping[tuple[str, float], Counts],
+) -> None:
+    """Add counts to stored buckets (read, add, write) inside the caller's transaction."""
+    starts = sorted({start for _, start in additions})
+    existing: dict[tuple[str, float], Counts] = {}
+    if starts:
+        query = select(
+            histogram_buckets.c.feature,
+            histogram_buckets.c.bucket_start,
+            histogram_buckets.c.counts,
+            histogram_buckets.c.missing,
+        ).where(
+            histogram_buckets.c.model == model,
+            histogram_buckets.c.reference_version == version,
+            histogram_buckets.c.bucket_start.in_(starts),
+        )
+        for feature, start, blob, missing in connection.execute(query):
+            key = (feature, start)
+            if key in additions:
+                existing[key] = Counts.decode(additions[key].kind, bytes(blob), int(missing))
+    new_rows = []
+    for key, counts in additions.items():
+        if key in existing:
+            merged = existing[key]
+            merged.add(counts)
+            connection.execute(
+                update(histogram_buckets)
+                .where(
+                    histogram_buckets.c.model == model,
+                    histogram_buckets.c.reference_version == version,
+                    histogram_buckets.c.feature == key[0],
+                    histogram_buckets.c.bucket_start == key[1],
+                )
+                .values(counts=merged.encode(), missing=merged.missing)
+            )
+        else:
+            new_rows.append(
+                {
+                    "model": model,
+                    "reference_version": version,
+                    "feature": key[0],
+                    "bucket_start": key[1],
+                    "counts": counts.encode(),
+                    "missing": counts.missing,
+                }
+            )
+    if new_rows:
+        connection.execute(insert(histogram_buckets), new_rows)
+
+
+def merged_counts(
+    connection: Connection,
+    *,
+    model: str,
+    version: int,
+    start: float,
+    end: float,
+    kinds: Mapping[str, str],
+) -> dict[str, Counts]:
+    """Every feature's counts summed over the buckets starting in [start, end)."""
+    query = select(
+        histogram_buckets.c.feature, histogram_buckets.c.counts, histogram_buckets.c.missing
+    ).where(
+        histogram_buckets.c.model == model,
+        histogram_buckets.c.reference_version == version,
+        histogram_buckets.c.bucket_start >= start,
+        histogram_buckets.c.bucket_start < end,
+    )
+    merged: dict[str, Counts] = {}
+    for feature, blob, missing in connection.execute(query):
+        if feature not in kinds:
+            continue
+        counts = Counts.decode(kinds[feature], bytes(blob), int(missing))
+        if feature in merged:
+            merged[feature].add(counts)
+        else:
+            merged[feature] = counts
+    return merged
+
+
+def delete_buckets_before(connection: Connection, *, cutoff: float) -> int:
+    result = connection.execute(
+        delete(histogram_buckets).where(histogram_buckets.c.bucket_start < cutoff)
+    )
+    return int(result.rowcount)

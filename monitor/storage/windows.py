@@ -1,0 +1,115 @@
+"""Read the rows an evaluation needs: a time window, the last N records, a reference."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Select, func, select
+
+from monitor.storage.tables import labels, predictions, reference_records
+
+
+@dataclass(frozen=True, slots=True)
+class Rows:
+    """Stored records column by column: feature JSON, prediction and (joined) label."""
+
+    features: list[bytes]
+    predictions: list[Any]
+    labels: list[Any]
+    first_ts: float | None
+    last_ts: float | None
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+
+def _window_select(model: str, *, regression: bool) -> Select[Any]:
+    prediction = predictions.c.prediction_value if regression else predictions.c.prediction_class
+    label = labels.c.label_value if regression else labels.c.label_class
+    return (
+        select(predictions.c.features, prediction, label, predictions.c.ts)
+        .select_from(
+            predictions.outerjoin(
+                labels, (labels.c.model == predictions.c.model) & (labels.c.id == predictions.c.id)
+            )
+        )
+        .where(predictions.c.model == model)
+    )
+
+
+def _rows(result: Any) -> Rows:
+    features: list[bytes] = []
+    prediction_values: list[Any] = []
+    label_values: list[Any] = []
+    first = last = None
+    for blob, prediction, label, ts in result:
+        features.append(bytes(blob))
+        prediction_values.append(prediction)
+        label_values.append(label)
+        first = ts if first is None or ts < first else first
+        last = ts if last is None or ts > last else last
+    return Rows(features, prediction_values, label_values, first, last)
+
+
+def rows_between(
+    connection: Connection, *, model: str, start: float, end: float, regression: bool
+) -> Rows:
+    """Records with ``start < ts <= end`` (prediction time)."""
+    query = _window_select(model, regression=regression).where(
+        predictions.c.ts > start, predictions.c.ts <= end
+    )
+    return _rows(connection.execute(query))
+
+
+def count_between(connection: Connection, *, model: str, start: float, end: float) -> int:
+    query = select(func.count()).where(
+        predictions.c.model == model, predictions.c.ts > start, predictions.c.ts <= end
+    )
+    return int(connection.execute(query).scalar_one())
+
+
+def last_rows(
+    connection: Connection, *, model: str, count: int, skip: int = 0, regression: bool
+) -> Rows:
+    """The ``count`` most recently ingested records, after skipping the ``skip`` newest."""
+    query = (
+        _window_select(model, regression=regression)
+        .order_by(predictions.c.seq.desc())
+        .limit(count)
+        .offset(skip)
+    )
+    return _rows(connection.execute(query))
+
+
+def first_rows(connection: Connection, *, model: str, count: int, regression: bool) -> Rows:
+    """The first ``count`` records ever ingested for the model (a ``first_records`` reference)."""
+    query = _window_select(model, regression=regression).order_by(predictions.c.seq).limit(count)
+    return _rows(connection.execute(query))
+
+
+def reference_rows(connection: Connection, *, model: str, version: int, regression: bool) -> Rows:
+    prediction = (
+        reference_records.c.prediction_value if regression else reference_records.c.prediction_class
+    )
+    label = reference_records.c.label_value if regression else reference_records.c.label_class
+    query = (
+        select(reference_records.c.features, prediction, label, reference_records.c.row)
+        .where(reference_records.c.model == model, reference_records.c.version == version)
+        .order_by(reference_records.c.row)
+    )
+    rows = _rows(connection.execute(query))
+    return Rows(rows.features, rows.predictions, rows.labels, None, None)
+
+
+def nth_last_ts(connection: Connection, *, model: str, n: int) -> float | None:
+    """Prediction time of the n-th most recently ingested record (a records window's start)."""
+    query = (
+        select(predictions.c.ts)
+        .where(predictions.c.model == model)
+        .order_by(predictions.c.seq.desc())
+        .limit(1)
+        .offset(n - 1)
+    )
+    value = connection.execute(query).scalar()
+    return None if value is None else float(value)

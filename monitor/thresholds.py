@@ -1,0 +1,93 @@
+"""Statistics to decisions: the one place that compares a value with its configured threshold.
+
+Each statistic has its own direction. Distances and error metrics breach at or above the
+threshold; p-values and quality metrics breach at or below it.
+
+========================  =====================================================================
+breaches at or above      psi, ks_statistic, wasserstein, wasserstein_normalized,
+                          jensen_shannon, missing_ratio, drifted_share, log_loss, mae, rmse, mape
+breaches at or below      ks_pvalue, chi2_pvalue, accuracy, precision, recall, f1, roc_auc,
+                          average_precision, r2, label_coverage, estimated_accuracy
+========================  =====================================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+from monitor.config import ThresholdConfig
+from monitor.config.schema import StatisticName
+
+Severity = Literal["warning", "critical"]
+Status = Literal["ok", "warning", "critical", "insufficient"]
+
+HIGHER_IS_WORSE = frozenset(
+    {
+        "psi",
+        "ks_statistic",
+        "wasserstein",
+        "wasserstein_normalized",
+        "jensen_shannon",
+        "missing_ratio",
+        "drifted_share",
+        "log_loss",
+        "mae",
+        "rmse",
+        "mape",
+    }
+)
+LOWER_IS_WORSE = frozenset(
+    {
+        "ks_pvalue",
+        "chi2_pvalue",
+        "accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "roc_auc",
+        "average_precision",
+        "r2",
+        "label_coverage",
+        "estimated_accuracy",
+    }
+)
+
+
+def breaches(statistic: str, value: float, limit: float) -> bool:
+    """Whether ``value`` is on the bad side of ``limit`` for this statistic.
+
+    >>> breaches("psi", 0.25, 0.25), breaches("ks_pvalue", 0.2, 0.01)
+    (True, False)
+    """
+    if statistic in LOWER_IS_WORSE:
+        return value <= limit
+    return value >= limit
+
+
+def severity(statistic: str, value: float | None, threshold: ThresholdConfig) -> Severity | None:
+    """The severity a value reaches, ``None`` if it breaches neither level."""
+    if value is None:
+        return None
+    if threshold.critical is not None and breaches(statistic, value, threshold.critical):
+        return "critical"
+    if threshold.warning is not None and breaches(statistic, value, threshold.warning):
+        return "warning"
+    return None
+
+
+def worst_status(
+    values: Mapping[str, float | None], thresholds: Mapping[StatisticName, ThresholdConfig]
+) -> Status:
+    """``critical`` if any configured statistic is critical, else ``warning`` if any is, else
+    ``ok``. Statistics without a threshold do not count."""
+    status: Status = "ok"
+    for statistic, threshold in thresholds.items():
+        if statistic not in values:
+            continue
+        level = severity(statistic, values[statistic], threshold)
+        if level == "critical":
+            return "critical"
+        if level == "warning":
+            status = "warning"
+    return status
