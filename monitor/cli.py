@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import sys
@@ -79,6 +80,7 @@ def serve_command(args: argparse.Namespace) -> int:
         return 1
     logging.getLogger("monitor").info("database: %s", _redact(database_url(config)))
     app = create_app(service, manage_service=False)
+    _tune_garbage_collector()
     host = args.host or config.server.host
     port = args.port or config.server.port
     try:
@@ -94,6 +96,16 @@ def serve_command(args: argparse.Namespace) -> int:
     finally:
         service.stop()
     return 0
+
+
+def _tune_garbage_collector() -> None:
+    """Ingest allocates tens of thousands of short-lived, acyclic objects per request (parsed
+    JSON), which refcounting frees. The default thresholds would run a collection every 700
+    allocations, each traversing the long-lived objects of the whole process; freezing those
+    and collecting less often keeps parsing at the speed of the parser."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
 
 
 def _redact(url: str) -> str:

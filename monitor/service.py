@@ -52,6 +52,7 @@ from monitor.storage.evaluations import (
     store_evaluation,
     store_profiles,
 )
+from monitor.storage.group_commit import GroupCommitWriter
 from monitor.storage.windows import Rows
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,7 @@ class Service:
         self._write_lock: AbstractContextManager[object] = (
             threading.Lock() if self.engine.dialect.name == "sqlite" else nullcontext()
         )
+        self.writer = GroupCommitWriter(self.engine, self._write_lock)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -161,25 +163,54 @@ class Service:
 
     def store_predictions(self, model: str, records: list[Any]) -> IngestResult:
         """Validate and store a batch of prediction records, all or nothing."""
+        write = self.prepare_predictions(model, records)
+        with self._write_lock, self.engine.begin() as connection:
+            result = write(connection)
+        return self._counted_predictions(model, result)
+
+    async def store_predictions_async(self, model: str, records: list[Any]) -> IngestResult:
+        """As ``store_predictions``, committing together with concurrent requests."""
+        result = await self.writer.submit(self.prepare_predictions(model, records))
+        return self._counted_predictions(model, result)
+
+    def store_labels(self, model: str, records: list[Any]) -> IngestResult:
+        write = self.prepare_labels(model, records)
+        with self._write_lock, self.engine.begin() as connection:
+            result = write(connection)
+        return self._counted_labels(model, result)
+
+    async def store_labels_async(self, model: str, records: list[Any]) -> IngestResult:
+        result = await self.writer.submit(self.prepare_labels(model, records))
+        return self._counted_labels(model, result)
+
+    def prepare_predictions(
+        self, model: str, records: list[Any]
+    ) -> Callable[[Connection], IngestResult]:
+        """Validate a batch now (raising ``InvalidRecordsError``) and return its write: a
+        function that stores it on a connection, inside the caller's transaction."""
         received_at = self.clock()
         batch = self._validate(
             model, records, lambda v: v.predictions(records, received_at=received_at)
         )
-        with self._write_lock, self.engine.begin() as connection:
-            result = repo.insert_predictions(
-                connection, model=model, batch=batch, received_at=received_at
-            )
+        return functools.partial(
+            repo.insert_predictions, model=model, batch=batch, received_at=received_at
+        )
+
+    def prepare_labels(
+        self, model: str, records: list[Any]
+    ) -> Callable[[Connection], IngestResult]:
+        received_at = self.clock()
+        batch = self._validate(model, records, lambda v: v.labels(records, received_at=received_at))
+        return functools.partial(
+            repo.upsert_labels, model=model, batch=batch, received_at=received_at
+        )
+
+    def _counted_predictions(self, model: str, result: IngestResult) -> IngestResult:
         self.metrics.records_ingested.labels(model).inc(result.accepted)
         self.metrics.records_duplicate.labels(model).inc(result.duplicates)
         return result
 
-    def store_labels(self, model: str, records: list[Any]) -> IngestResult:
-        received_at = self.clock()
-        batch = self._validate(model, records, lambda v: v.labels(records, received_at=received_at))
-        with self._write_lock, self.engine.begin() as connection:
-            result = repo.upsert_labels(
-                connection, model=model, batch=batch, received_at=received_at
-            )
+    def _counted_labels(self, model: str, result: IngestResult) -> IngestResult:
         self.metrics.labels_ingested.labels(model).inc(result.accepted)
         self.metrics.label_corrections.labels(model).inc(result.corrections)
         return result

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
 from prometheus_client.exposition import choose_encoder
 from starlette.concurrency import run_in_threadpool
@@ -91,16 +92,13 @@ def build_router(service: Service) -> APIRouter:
         openapi_extra=body_doc(PredictionIn, RECORD_TYPES),
         responses={422: {"description": "Invalid records; nothing was stored"}},
     )
-    async def post_predictions(request: Request, model: ModelName) -> JSONResponse:
+    async def post_predictions(request: Request, model: ModelName) -> Response:
         """Store a batch of prediction records, all or nothing."""
         body, media_type = await body_of(request, model, RECORD_TYPES)
-
-        def work() -> IngestOut:
-            return IngestOut.of(
-                service.store_predictions(model, records_of(model, body, media_type))
-            )
-
-        return JSONResponse((await run_in_threadpool(work)).model_dump(), status_code=202)
+        records = records_of(model, body, media_type)
+        del body  # parsed: let the raw bytes go before the write is awaited
+        result = await service.store_predictions_async(model, records)
+        return _accepted({"accepted": result.accepted, "duplicates": result.duplicates})
 
     @router.post(
         "/v1/models/{model}/labels",
@@ -110,16 +108,17 @@ def build_router(service: Service) -> APIRouter:
         tags=["ingest"],
         openapi_extra=body_doc(LabelIn, RECORD_TYPES),
     )
-    async def post_labels(request: Request, model: ModelName) -> JSONResponse:
+    async def post_labels(request: Request, model: ModelName) -> Response:
         """Store ground-truth labels; they join predictions by id, in either order."""
         body, media_type = await body_of(request, model, RECORD_TYPES)
-
-        def work() -> LabelIngestOut:
-            return LabelIngestOut.of(
-                service.store_labels(model, records_of(model, body, media_type))
-            )
-
-        return JSONResponse((await run_in_threadpool(work)).model_dump(), status_code=202)
+        result = await service.store_labels_async(model, records_of(model, body, media_type))
+        return _accepted(
+            {
+                "accepted": result.accepted,
+                "duplicates": result.duplicates,
+                "corrections": result.corrections,
+            }
+        )
 
     @router.put(
         "/v1/models/{model}/reference",
@@ -245,6 +244,10 @@ def build_router(service: Service) -> APIRouter:
         return Response(encoder(service.registry), media_type=content_type)
 
     return router
+
+
+def _accepted(body: dict[str, int]) -> Response:
+    return Response(orjson.dumps(body), status_code=202, media_type="application/json")
 
 
 def _instant(value: str | None, field: str) -> float | None:

@@ -1,0 +1,58 @@
+"""Group commit: writes from concurrent requests share one transaction and one commit.
+
+Requests ``await writer.submit(work)``; one drain task at a time runs every waiting ``work``
+in a single transaction on a worker thread, then resolves each request with its own result.
+While the thread writes (SQLite and psycopg release the GIL while the database works), the
+event loop goes on parsing and validating the next requests. A failed transaction fails every
+write of its group, and none of them is acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine
+
+T = TypeVar("T")
+
+
+class GroupCommitWriter:
+    def __init__(self, engine: Engine, lock: AbstractContextManager[object]) -> None:
+        self._engine = engine
+        self._lock = lock
+        self._pending: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]] = []
+        self._draining = False
+
+    async def submit(self, work: Callable[[Connection], T]) -> T:
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._pending.append((work, future))
+        if not self._draining:
+            self._draining = True
+            asyncio.get_running_loop().create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                group, self._pending = self._pending, []
+                try:
+                    results = await asyncio.to_thread(self._write, [w for w, _ in group])
+                except BaseException as exc:  # the transaction failed: so did each write
+                    for _, future in group:
+                        if not future.done():
+                            future.set_exception(exc)
+                    if not isinstance(exc, Exception):
+                        raise
+                    continue
+                for (_, future), result in zip(group, results, strict=True):
+                    if not future.done():
+                        future.set_result(result)
+        finally:
+            self._draining = False
+
+    def _write(self, works: list[Callable[[Connection], Any]]) -> list[Any]:
+        with self._lock, self._engine.begin() as connection:
+            return [work(connection) for work in works]
