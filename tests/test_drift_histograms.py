@@ -118,10 +118,10 @@ def test_replicas_merge_to_the_single_replica_result(engine: Engine, tmp_path) -
     ingest(second, data[3000:], start=START + 1500, prefix="b")
     clock.now = START + 3100
     threads = [
-        threading.Thread(target=service.summarize, args=(service.model("m"), profiles))
+        threading.Thread(target=service.evaluator.summarize, args=(service.model("m"), profiles))
         for service in (first, second)
         for profiles in [
-            service._reference_profiles(
+            service.evaluator.reference_profiles(
                 service.engine.connect(), service.model("m"), clock.now
             )
         ]

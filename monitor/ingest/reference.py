@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import math
 from typing import Any
@@ -108,3 +109,18 @@ def _target_cell(cell: str, numeric: bool) -> Any:
         return float(cell)
     except ValueError:
         return cell  # left for the validator to report with its field name
+
+
+def digest_batch(batch: ReferenceBatch) -> str:
+    """A content digest of a reference, so an unchanged file is not stored again."""
+    digest = hashlib.sha256()
+    for row in zip(
+        batch.features,
+        batch.prediction_classes,
+        batch.prediction_values,
+        batch.label_classes,
+        batch.label_values,
+        strict=False,
+    ):
+        digest.update(orjson.dumps([row[0].decode(), *row[1:]]))
+    return digest.hexdigest()
