@@ -17,8 +17,11 @@ How each statistic compares with :func:`~monitor.stats.compare.compare_numeric` 
   (:func:`monitor.stats.ks.ks_histogram_statistic` gives the proof). The bound is at most the
   largest reference mass strictly inside a grid bin or current mass in one, about
   ``1 / grid_size`` unless the current window piles up inside one grid bin.
-* ``ks_pvalue``: approximate; SciPy's large-sample formula ``kstwo.sf(D, round(en))``,
-  ``en = n_ref n_cur / (n_ref + n_cur)``, applied to the reported statistic whatever the sizes.
+* ``ks_pvalue``: approximate; Kolmogorov's limiting distribution ``kolmogorov(sqrt(en) D)``
+  (``scipy.stats.kstwobign.sf``), ``en = n_ref n_cur / (n_ref + n_cur)``, applied to the
+  reported statistic. This path serves windows of more than ``exact_max_samples`` records,
+  where the limit is close to the finite-sample ``kstwo.sf`` and costs a microsecond instead of
+  the ~50 ms ``kstwo.sf`` takes for p-values between about 1e-10 and 0.02 at these sizes.
 * ``wasserstein``: approximate (:mod:`monitor.stats.wasserstein`): current values are taken
   to be spread inside each grid bin like the reference values there, and values outside the
   reference range to sit on its edge.
@@ -30,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from monitor.stats.compare import NumericDrift, bin_statistics, normalize_wasserstein
-from monitor.stats.ks import ks_asymptotic_pvalue, ks_histogram_statistic
+from monitor.stats.ks import ks_histogram_statistic, ks_limit_pvalue
 from monitor.stats.profile import NumericProfile
 from monitor.stats.wasserstein import wasserstein_histogram
 
@@ -132,7 +135,7 @@ def compare_numeric_histogram(
         missing_ratio=missing / (n + missing),
         psi=psi,
         ks_statistic=statistic,
-        ks_pvalue=ks_asymptotic_pvalue(statistic, n_reference=profile.n, n_current=n),
+        ks_pvalue=ks_limit_pvalue(statistic, n_reference=profile.n, n_current=n),
         ks_bound=bound,
         wasserstein=wasserstein,
         wasserstein_normalized=normalize_wasserstein(profile, wasserstein),

@@ -118,6 +118,18 @@ def ks_pvalue(statistic: float, *, n_reference: int, n_current: int) -> tuple[fl
     return _exact_pvalue(statistic, n_reference, n_current)
 
 
+def ks_limit_pvalue(statistic: float, *, n_reference: int, n_current: int) -> float:
+    """Kolmogorov's limiting two-sided p-value ``kolmogorov(sqrt(en) * statistic)``.
+
+    Examples
+    --------
+    >>> round(ks_limit_pvalue(0.02, n_reference=10_000, n_current=10_000), 6)
+    0.036631
+    """
+    en = n_reference * n_current / (n_reference + n_current)
+    return min(max(kolmogorov(math.sqrt(en) * statistic), 0.0), 1.0)
+
+
 def ks_asymptotic_pvalue(statistic: float, *, n_reference: int, n_current: int) -> float:
     """``kstwo.sf(statistic, round(en))``, SciPy's large-sample two-sided KS p-value.
 
