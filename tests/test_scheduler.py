@@ -1,0 +1,56 @@
+"""APScheduler runs each model's evaluation on its ``schedule`` and the retention sweep."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+
+from monitor.config import parse_config
+from monitor.service import Service
+from monitor.storage import create_database_engine
+
+
+def test_models_are_evaluated_on_their_schedule(tmp_path: Path) -> None:
+    config = parse_config("""
+models:
+  - name: fast
+    task: regression
+    features: [{name: x, type: numeric}]
+    schedule: 1s
+    min_samples: 5
+  - name: slow
+    task: regression
+    features: [{name: x, type: numeric}]
+    schedule: 1h
+""")
+    engine = create_database_engine(f"sqlite:///{tmp_path / 'm.db'}")
+    service = Service(config, engine=engine, registry=CollectorRegistry())
+    service.start(run_jobs=True)
+    try:
+        service.store_reference(
+            "fast", [{"features": {"x": float(i)}} for i in range(20)], source="test"
+        )
+        service.store_predictions(
+            "fast",
+            [{"id": str(i), "features": {"x": float(i)}, "prediction": 1.0} for i in range(10)],
+        )
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            history = service.evaluation_history("fast", since=None, until=None, limit=100)
+            if len(history) >= 2:
+                break
+            time.sleep(0.2)
+        assert len(history) >= 2
+        assert history[-1]["features"]["x"]["n"] == 10
+        assert history[-1]["features"]["x"]["psi"] is not None
+        assert service.evaluation_history("slow", since=None, until=None, limit=100) == []
+        assert (
+            service.registry.get_sample_value(
+                "drift_monitor_last_evaluation_timestamp_seconds", {"model": "fast"}
+            )
+            is not None
+        )
+    finally:
+        service.stop()
