@@ -11,13 +11,10 @@
 
 from __future__ import annotations
 
-import os
 import random
 import re
 import shutil
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,6 +29,7 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 from prometheus_client.samples import Sample
+from server_process import free_port, start_server
 
 from monitor.evaluation import OUTPUT_NAMES
 
@@ -73,46 +71,6 @@ class Scrape:
     openmetrics: str
     openmetrics_content_type: str
     log: Path
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_server(config: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ}
-    env.pop("MONITOR_DATABASE_URL", None)  # the config's SQLite file, whatever the caller has
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "monitor",
-                "serve",
-                "--config",
-                str(config),
-                "--port",
-                str(port),
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited early:\n{log.read_text()}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return process
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    process.kill()
-    process.wait(timeout=10)
-    raise AssertionError(f"server did not become ready:\n{log.read_text()}")
 
 
 def stop_server(process: subprocess.Popen[bytes]) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from server_process import free_port, start_server
 
 from monitor.storage import create_database_engine
 from monitor.storage import repository as repo
@@ -28,35 +28,6 @@ models:
       - {name: x, type: numeric}
       - {name: c, type: categorical}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_server(config: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ}
-    env.pop("MONITOR_DATABASE_URL", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "monitor", "serve", "--config", str(config), "--port", str(port)],
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited early:\n{log.read_text()}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return process
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    process.kill()
-    raise AssertionError(f"server did not become ready:\n{log.read_text()}")
 
 
 def test_acknowledged_records_survive_sigkill(database_url: str, tmp_path: Path) -> None:

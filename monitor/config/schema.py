@@ -33,32 +33,6 @@ Duration = Annotated[
 Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$")]
 
 #: Every statistic and performance metric a threshold may be set for.
-DRIFT_STATISTICS = (
-    "psi",
-    "ks_statistic",
-    "ks_pvalue",
-    "wasserstein",
-    "wasserstein_normalized",
-    "jensen_shannon",
-    "chi2_pvalue",
-    "missing_ratio",
-    "drifted_share",
-)
-PERFORMANCE_STATISTICS = (
-    "accuracy",
-    "precision",
-    "recall",
-    "f1",
-    "roc_auc",
-    "average_precision",
-    "log_loss",
-    "mae",
-    "rmse",
-    "mape",
-    "r2",
-    "label_coverage",
-    "estimated_accuracy",
-)
 StatisticName = Literal[
     "psi",
     "ks_statistic",
