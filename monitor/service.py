@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from monitor.domain import (
     Evaluation,
     IngestResult,
     ModelCounts,
+    PredictionBatch,
     ReferenceBatch,
     ReferenceInfo,
 )
@@ -32,6 +34,7 @@ from monitor.errors import (
 )
 from monitor.evaluation.document import from_document
 from monitor.ingest import RecordValidator, decode_records, parse_reference_csv, validate_reference
+from monitor.ingest.fast import FastPredictionDecoder
 from monitor.ingest.reference import digest_batch
 from monitor.jobs import Scheduler
 from monitor.jobs.evaluate import DriftEvaluator
@@ -39,6 +42,7 @@ from monitor.metrics import Metrics
 from monitor.storage import create_database_engine, migrate
 from monitor.storage import histograms as hist
 from monitor.storage import repository as repo
+from monitor.storage.engine import checkpoint_sqlite
 from monitor.storage.evaluations import (
     evaluation_history,
     latest_evaluation,
@@ -75,6 +79,7 @@ class Service:
         self.metrics = Metrics(self.registry, [m.name for m in config.models])
         self.clock = clock
         self.validators = {m.name: RecordValidator(m) for m in config.models}
+        self._fast_decoders = {m.name: FastPredictionDecoder(m) for m in config.models}
         self.scheduler = Scheduler()
         self.started = False
         # SQLite has one writer at a time; queueing writers on a lock here hands the database
@@ -106,6 +111,12 @@ class Service:
             if document is not None:
                 self.evaluator.latest[model.name] = from_document(document)
         if run_jobs:
+            if self.engine.dialect.name == "sqlite":
+                self.scheduler.every(
+                    timedelta(seconds=1),
+                    functools.partial(checkpoint_sqlite, self.engine),
+                    name="sqlite-checkpoint",
+                )
             for model in self.config.models:
                 self.scheduler.every(
                     model.schedule,
@@ -162,10 +173,37 @@ class Service:
             result = write(connection)
         return self._counted_predictions(model, result)
 
-    async def store_predictions_async(self, model: str, records: list[Any]) -> IngestResult:
-        """As ``store_predictions``, committing together with concurrent requests."""
-        result = await self.writer.submit(self.prepare_predictions(model, records))
-        return self._counted_predictions(model, result)
+    async def store_predictions_body(
+        self, model: str, body: bytes, media_type: str
+    ) -> IngestResult:
+        """Decode, validate and store a request body of prediction records, all or nothing,
+        committing together with concurrent requests (group commit). Decoding happens on the
+        writer thread, right before the insert (see ``GroupCommitWriter``)."""
+        self.model(model)
+        received_at = self.clock()
+
+        def work(connection: Connection) -> IngestResult:
+            batch = self._decode_predictions(model, body, media_type, received_at)
+            return repo.insert_predictions(
+                connection, model=model, batch=batch, received_at=received_at
+            )
+
+        return self._counted_predictions(model, await self.writer.submit(work))
+
+    def _decode_predictions(
+        self, model: str, body: bytes, media_type: str, received_at: float
+    ) -> PredictionBatch:
+        batch = self._fast_decoders[model].predictions(body, media_type, received_at=received_at)
+        if batch is not None:
+            return batch
+        try:  # the complete validator decides, and names every problem
+            records = decode_records(body, media_type)
+        except PayloadError:
+            self.reject(model, "malformed_body")
+            raise
+        return self._validate(  # type: ignore[no-any-return]
+            model, records, lambda v: v.predictions(records, received_at=received_at)
+        )
 
     def store_labels(self, model: str, records: list[Any]) -> IngestResult:
         write = self.prepare_labels(model, records)

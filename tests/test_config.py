@@ -277,3 +277,10 @@ def test_short_tokens_are_refused() -> None:
     assert errors_of(text) == [
         "monitor.yaml:1: server.auth.ingest_tokens: tokens must be at least 16 characters long"
     ]
+
+
+def test_yes_and_no_stay_strings() -> None:
+    text = MINIMAL.replace("task: regression", "task: classification\n    classes: [yes, no]")
+    config = parse_config(text + "server: {auth: {protect_metrics: true}}\n")
+    assert config.models[0].classes == ["yes", "no"]
+    assert config.server.auth.protect_metrics is True

@@ -95,9 +95,7 @@ def build_router(service: Service) -> APIRouter:
     async def post_predictions(request: Request, model: ModelName) -> Response:
         """Store a batch of prediction records, all or nothing."""
         body, media_type = await body_of(request, model, RECORD_TYPES)
-        records = records_of(model, body, media_type)
-        del body  # parsed: let the raw bytes go before the write is awaited
-        result = await service.store_predictions_async(model, records)
+        result = await service.store_predictions_body(model, body, media_type)
         return _accepted({"accepted": result.accepted, "duplicates": result.duplicates})
 
     @router.post(

@@ -23,6 +23,22 @@ PathKey = tuple[str | int, ...]
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML 1.2 booleans: only true/false. YAML 1.1's yes/no/on/off would turn
+    ``classes: [yes, no]`` into booleans; here they stay the strings a user wrote."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+
+
 def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Config:
     """Load and validate a config file; raise ``ConfigError`` listing every problem."""
     file = str(path)
@@ -66,7 +82,7 @@ def parse_config(
 
 def _read_yaml(text: str, file: str) -> tuple[Any, dict[PathKey, int]]:
     """Parse YAML safely and map every key path to the 1-based line where it is written."""
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         node = loader.get_single_node()
         lines: dict[PathKey, int] = {}
@@ -84,7 +100,7 @@ def _read_yaml(text: str, file: str) -> tuple[Any, dict[PathKey, int]]:
 
 
 def _construct(
-    loader: yaml.SafeLoader, node: yaml.Node, path: PathKey, lines: dict[PathKey, int], file: str
+    loader: _Loader, node: yaml.Node, path: PathKey, lines: dict[PathKey, int], file: str
 ) -> Any:
     lines.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
