@@ -117,15 +117,14 @@ def test_replicas_merge_to_the_single_replica_result(engine: Engine, tmp_path) -
     ingest(first, data[:3000], start=START, prefix="a")
     ingest(second, data[3000:], start=START + 1500, prefix="b")
     clock.now = START + 3100
-    threads = [
-        threading.Thread(target=service.evaluator.summarize, args=(service.model("m"), profiles))
-        for service in (first, second)
-        for profiles in [
-            service.evaluator.reference_profiles(
-                service.engine.connect(), service.model("m"), clock.now
+    threads = []
+    for service in (first, second):
+        with service.engine.connect() as connection:
+            profiles = service.evaluator.reference_profiles(
+                connection, service.model("m"), clock.now
             )
-        ]
-    ]
+        summarize = service.evaluator.summarize
+        threads.append(threading.Thread(target=summarize, args=(service.model("m"), profiles)))
     for thread in threads:
         thread.start()
     for thread in threads:

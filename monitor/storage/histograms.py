@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from monitor.evaluation.counts import Counts
 from monitor.storage.tables import histogram_buckets, histogram_watermarks, predictions
@@ -26,13 +28,15 @@ def watermark(connection: Connection, *, model: str, version: int, lock: bool = 
         query = query.with_for_update()
     value = connection.execute(query).scalar()
     if value is None:
+        # Two replicas may both find no row: whichever inserts second inserts nothing.
+        dialect_insert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
         connection.execute(
-            insert(histogram_watermarks).values(model=model, reference_version=version, last_seq=0)
+            dialect_insert(histogram_watermarks)
+            .values(model=model, reference_version=version, last_seq=0)
+            .on_conflict_do_nothing()
         )
-        if lock and connection.dialect.name == "postgresql":
-            connection.execute(query).scalar()
-        return 0
-    return int(value)
+        value = connection.execute(query).scalar()
+    return int(value or 0)
 
 
 def set_watermark(connection: Connection, *, model: str, version: int, seq: int) -> None:
