@@ -25,3 +25,37 @@ def test_ci_runs_the_readme_test_command() -> None:
     _, test = setup_commands()
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     assert test in ci
+
+
+def test_every_exported_metric_is_documented(tmp_path: Path) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from monitor.config import parse_config
+    from monitor.service import Service
+    from monitor.storage import create_database_engine
+
+    config = parse_config(
+        "models:\n  - {name: m, task: regression, min_samples: 1,\n"
+        "     features: [{name: x, type: numeric}, {name: c, type: categorical}]}\n"
+    )
+    engine = create_database_engine(f"sqlite:///{tmp_path / 'm.db'}")
+    service = Service(config, engine=engine, registry=CollectorRegistry())
+    service.start(run_jobs=False)
+    service.store_reference("m", [{"features": {"x": 1.0, "c": "a"}}], source="test")
+    service.store_predictions(
+        "m", [{"id": "1", "features": {"x": 2.0, "c": "b"}, "prediction": 1.0}]
+    )
+    service.evaluate("m")
+    readme = (ROOT / "README.md").read_text()
+    names = {family.name for family in service.registry.collect()}
+    service.stop()
+    assert len(names) > 20
+    undocumented = sorted(
+        name
+        for name in names
+        if f"`{name}{{" not in readme
+        and f"`{name}_total{{" not in readme
+        and f"`{name}_info{{" not in readme
+        and f"`{name}`" not in readme
+    )
+    assert undocumented == []
