@@ -54,6 +54,7 @@ class ReferenceBatch:
     prediction_values: list[float | None]
     label_classes: list[str | None]
     label_values: list[float | None]
+    scores: list[bytes | None]
 
     def __len__(self) -> int:
         return len(self.features)

@@ -21,17 +21,18 @@ _IGNORED_COLUMNS = ("id", "timestamp")
 def validate_reference(records: list[Any], validator: RecordValidator) -> ReferenceBatch:
     """Validate reference records (``features`` plus optional ``prediction`` and ``label``)."""
     issues: list[RecordIssue] = []
-    batch = ReferenceBatch([], [], [], [], [])
+    batch = ReferenceBatch([], [], [], [], [], [])
     for index, record in enumerate(records):
         row = validator.reference_row(record, index, issues)
         if row is None:
             continue
-        features, prediction_class, prediction_value, label_class, label_value = row
+        features, prediction_class, prediction_value, label_class, label_value, scores = row
         batch.features.append(orjson.dumps(features))
         batch.prediction_classes.append(prediction_class)
         batch.prediction_values.append(prediction_value)
         batch.label_classes.append(label_class)
         batch.label_values.append(label_value)
+        batch.scores.append(None if scores is None else orjson.dumps(scores))
     if issues:
         raise InvalidRecordsError(issues)
     if not len(batch):
@@ -120,7 +121,9 @@ def digest_batch(batch: ReferenceBatch) -> str:
         batch.prediction_values,
         batch.label_classes,
         batch.label_values,
-        strict=False,
+        batch.scores,
+        strict=True,
     ):
-        digest.update(orjson.dumps([row[0].decode(), *row[1:]]))
+        scores = None if row[5] is None else row[5].decode()
+        digest.update(orjson.dumps([row[0].decode(), *row[1:5], scores]))
     return digest.hexdigest()

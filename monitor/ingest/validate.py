@@ -360,13 +360,17 @@ class RecordValidator:
 
     def reference_row(
         self, record: Any, index: int, issues: list[RecordIssue]
-    ) -> tuple[dict[str, FeatureValue], str | None, float | None, str | None, float | None] | None:
-        """One reference record: ``features`` and optional ``prediction`` and ``label``."""
+    ) -> (
+        tuple[dict[str, FeatureValue], str | None, float | None, str | None, float | None, Any]
+        | None
+    ):
+        """One reference record: ``features``, optional ``prediction``, ``label``, ``scores``."""
         if type(record) is not dict:
             issues.append(RecordIssue(index, "", "must be an object"))
             return None
         before = len(issues)
-        for key in sorted(record.keys() - {"features", "prediction", "label", "id", "timestamp"}):
+        allowed = {"features", "prediction", "label", "scores", "id", "timestamp"}
+        for key in sorted(record.keys() - allowed):
             issues.append(RecordIssue(index, str(key), "unknown field"))
         features = record.get("features")
         self._features(features, index, issues)
@@ -376,10 +380,13 @@ class RecordValidator:
             prediction = self._target(record, "prediction", index, issues)
         if record.get("label") is not None:
             label = self._target(record, "label", index, issues)
+        scores = record.get("scores")
+        if scores is not None:
+            self._scores(scores, index, issues)
         if len(issues) != before:
             return None
         assert isinstance(features, dict)
-        return features, prediction[0], prediction[1], label[0], label[1]
+        return features, prediction[0], prediction[1], label[0], label[1], scores
 
 
 def _getter(names: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:

@@ -307,6 +307,7 @@ class DriftEvaluator:
             prediction_values=[p if regression else None for p in rows.predictions],
             label_classes=[None if regression else label for label in rows.labels],
             label_values=[label if regression else None for label in rows.labels],
+            scores=rows.scores,
         )
         return self._save_reference(
             config.name, batch, source=f"first_records:{count}", digest=digest_batch(batch)

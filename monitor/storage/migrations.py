@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import Connection, Engine, select, text
+from sqlalchemy import Connection, Engine, inspect, select, text
 
 from monitor.storage.engine import is_postgresql
 from monitor.storage.tables import (
@@ -35,11 +35,24 @@ def _v3_histograms(connection: Connection) -> None:
     histogram_watermarks.create(connection, checkfirst=True)
 
 
+def _v4_reference_scores(connection: Connection) -> None:
+    columns = {c["name"] for c in inspect(connection).get_columns("reference_records")}
+    if "scores" not in columns:
+        connection.execute(
+            text(
+                "ALTER TABLE reference_records ADD COLUMN scores BYTEA"
+                if connection.dialect.name == "postgresql"
+                else "ALTER TABLE reference_records ADD COLUMN scores BLOB"
+            )
+        )
+
+
 #: Ordered steps; step N brings the schema from version N-1 to N. Append, never edit.
 STEPS: tuple[Callable[[Connection], None], ...] = (
     _v1_initial,
     _v2_reference_profiles,
     _v3_histograms,
+    _v4_reference_scores,
 )
 _LOCK_KEY = 0x64726966  # "drif": pg_advisory_xact_lock key that serialises migrations
 

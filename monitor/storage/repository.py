@@ -157,15 +157,17 @@ def store_reference(
             "prediction_value": pv,
             "label_class": lc,
             "label_value": lv,
+            "scores": sc,
         }
-        for row, (features, pc, pv, lc, lv) in enumerate(
+        for row, (features, pc, pv, lc, lv, sc) in enumerate(
             zip(
                 batch.features,
                 batch.prediction_classes,
                 batch.prediction_values,
                 batch.label_classes,
                 batch.label_values,
-                strict=False,
+                batch.scores,
+                strict=True,
             )
         )
     ]

@@ -80,6 +80,7 @@ reference_records = Table(
     Column("prediction_value", Seconds),
     Column("label_class", String(256)),
     Column("label_value", Seconds),
+    Column("scores", LargeBinary),  # added in schema version 4
 )
 
 evaluations = Table(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Select, func, select
+from sqlalchemy import Connection, Select, func, select, text
 
 from monitor.storage.tables import labels, predictions, reference_records
 
@@ -19,6 +19,7 @@ class Rows:
     labels: list[Any]
     first_ts: float | None
     last_ts: float | None
+    scores: list[bytes | None]
 
     def __len__(self) -> int:
         return len(self.features)
@@ -28,7 +29,7 @@ def _window_select(model: str, *, regression: bool) -> Select[Any]:
     prediction = predictions.c.prediction_value if regression else predictions.c.prediction_class
     label = labels.c.label_value if regression else labels.c.label_class
     return (
-        select(predictions.c.features, prediction, label, predictions.c.ts)
+        select(predictions.c.features, prediction, label, predictions.c.ts, predictions.c.scores)
         .select_from(
             predictions.outerjoin(
                 labels, (labels.c.model == predictions.c.model) & (labels.c.id == predictions.c.id)
@@ -42,14 +43,16 @@ def _rows(result: Any) -> Rows:
     features: list[bytes] = []
     prediction_values: list[Any] = []
     label_values: list[Any] = []
+    scores: list[bytes | None] = []
     first = last = None
-    for blob, prediction, label, ts in result:
+    for blob, prediction, label, ts, score_blob in result:
         features.append(bytes(blob))
         prediction_values.append(prediction)
         label_values.append(label)
+        scores.append(None if score_blob is None else bytes(score_blob))
         first = ts if first is None or ts < first else first
         last = ts if last is None or ts > last else last
-    return Rows(features, prediction_values, label_values, first, last)
+    return Rows(features, prediction_values, label_values, first, last, scores)
 
 
 def rows_between(
@@ -94,12 +97,18 @@ def reference_rows(connection: Connection, *, model: str, version: int, regressi
     )
     label = reference_records.c.label_value if regression else reference_records.c.label_class
     query = (
-        select(reference_records.c.features, prediction, label, reference_records.c.row)
+        select(
+            reference_records.c.features,
+            prediction,
+            label,
+            reference_records.c.row,
+            reference_records.c.scores,
+        )
         .where(reference_records.c.model == model, reference_records.c.version == version)
         .order_by(reference_records.c.row)
     )
     rows = _rows(connection.execute(query))
-    return Rows(rows.features, rows.predictions, rows.labels, None, None)
+    return Rows(rows.features, rows.predictions, rows.labels, None, None, rows.scores)
 
 
 def nth_last_ts(connection: Connection, *, model: str, n: int) -> float | None:
@@ -113,3 +122,61 @@ def nth_last_ts(connection: Connection, *, model: str, n: int) -> float | None:
     )
     value = connection.execute(query).scalar()
     return None if value is None else float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class LabelledRows:
+    """Predictions of a window that have a label: times, prediction, label and scores."""
+
+    prediction_ts: list[float]
+    label_ts: list[float]
+    predictions: list[Any]
+    labels: list[Any]
+    scores: list[bytes | None]
+
+    def __len__(self) -> int:
+        return len(self.prediction_ts)
+
+
+def labelled_between(
+    connection: Connection,
+    *,
+    model: str,
+    start: float,
+    end: float,
+    regression: bool,
+    by_label_time: bool = False,
+) -> LabelledRows:
+    """Labelled predictions whose prediction time (or label time) is in ``(start, end]``."""
+    prediction = "prediction_value" if regression else "prediction_class"
+    label = "label_value" if regression else "label_class"
+    clock = "l.ts" if by_label_time else "p.ts"
+    sql = text(  # a plain join, written out: it is the hot path of performance evaluation
+        f"SELECT p.ts, l.ts, p.{prediction}, l.{label}, p.scores"
+        " FROM predictions p JOIN labels l ON l.model = p.model AND l.id = p.id"
+        f" WHERE p.model = :model AND {clock} > :start AND {clock} <= :end"
+    )
+    rows = connection.execute(sql, {"model": model, "start": start, "end": end}).all()
+    if not rows:
+        return LabelledRows([], [], [], [], [])
+    prediction_ts, label_ts, predicted, actual, scores = (
+        list(column) for column in zip(*rows, strict=True)
+    )
+    return LabelledRows(
+        prediction_ts,
+        label_ts,
+        predicted,
+        actual,
+        [None if s is None else bytes(s) for s in scores],
+    )
+
+
+def unmatched_label_count(connection: Connection, *, model: str) -> int:
+    """Labels stored for ids that have no prediction (yet)."""
+    exists = (
+        select(predictions.c.seq)
+        .where(predictions.c.model == labels.c.model, predictions.c.id == labels.c.id)
+        .exists()
+    )
+    query = select(func.count()).select_from(labels).where(labels.c.model == model, ~exists)
+    return int(connection.execute(query).scalar_one())
