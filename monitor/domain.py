@@ -67,6 +67,8 @@ class IngestResult:
     accepted: int
     duplicates: int
     corrections: int = 0
+    #: For new labels of stored predictions: label time minus prediction time, in seconds.
+    label_delays: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,9 +133,43 @@ class Evaluation:
     drifted_share: float | None
     status: Status
     duration_seconds: float = 0.0
+    performance: Performance | None = None
+    labels: LabelHealth | None = None
 
     def feature(self, name: str) -> FeatureDrift | None:
         for item in (*self.features, *self.outputs):
             if item.name == name:
                 return item
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class LabelHealth:
+    """How well labels cover a window: coverage, delay, labels without a prediction."""
+
+    predictions: int
+    labelled: int
+    coverage: float | None
+    delay_seconds_p50: float | None
+    delay_seconds_p90: float | None
+    delay_seconds_p99: float | None
+    unmatched: int
+
+
+@dataclass(frozen=True, slots=True)
+class Performance:
+    """Model performance over a window's labelled predictions, and the label-free estimate.
+
+    ``metrics`` maps metric names (``accuracy``, ``f1``, ``rmse``, ...) to values; it holds no
+    metric when ``status`` is ``insufficient``. ``intervals`` maps accuracy-like proportions to
+    their 95% Wilson interval. The estimate needs only scores, so it is reported either way.
+    """
+
+    status: Status
+    n: int
+    metrics: Mapping[str, float | None]
+    intervals: Mapping[str, tuple[float, float]]
+    per_class: Mapping[str, Mapping[str, float | None]]
+    confusion_matrix: tuple[tuple[int, ...], ...] | None
+    estimated_accuracy: float | None
+    estimated_accuracy_standard_error: float | None

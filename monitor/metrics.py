@@ -25,6 +25,24 @@ FEATURE_STATISTICS = {
 }
 STATUS_VALUES = {"ok": 0, "warning": 1, "critical": 2}
 
+#: Model performance exported as drift_monitor_model_<name>{model}.
+PERFORMANCE_METRICS = {
+    "accuracy": "Accuracy over the window's labelled predictions.",
+    "accuracy_lower": "Lower end of the accuracy's 95% Wilson interval.",
+    "accuracy_upper": "Upper end of the accuracy's 95% Wilson interval.",
+    "precision": "Macro-averaged precision over the window's labelled predictions.",
+    "recall": "Macro-averaged recall over the window's labelled predictions.",
+    "f1": "Macro-averaged F1 over the window's labelled predictions.",
+    "roc_auc": "ROC AUC (binary; one-vs-rest macro for multi-class), from scores.",
+    "average_precision": "Average precision (binary; one-vs-rest macro), from scores.",
+    "log_loss": "Log loss of the scores.",
+    "mae": "Mean absolute error (regression), in target units.",
+    "rmse": "Root mean squared error (regression), in target units.",
+    "mape": "Mean absolute percentage error over non-zero targets, as a fraction.",
+    "r2": "Coefficient of determination (regression).",
+    "estimated_accuracy": "Accuracy estimated from calibrated scores alone (CBPE), no labels.",
+}
+
 REJECT_REASONS = ("invalid_record", "malformed_body", "too_large", "unsupported_media_type")
 
 
@@ -83,6 +101,26 @@ class Metrics:
             ["model"],
             registry=registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+        )
+        self.label_delay = Histogram(
+            "drift_monitor_label_delay_seconds",
+            "Label time minus prediction time, observed when a label arrives for a stored "
+            "prediction.",
+            ["model"],
+            registry=registry,
+            buckets=(
+                60,
+                300,
+                900,
+                3600,
+                4 * 3600,
+                12 * 3600,
+                86400,
+                3 * 86400,
+                7 * 86400,
+                14 * 86400,
+                30 * 86400,
+            ),
         )
         self.last_evaluation = Gauge(
             "drift_monitor_last_evaluation_timestamp_seconds",
@@ -159,6 +197,51 @@ class DriftCollector(Collector):
                 for name, value in feature.statistics.items():
                     if value is not None and name in families:
                         families[name].add_metric([model, feature.name], value)
+        performance = {
+            name: GaugeMetricFamily(f"drift_monitor_model_{name}", text, labels=["model"])
+            for name, text in PERFORMANCE_METRICS.items()
+        }
+        performance_samples = GaugeMetricFamily(
+            "drift_monitor_performance_samples",
+            "Labelled predictions in the latest evaluation's window.",
+            labels=["model"],
+        )
+        performance_status = GaugeMetricFamily(
+            "drift_monitor_performance_status",
+            "Performance status: 0 ok, 1 warning, 2 critical (absent when insufficient).",
+            labels=["model"],
+        )
+        coverage = GaugeMetricFamily(
+            "drift_monitor_label_coverage_ratio",
+            "Labelled predictions / predictions in the latest evaluation's window.",
+            labels=["model"],
+        )
+        unmatched = GaugeMetricFamily(
+            "drift_monitor_labels_unmatched",
+            "Labels stored for ids that have no prediction (yet).",
+            labels=["model"],
+        )
+        for model, evaluation in sorted(latest.items()):
+            if evaluation.performance is not None:
+                result = evaluation.performance
+                performance_samples.add_metric([model], result.n)
+                if result.status in STATUS_VALUES:
+                    performance_status.add_metric([model], STATUS_VALUES[result.status])
+                values = dict(result.metrics)
+                for name, (lower, upper) in result.intervals.items():
+                    values[f"{name}_lower"], values[f"{name}_upper"] = lower, upper
+                for name, value in values.items():
+                    if value is not None and name in performance:
+                        performance[name].add_metric([model], value)
+            if evaluation.labels is not None:
+                if evaluation.labels.coverage is not None:
+                    coverage.add_metric([model], evaluation.labels.coverage)
+                unmatched.add_metric([model], evaluation.labels.unmatched)
+        yield from performance.values()
+        yield performance_samples
+        yield performance_status
+        yield coverage
+        yield unmatched
         yield from families.values()
         yield status
         yield feature_samples

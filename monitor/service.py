@@ -244,6 +244,9 @@ class Service:
 
     def _counted_labels(self, model: str, result: IngestResult) -> IngestResult:
         self.metrics.labels_ingested.labels(model).inc(result.accepted)
+        delay = self.metrics.label_delay.labels(model)
+        for seconds in result.label_delays:
+            delay.observe(seconds)
         self.metrics.label_corrections.labels(model).inc(result.corrections)
         return result
 

@@ -191,6 +191,10 @@ class DriftConfig(_Strict):
     bucket: Duration = timedelta(minutes=1)
 
 
+class PerformanceConfig(_Strict):
+    window_by: Literal["prediction_time", "label_time"] = "prediction_time"
+
+
 class ModelConfig(_Strict):
     name: Name
     task: Literal["classification", "regression"]
@@ -203,6 +207,7 @@ class ModelConfig(_Strict):
     thresholds: dict[StatisticName, ThresholdConfig] = {}
     alerts: AlertsConfig = AlertsConfig()
     drift: DriftConfig = DriftConfig()
+    performance: PerformanceConfig = PerformanceConfig()
 
     @field_validator("features")
     @classmethod

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from monitor.domain import Evaluation, FeatureDrift, Status, Window
+from monitor.domain import Evaluation, FeatureDrift, LabelHealth, Performance, Status, Window
 
 
 def rfc3339(seconds: float) -> str:
@@ -36,7 +37,62 @@ def to_document(evaluation: Evaluation) -> dict[str, Any]:
         "duration_seconds": evaluation.duration_seconds,
         "features": {f.name: _feature(f) for f in evaluation.features},
         "outputs": {f.name: _feature(f) for f in evaluation.outputs},
+        "performance": None
+        if evaluation.performance is None
+        else _performance(evaluation.performance),
+        "labels": None if evaluation.labels is None else dataclasses.asdict(evaluation.labels),
     }
+
+
+def _performance(performance: Performance) -> dict[str, Any]:
+    body: dict[str, Any] = {"status": performance.status, "n": performance.n}
+    body.update(performance.metrics)
+    for name, (lower, upper) in performance.intervals.items():
+        body[f"{name}_lower"] = lower
+        body[f"{name}_upper"] = upper
+    if performance.per_class:
+        body["per_class"] = {k: dict(v) for k, v in performance.per_class.items()}
+    if performance.confusion_matrix is not None:
+        body["confusion_matrix"] = [list(row) for row in performance.confusion_matrix]
+    body["estimated_accuracy"] = performance.estimated_accuracy
+    body["estimated_accuracy_standard_error"] = performance.estimated_accuracy_standard_error
+    return body
+
+
+_PERFORMANCE_FIXED = (
+    "status",
+    "n",
+    "per_class",
+    "confusion_matrix",
+    "estimated_accuracy",
+    "estimated_accuracy_standard_error",
+)
+
+
+def _performance_from(body: dict[str, Any]) -> Performance:
+    intervals = {
+        key[: -len("_lower")]: (body[key], body[key[: -len("_lower")] + "_upper"])
+        for key in body
+        if key.endswith("_lower")
+    }
+    metrics = {
+        key: value
+        for key, value in body.items()
+        if key not in _PERFORMANCE_FIXED and not key.endswith(("_lower", "_upper"))
+    }
+    if body.get("estimated_accuracy") is not None:
+        metrics["estimated_accuracy"] = body["estimated_accuracy"]
+    matrix = body.get("confusion_matrix")
+    return Performance(
+        status=cast(Status, body["status"]),
+        n=body["n"],
+        metrics=metrics,
+        intervals=intervals,
+        per_class=body.get("per_class", {}),
+        confusion_matrix=None if matrix is None else tuple(tuple(row) for row in matrix),
+        estimated_accuracy=body.get("estimated_accuracy"),
+        estimated_accuracy_standard_error=body.get("estimated_accuracy_standard_error"),
+    )
 
 
 def _feature(drift: FeatureDrift) -> dict[str, Any]:
@@ -84,4 +140,8 @@ def from_document(document: dict[str, Any]) -> Evaluation:
         drifted_share=document["drifted_share"],
         status=cast(Status, document["status"]),
         duration_seconds=document["duration_seconds"],
+        performance=None
+        if document.get("performance") is None
+        else _performance_from(document["performance"]),
+        labels=None if document.get("labels") is None else LabelHealth(**document["labels"]),
     )

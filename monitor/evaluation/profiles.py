@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import orjson
 
 from monitor.config import ModelConfig
 from monitor.evaluation.columns import Columns
@@ -14,7 +15,10 @@ from monitor.stats import (
     profile_categorical,
     profile_numeric,
 )
+from monitor.stats.performance import Calibration
 
+#: The stored name of the reference's score calibration (for the accuracy estimate).
+CALIBRATION = "__calibration__"
 #: Columns of the model's own output, tracked like features.
 OUTPUT_NAMES = ("__prediction__", "__label__")
 
@@ -25,11 +29,14 @@ class ReferenceProfiles:
     n: int
     numeric: dict[str, NumericProfile]
     categorical: dict[str, CategoricalProfile]
+    calibration: Calibration | None = None
 
     def to_blobs(self) -> dict[str, tuple[str, bytes]]:
         """Each profile's storage form: name -> (type, bytes)."""
         blobs = {name: ("numeric", p.to_bytes()) for name, p in self.numeric.items()}
         blobs.update({name: ("categorical", p.to_bytes()) for name, p in self.categorical.items()})
+        if self.calibration is not None:
+            blobs[CALIBRATION] = ("calibration", orjson.dumps(self.calibration.to_dict()))
         return blobs
 
     @classmethod
@@ -38,12 +45,21 @@ class ReferenceProfiles:
     ) -> ReferenceProfiles:
         numeric = {k: NumericProfile.from_bytes(b) for k, (t, b) in blobs.items() if t == "numeric"}
         categorical = {
-            k: CategoricalProfile.from_bytes(b) for k, (t, b) in blobs.items() if t != "numeric"
+            k: CategoricalProfile.from_bytes(b) for k, (t, b) in blobs.items() if t == "categorical"
         }
-        return cls(version, n, numeric, categorical)
+        calibration = None
+        if CALIBRATION in blobs:
+            calibration = Calibration.from_dict(orjson.loads(blobs[CALIBRATION][1]))
+        return cls(version, n, numeric, categorical, calibration)
 
 
-def build_profiles(model: ModelConfig, columns: Columns, *, version: int) -> ReferenceProfiles:
+def build_profiles(
+    model: ModelConfig,
+    columns: Columns,
+    *,
+    version: int,
+    calibration: Calibration | None = None,
+) -> ReferenceProfiles:
     """Profile every column that has at least one non-missing value (an all-missing column,
     e.g. no labels in the reference, has no profile and its drift is not evaluated)."""
     numeric = {}
@@ -56,4 +72,4 @@ def build_profiles(model: ModelConfig, columns: Columns, *, version: int) -> Ref
             categorical[name] = profile_categorical(
                 categories, max_categories=model.drift.max_categories
             )
-    return ReferenceProfiles(version, columns.n, numeric, categorical)
+    return ReferenceProfiles(version, columns.n, numeric, categorical, calibration)

@@ -22,6 +22,7 @@ from monitor.evaluation import ReferenceProfiles, build_profiles, columns_from_r
 from monitor.evaluation.document import to_document
 from monitor.evaluation.evaluate import evaluate_drift_counts
 from monitor.evaluation.histograms import summarize
+from monitor.evaluation.performance import calibrate, evaluate_performance, label_health
 from monitor.ingest.reference import digest_batch
 from monitor.metrics import DriftCollector, Metrics
 from monitor.storage import histograms as hist
@@ -79,11 +80,41 @@ class DriftEvaluator:
         if large:
             assert profiles is not None
             evaluation = self._evaluate_from_histograms(config, profiles, now)
+            window_predictions = window_scores = None
         else:
             columns = columns_from_rows(
                 config, rows.features, predictions=rows.predictions, labels=rows.labels
             )
             evaluation = evaluate_drift(config, profiles, columns, window=window, evaluated_at=now)
+            window_predictions, window_scores = rows.predictions, rows.scores
+        with self.engine.connect() as connection:
+            labelled = windows.labelled_between(
+                connection,
+                model=model,
+                start=evaluation.window.start,
+                end=evaluation.window.end,
+                regression=config.task == "regression",
+                by_label_time=config.performance.window_by == "label_time",
+            )
+            unmatched = windows.unmatched_label_count(connection, model=model)
+        evaluation = dataclasses.replace(
+            evaluation,
+            performance=evaluate_performance(
+                config,
+                predictions=labelled.predictions,
+                labels=labelled.labels,
+                scores=labelled.scores,
+                calibration=None if profiles is None else profiles.calibration,
+                window_predictions=window_predictions,
+                window_scores=window_scores,
+            ),
+            labels=label_health(
+                predictions=evaluation.window.n,
+                prediction_ts=labelled.prediction_ts,
+                label_ts=labelled.label_ts,
+                unmatched=unmatched,
+            ),
+        )
         evaluation = dataclasses.replace(evaluation, duration_seconds=time.perf_counter() - started)
         with self._write_lock, self.engine.begin() as connection:
             store_evaluation(
@@ -286,7 +317,12 @@ class DriftEvaluator:
             columns = columns_from_rows(
                 config, rows.features, predictions=rows.predictions, labels=rows.labels
             )
-            profiles = build_profiles(config, columns, version=info.version)
+            profiles = build_profiles(
+                config,
+                columns,
+                version=info.version,
+                calibration=calibrate(config, rows.labels, rows.scores),
+            )
             with self._write_lock, self.engine.begin() as writer:
                 store_profiles(
                     writer, model=config.name, version=info.version, blobs=profiles.to_blobs()

@@ -15,6 +15,8 @@ own package. Its modules, one idea each::
     chi2.py            chi-square test of homogeneity
     ecdf.py            two sorted samples merged: shared by KS and Wasserstein
     _scipy.py          typed wrappers of the SciPy functions used
+    performance/       model performance from labels (sklearn-equal metrics, Wilson intervals)
+                       and accuracy estimated from scores alone (CBPE)
 
 Examples
 --------

@@ -123,8 +123,25 @@ def upsert_labels(
             )
         )
     duplicates = len(batch) - len(new_rows) - len(changed_rows) + batch.duplicates_in_batch
+    predicted_at: dict[str, float] = {}
+    new_ids = [str(row["id"]) for row in new_rows]
+    new_ids_set = set(new_ids)
+    for ids in _chunks(new_ids):
+        query = select(predictions.c.id, predictions.c.ts).where(
+            predictions.c.model == model, predictions.c.id.in_(ids)
+        )
+        for record_id, ts in connection.execute(query):
+            predicted_at[record_id] = float(ts)
+    delays = tuple(
+        ts - predicted_at[record_id]
+        for record_id, ts in zip(batch.ids, batch.timestamps, strict=True)
+        if record_id in predicted_at and record_id in new_ids_set
+    )
     return IngestResult(
-        accepted=len(new_rows), duplicates=duplicates, corrections=len(changed_rows)
+        accepted=len(new_rows),
+        duplicates=duplicates,
+        corrections=len(changed_rows),
+        label_delays=delays,
     )
 
 

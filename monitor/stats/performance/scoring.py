@@ -129,7 +129,7 @@ def binary_ranking(
     >>> binary_ranking(np.array([0.3, 0.6]), np.array([True, True]))
     (None, 1.0)
     """
-    column = np.ascontiguousarray(scores)  # a column of the scores matrix masks 3x faster so
+    column = np.ascontiguousarray(scores)  # masking a strided column directly is 2x slower
     positive_scores = column[positive]
     negative_scores = column[~positive]
     positive_scores.sort()

@@ -1,0 +1,145 @@
+"""Model performance of a window: metrics over its labelled predictions, label health, and
+the accuracy estimated from scores alone (CBPE). Pure: rows in, domain values out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import orjson
+
+from monitor.config import ModelConfig
+from monitor.domain import LabelHealth, Performance, Status
+from monitor.stats.performance import (
+    Calibration,
+    classification_metrics,
+    estimate_accuracy,
+    fit_calibration,
+    regression_metrics,
+)
+from monitor.thresholds import worst_status
+
+
+def label_health(
+    *,
+    predictions: int,
+    prediction_ts: Sequence[float],
+    label_ts: Sequence[float],
+    unmatched: int,
+) -> LabelHealth:
+    """Coverage is labelled / predictions in the window; delay is label time minus prediction
+    time over the labelled ones (negative delays, labels stamped before their prediction, are
+    kept as they are)."""
+    labelled = len(prediction_ts)
+    delays = np.asarray(label_ts, dtype=np.float64) - np.asarray(prediction_ts, dtype=np.float64)
+    p50 = p90 = p99 = None
+    if delays.size:
+        p50, p90, p99 = (float(v) for v in np.quantile(delays, [0.5, 0.9, 0.99]))
+    return LabelHealth(
+        predictions=predictions,
+        labelled=labelled,
+        coverage=labelled / predictions if predictions else None,
+        delay_seconds_p50=p50,
+        delay_seconds_p90=p90,
+        delay_seconds_p99=p99,
+        unmatched=unmatched,
+    )
+
+
+def score_matrix(scores: Sequence[bytes | None], classes: Sequence[str]) -> np.ndarray | None:
+    """Stored score objects as an (n, classes) array; None unless every row has every class."""
+    if not scores or any(blob is None for blob in scores):
+        return None
+    rows = orjson.loads(b"[" + b",".join(blob for blob in scores if blob is not None) + b"]")
+    try:
+        return np.array([[row[c] for c in classes] for row in rows], dtype=np.float64)
+    except KeyError:
+        return None
+
+
+def calibrate(
+    model: ModelConfig, labels: Sequence[Any], scores: Sequence[bytes | None]
+) -> Calibration | None:
+    """Calibration for the estimate, from the reference records that have a label and scores."""
+    if model.task != "classification" or not model.classes:
+        return None
+    pairs = [(y, s) for y, s in zip(labels, scores, strict=True) if y is not None and s]
+    matrix = score_matrix([s for _, s in pairs], model.classes)
+    if matrix is None or len(pairs) < model.min_samples:
+        return None
+    return fit_calibration(matrix, [y for y, _ in pairs], classes=model.classes)
+
+
+def evaluate_performance(
+    model: ModelConfig,
+    *,
+    predictions: Sequence[Any],
+    labels: Sequence[Any],
+    scores: Sequence[bytes | None],
+    calibration: Calibration | None,
+    window_predictions: Sequence[Any] | None,
+    window_scores: Sequence[bytes | None] | None,
+) -> Performance:
+    """Metrics over the labelled predictions (``predictions``, ``labels``, ``scores`` aligned);
+    the estimate over the whole window's predictions and scores when a calibration exists."""
+    n = len(labels)
+    metrics: dict[str, float | None] = {}
+    intervals: dict[str, tuple[float, float]] = {}
+    per_class: dict[str, dict[str, float | None]] = {}
+    confusion: tuple[tuple[int, ...], ...] | None = None
+    estimate = None
+    classes = list(model.classes or ())
+    if calibration is not None and window_predictions and window_scores:
+        matrix = score_matrix(window_scores, classes)
+        if matrix is not None:
+            estimate = estimate_accuracy(calibration, matrix, y_pred=list(window_predictions))
+            metrics["estimated_accuracy"] = estimate.value
+    status: Status = "insufficient"
+    if n >= model.min_samples:
+        if model.task == "classification":
+            result = classification_metrics(
+                y_true=list(labels),
+                y_pred=list(predictions),
+                classes=classes,
+                scores=score_matrix(scores, classes),
+            )
+            metrics.update(
+                accuracy=result.accuracy.value,
+                precision=result.macro_precision,
+                recall=result.macro_recall,
+                f1=result.macro_f1,
+                roc_auc=result.roc_auc,
+                average_precision=result.average_precision,
+                log_loss=result.log_loss,
+            )
+            intervals["accuracy"] = (result.accuracy.lower, result.accuracy.upper)
+            for name in classes:
+                precision, recall = result.precision[name], result.recall[name]
+                per_class[name] = {
+                    "precision": None if precision is None else precision.value,
+                    "recall": None if recall is None else recall.value,
+                    "f1": result.f1[name],
+                }
+            confusion = result.confusion_matrix
+        else:
+            regression = regression_metrics(
+                y_true=np.asarray(labels, dtype=np.float64),
+                y_pred=np.asarray(predictions, dtype=np.float64),
+            )
+            metrics.update(
+                mae=regression.mae, rmse=regression.rmse, mape=regression.mape, r2=regression.r2
+            )
+        status = worst_status(metrics, model.thresholds)
+    elif estimate is not None:
+        status = worst_status({"estimated_accuracy": estimate.value}, model.thresholds)
+    return Performance(
+        status=status,
+        n=n,
+        metrics=metrics,
+        intervals=intervals,
+        per_class=per_class,
+        confusion_matrix=confusion,
+        estimated_accuracy=None if estimate is None else estimate.value,
+        estimated_accuracy_standard_error=None if estimate is None else estimate.standard_error,
+    )
