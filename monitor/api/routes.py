@@ -215,6 +215,32 @@ def build_router(service: Service) -> APIRouter:
                     document[group] = {k: v for k, v in document[group].items() if k == feature}
         return JSONResponse({"model": model, "evaluations": documents})
 
+    @router.get("/v1/models/{model}/performance/history", dependencies=read, tags=["performance"])
+    def get_performance_history(
+        model: ModelName,
+        since: Annotated[str | None, Query(description="RFC 3339 or Unix seconds")] = None,
+        until: Annotated[str | None, Query(description="RFC 3339 or Unix seconds")] = None,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    ) -> JSONResponse:
+        """Performance and label health of stored evaluations, oldest first."""
+        documents = service.evaluation_history(
+            model, since=_instant(since, "since"), until=_instant(until, "until"), limit=limit
+        )
+        return JSONResponse(
+            {
+                "model": model,
+                "evaluations": [
+                    {
+                        "evaluated_at": d["evaluated_at"],
+                        "window": d["window"],
+                        "performance": d.get("performance"),
+                        "labels": d.get("labels"),
+                    }
+                    for d in documents
+                ],
+            }
+        )
+
     @router.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
         """The process is up."""
