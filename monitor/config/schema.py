@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Protocol, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -69,6 +69,23 @@ def _class_label(value: object) -> str:
 
 
 ClassLabel = Annotated[str, BeforeValidator(_class_label)]
+
+
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+_N = TypeVar("_N", bound=_Named)
+
+
+def _unique_names(items: list[_N], kind: str) -> list[_N]:
+    seen: set[str] = set()
+    for item in items:
+        if item.name in seen:
+            raise ValueError(f"{kind} {item.name!r} is listed twice")
+        seen.add(item.name)
+    return items
 
 
 class _Strict(BaseModel):
@@ -212,12 +229,7 @@ class ModelConfig(_Strict):
     @field_validator("features")
     @classmethod
     def _unique_features(cls, features: list[FeatureConfig]) -> list[FeatureConfig]:
-        seen: set[str] = set()
-        for feature in features:
-            if feature.name in seen:
-                raise ValueError(f"feature {feature.name!r} is listed twice")
-            seen.add(feature.name)
-        return features
+        return _unique_names(features, "feature")
 
     @model_validator(mode="after")
     def _classes_match_task(self) -> ModelConfig:
@@ -253,22 +265,12 @@ class Config(_Strict):
     @field_validator("models")
     @classmethod
     def _unique_models(cls, models: list[ModelConfig]) -> list[ModelConfig]:
-        seen: set[str] = set()
-        for model in models:
-            if model.name in seen:
-                raise ValueError(f"model {model.name!r} is listed twice")
-            seen.add(model.name)
-        return models
+        return _unique_names(models, "model")
 
     @field_validator("webhooks")
     @classmethod
     def _unique_webhooks(cls, webhooks: list[WebhookConfig]) -> list[WebhookConfig]:
-        seen: set[str] = set()
-        for webhook in webhooks:
-            if webhook.name in seen:
-                raise ValueError(f"webhook {webhook.name!r} is listed twice")
-            seen.add(webhook.name)
-        return webhooks
+        return _unique_names(webhooks, "webhook")
 
     def model(self, name: str) -> ModelConfig | None:
         for model in self.models:
