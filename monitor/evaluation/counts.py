@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 import orjson
@@ -29,7 +30,7 @@ class Counts:
     def encode(self) -> bytes:
         if self.numeric is not None:
             return self.numeric.astype("<i8").tobytes()
-        return orjson.dumps(self.categories or {})
+        return msgspec.json.encode(self.categories or {})
 
     @classmethod
     def decode(cls, kind: str, blob: bytes, missing: int) -> Counts:

@@ -8,11 +8,16 @@ import io
 import math
 from typing import Any
 
+import msgspec
 import orjson
 
 from monitor.domain import FeatureValue, ReferenceBatch
 from monitor.errors import InvalidRecordsError, PayloadError, RecordIssue
 from monitor.ingest.validate import RecordValidator
+
+#: Stored JSON is encoded with msgspec: orjson >= 3.12 returns bytes that keep a buffer of
+#: several KiB each, which for a 100k-record reference costs hundreds of MB.
+_encode = msgspec.json.Encoder().encode
 
 _OPTIONAL_COLUMNS = ("prediction", "label")
 _IGNORED_COLUMNS = ("id", "timestamp")
@@ -27,12 +32,12 @@ def validate_reference(records: list[Any], validator: RecordValidator) -> Refere
         if row is None:
             continue
         features, prediction_class, prediction_value, label_class, label_value, scores = row
-        batch.features.append(orjson.dumps(features))
+        batch.features.append(_encode(features))
         batch.prediction_classes.append(prediction_class)
         batch.prediction_values.append(prediction_value)
         batch.label_classes.append(label_class)
         batch.label_values.append(label_value)
-        batch.scores.append(None if scores is None else orjson.dumps(scores))
+        batch.scores.append(None if scores is None else _encode(scores))
     if issues:
         raise InvalidRecordsError(issues)
     if not len(batch):

@@ -12,11 +12,15 @@ from datetime import datetime
 from operator import itemgetter
 from typing import Any
 
-import orjson
+import msgspec
 
 from monitor.config.schema import ModelConfig
 from monitor.domain import FeatureValue, LabelBatch, PredictionBatch
 from monitor.errors import InvalidRecordsError, RecordIssue
+
+#: Stored JSON is encoded with msgspec: orjson >= 3.12 returns bytes that keep a buffer of
+#: several KiB each, which for a 100k-record reference costs hundreds of MB.
+_encode = msgspec.json.Encoder().encode
 
 MAX_ID_LENGTH = 256
 MAX_CATEGORY_LENGTH = 256
@@ -57,7 +61,7 @@ class RecordValidator:
         scores: list[bytes | None] = []
         seen: set[str] = set()
         duplicates = 0
-        dumps = orjson.dumps
+        dumps = _encode
         for index, record in enumerate(records):
             # Fast path for a well-formed record; anything unusual takes the checked path,
             # which reports every problem of the record.

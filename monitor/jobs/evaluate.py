@@ -134,7 +134,13 @@ class DriftEvaluator:
     def _window_count(self, connection: Connection, config: ModelConfig, now: float) -> int:
         if config.window.duration is not None:
             start = now - config.window.duration.total_seconds()
-            return windows.count_between(connection, model=config.name, start=start, end=now)
+            return windows.count_between(
+                connection,
+                model=config.name,
+                start=start,
+                end=now,
+                limit=config.drift.exact_max_samples,
+            )
         assert config.window.records is not None
         return config.window.records
 

@@ -47,12 +47,20 @@ def _v4_reference_scores(connection: Connection) -> None:
         )
 
 
+def _v5_predictions_by_sequence(connection: Connection) -> None:
+    # The histogram path reads each model's records in ingest order after a watermark.
+    connection.execute(
+        text("CREATE INDEX IF NOT EXISTS ix_predictions_model_seq ON predictions (model, seq)")
+    )
+
+
 #: Ordered steps; step N brings the schema from version N-1 to N. Append, never edit.
 STEPS: tuple[Callable[[Connection], None], ...] = (
     _v1_initial,
     _v2_reference_profiles,
     _v3_histograms,
     _v4_reference_scores,
+    _v5_predictions_by_sequence,
 )
 _LOCK_KEY = 0x64726966  # "drif": pg_advisory_xact_lock key that serialises migrations
 

@@ -65,10 +65,16 @@ def rows_between(
     return _rows(connection.execute(query))
 
 
-def count_between(connection: Connection, *, model: str, start: float, end: float) -> int:
-    query = select(func.count()).where(
+def count_between(
+    connection: Connection, *, model: str, start: float, end: float, limit: int | None = None
+) -> int:
+    """Records with ``start < ts <= end``; with ``limit``, counting stops past ``limit``."""
+    inner = select(predictions.c.seq).where(
         predictions.c.model == model, predictions.c.ts > start, predictions.c.ts <= end
     )
+    if limit is not None:
+        inner = inner.limit(limit + 1)
+    query = select(func.count()).select_from(inner.subquery())
     return int(connection.execute(query).scalar_one())
 
 
@@ -151,10 +157,13 @@ def labelled_between(
     prediction = "prediction_value" if regression else "prediction_class"
     label = "label_value" if regression else "label_class"
     clock = "l.ts" if by_label_time else "p.ts"
-    sql = text(  # a plain join, written out: it is the hot path of performance evaluation
+    # Written out, and driven from labels (SQLite's CROSS JOIN keeps the written order): there
+    # are usually far fewer labels than predictions, and each finds its prediction by index.
+    sql = text(
         f"SELECT p.ts, l.ts, p.{prediction}, l.{label}, p.scores"
-        " FROM predictions p JOIN labels l ON l.model = p.model AND l.id = p.id"
-        f" WHERE p.model = :model AND {clock} > :start AND {clock} <= :end"
+        " FROM labels l CROSS JOIN predictions p"
+        " WHERE l.model = :model AND p.model = l.model AND p.id = l.id"
+        f" AND {clock} > :start AND {clock} <= :end"
     )
     rows = connection.execute(sql, {"model": model, "start": start, "end": end}).all()
     if not rows:
