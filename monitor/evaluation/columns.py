@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from operator import itemgetter
+from operator import attrgetter
 from typing import Any
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 import orjson
@@ -31,6 +33,35 @@ def _category(value: Any) -> str | None:
     return str(value)
 
 
+def _categories(values: list[Any]) -> list[str | None]:
+    if all(type(v) is str or v is None for v in values):
+        return values
+    return [_category(v) for v in values]
+
+
+def _number(value: Any) -> float | None:
+    """A stored value read as a number; anything else (a type changed in the config) is
+    missing."""
+    kind = type(value)
+    return float(value) if kind is float or kind is int else None
+
+
+@functools.lru_cache(maxsize=64)
+def _struct_decoder(name: str, numeric: tuple[str, ...], categorical: tuple[str, ...]) -> Any:
+    fields: list[tuple[str, Any, Any]] = [(f, float | None, None) for f in numeric]
+    fields += [(f, str | int | bool | None, None) for f in categorical]
+    struct = msgspec.defstruct(f"{name}_stored_features", fields)
+    return msgspec.json.Decoder(list[struct])  # type: ignore[valid-type]
+
+
+def _decoder(model: ModelConfig) -> Any:
+    return _struct_decoder(
+        model.name,
+        tuple(f.name for f in model.features if f.type == "numeric"),
+        tuple(f.name for f in model.features if f.type == "categorical"),
+    )
+
+
 def columns_from_rows(
     model: ModelConfig,
     features: Sequence[bytes],
@@ -50,23 +81,37 @@ def columns_from_rows(
     >>> cols.numeric["x"].tolist(), cols.categorical["c"]
     ([1.5, nan], ['a', '3'])
     """
-    rows: list[dict[str, Any]] = orjson.loads(b"[" + b",".join(features) + b"]")
     numeric_names = [f.name for f in model.features if f.type == "numeric"]
     categorical_names = [f.name for f in model.features if f.type == "categorical"]
-    numeric: dict[str, npt.NDArray[np.float64]] = {}
-    if numeric_names and rows:
-        try:
-            get = itemgetter(*numeric_names)
-            matrix = np.array(list(map(get, rows)), dtype=np.float64).reshape(len(rows), -1)
+    buffer = b"[" + b",".join(features) + b"]"
+    n = len(features)
+    try:  # typed decoding in one C pass; a key absent from an older row decodes as missing
+        structs = _decoder(model).decode(buffer)
+    except msgspec.ValidationError:  # e.g. a feature whose type changed in the config
+        structs = None
+    del buffer
+    numeric: dict[str, npt.NDArray[np.float64]]
+    categorical: dict[str, list[str | None]]
+    if structs is not None:
+        numeric = {}
+        if numeric_names and n:
+            get = attrgetter(*numeric_names)
+            matrix = np.array(list(map(get, structs)), dtype=np.float64).reshape(n, -1)
             numeric = {name: matrix[:, i].copy() for i, name in enumerate(numeric_names)}
-        except KeyError:  # rows stored under an older feature list: absent means missing
-            numeric = {
-                name: np.array([row.get(name) for row in rows], dtype=np.float64)
-                for name in numeric_names
-            }
+        else:
+            numeric = {name: np.empty(0, dtype=np.float64) for name in numeric_names}
+        categorical = {
+            name: _categories(list(map(attrgetter(name), structs))) for name in categorical_names
+        }
     else:
-        numeric = {name: np.empty(0, dtype=np.float64) for name in numeric_names}
-    categorical = {name: [_category(row.get(name)) for row in rows] for name in categorical_names}
+        rows: list[dict[str, Any]] = orjson.loads(b"[" + b",".join(features) + b"]")
+        numeric = {
+            name: np.array([_number(row.get(name)) for row in rows], dtype=np.float64)
+            for name in numeric_names
+        }
+        categorical = {
+            name: [_category(row.get(name)) for row in rows] for name in categorical_names
+        }
     classification = model.task == "classification"
     for name, values in (("__prediction__", predictions), ("__label__", labels)):
         if values is None:
@@ -75,4 +120,4 @@ def columns_from_rows(
             categorical[name] = [_category(v) for v in values]
         else:
             numeric[name] = np.array(values, dtype=np.float64)
-    return Columns(len(rows), numeric, categorical)
+    return Columns(n, numeric, categorical)
