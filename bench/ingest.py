@@ -38,12 +38,14 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
+
+from postgres import fresh_postgres, postgres_unreachable
 
 HERE = Path(__file__).resolve().parent
 LUA_SCRIPT = HERE / "ingest.lua"
@@ -221,48 +223,6 @@ def start_floor(processes: Processes, directory: Path) -> tuple[subprocess.Popen
 
 
 # -- PostgreSQL ----------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def fresh_postgres(url: str) -> Iterator[str]:
-    """Create the URL's database anew (dropping it first) and drop it afterwards."""
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    parsed = make_url(url)
-    name = parsed.database
-    if not name or not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
-        raise ValueError(f"need a plain lower-case database name in {url!r}")
-    admin = parsed.set(drivername="postgresql", database="postgres")
-    conninfo = admin.render_as_string(hide_password=False)
-
-    def execute(statement: str) -> None:
-        with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as connection:
-            connection.execute(statement.encode())
-
-    execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    execute(f"CREATE DATABASE {name}")
-    try:
-        yield url
-    finally:
-        with contextlib.suppress(Exception):
-            execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
-def postgres_unreachable(url: str) -> str | None:
-    """None when the server answers, else why not."""
-    try:
-        import psycopg
-        from sqlalchemy.engine import make_url
-
-        admin = make_url(url).set(drivername="postgresql", database="postgres")
-        with psycopg.connect(
-            admin.render_as_string(hide_password=False), connect_timeout=3
-        ) as connection:
-            connection.execute(b"SELECT 1")
-    except Exception as exc:
-        return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}"
-    return None
 
 
 # -- load ----------------------------------------------------------------------------------
