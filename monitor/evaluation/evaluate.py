@@ -52,7 +52,7 @@ def evaluate_drift(
 
     def categorical(name: str) -> FeatureDrift:
         values = current.categorical.get(name, [])
-        missing = sum(value is None for value in values)
+        missing = values.count(None)
         profile = None if profiles is None else profiles.categorical.get(name)
         return _categorical(
             model,

@@ -3,11 +3,13 @@ the accuracy estimated from scores alone (CBPE). Pure: rows in, domain values ou
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import Any
 
+import msgspec
 import numpy as np
-import orjson
 
 from monitor.config import ModelConfig
 from monitor.domain import LabelHealth, Performance, Status
@@ -47,15 +49,37 @@ def label_health(
     )
 
 
+@functools.lru_cache(maxsize=32)
+def _score_decoder(classes: tuple[str, ...]) -> Any:
+    names = [f"c{i}" for i in range(len(classes))]
+    struct = msgspec.defstruct(
+        "StoredScores",
+        [(name, float) for name in names],
+        rename=dict(zip(names, classes, strict=True)),
+        gc=False,
+    )
+    return msgspec.json.Decoder(list[struct])  # type: ignore[valid-type]
+
+
 def score_matrix(scores: Sequence[bytes | None], classes: Sequence[str]) -> np.ndarray | None:
-    """Stored score objects as an (n, classes) array; None unless every row has every class."""
+    """Stored score objects as an (n, classes) array; None unless every row has every class.
+
+    >>> score_matrix([b'{"a": 0.25, "b": 0.75}', b'{"b": 1, "a": 0}'], ["a", "b"]).tolist()
+    [[0.25, 0.75], [0.0, 1.0]]
+    """
     if not scores or any(blob is None for blob in scores):
         return None
-    rows = orjson.loads(b"[" + b",".join(blob for blob in scores if blob is not None) + b"]")
+    buffer = b"[" + b",".join(blob for blob in scores if blob is not None) + b"]"
     try:
-        return np.array([[row[c] for c in classes] for row in rows], dtype=np.float64)
-    except KeyError:
+        rows = _score_decoder(tuple(classes)).decode(buffer)
+    except msgspec.ValidationError:
         return None
+    return np.column_stack(
+        [
+            np.fromiter(map(attrgetter(f"c{i}"), rows), dtype=np.float64, count=len(rows))
+            for i in range(len(classes))
+        ]
+    )
 
 
 def calibrate(
