@@ -50,8 +50,10 @@ def _number(value: Any) -> float | None:
 def _struct_decoder(name: str, numeric: tuple[str, ...], categorical: tuple[str, ...]) -> Any:
     fields: list[tuple[str, Any, Any]] = [(f, float | None, None) for f in numeric]
     fields += [(f, str | int | bool | None, None) for f in categorical]
-    struct = msgspec.defstruct(f"{name}_stored_features", fields)
-    return msgspec.json.Decoder(list[struct])  # type: ignore[valid-type]
+    # gc=False: the fields are scalars, so these structs can never be part of a cycle, and a
+    # 100k-record window would otherwise make the collector walk them all
+    struct = msgspec.defstruct(f"{name}_stored_features", fields, gc=False)
+    return msgspec.json.Decoder(struct)
 
 
 def _decoder(model: ModelConfig) -> Any:
@@ -83,13 +85,11 @@ def columns_from_rows(
     """
     numeric_names = [f.name for f in model.features if f.type == "numeric"]
     categorical_names = [f.name for f in model.features if f.type == "categorical"]
-    buffer = b"[" + b",".join(features) + b"]"
     n = len(features)
-    try:  # typed decoding in one C pass; a key absent from an older row decodes as missing
-        structs = _decoder(model).decode(buffer)
+    try:  # typed decoding in C, row by row; a key absent from an older row decodes as missing
+        structs = list(map(_decoder(model).decode, features))
     except msgspec.ValidationError:  # e.g. a feature whose type changed in the config
         structs = None
-    del buffer
     numeric: dict[str, npt.NDArray[np.float64]]
     categorical: dict[str, list[str | None]]
     if structs is not None:
