@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from monitor.evaluation.counts import Counts
-from monitor.storage.tables import histogram_buckets, histogram_watermarks, predictions
+from monitor.storage.tables import histogram_buckets, histogram_watermarks
 
 
 def watermark(connection: Connection, *, model: str, version: int, lock: bool = False) -> int:
@@ -53,21 +53,21 @@ def set_watermark(connection: Connection, *, model: str, version: int, seq: int)
 def rows_after(
     connection: Connection, *, model: str, after_seq: int, limit: int, regression: bool
 ) -> list[tuple[int, float, float, bytes, Any]]:
-    """(seq, ts, received_at, features, prediction) of records after ``after_seq``, in order."""
-    prediction = predictions.c.prediction_value if regression else predictions.c.prediction_class
-    query = (
-        select(
-            predictions.c.seq,
-            predictions.c.ts,
-            predictions.c.received_at,
-            predictions.c.features,
-            prediction,
-        )
-        .where(predictions.c.model == model, predictions.c.seq > after_seq)
-        .order_by(predictions.c.seq)
-        .limit(limit)
+    """(seq, ts, received_at, features, prediction) of records after ``after_seq``, in order.
+
+    The scan walks the primary key from ``after_seq`` on, so it costs the records ingested
+    since (of every model), not the model's whole table. On SQLite ``+model`` keeps the
+    planner off the (model, ts) index, which would read all of the model's rows and sort them;
+    no extra index on the ingest path is needed.
+    """
+    column = "prediction_value" if regression else "prediction_class"
+    model_term = "+model" if connection.dialect.name == "sqlite" else "model"
+    query = text(
+        f"SELECT seq, ts, received_at, features, {column} FROM predictions"
+        f" WHERE seq > :after AND {model_term} = :model ORDER BY seq LIMIT :limit"
     )
-    return [(int(s), t, r, bytes(f), p) for s, t, r, f, p in connection.execute(query)]
+    rows = connection.execute(query, {"after": after_seq, "model": model, "limit": limit})
+    return [(int(s), t, r, bytes(f), p) for s, t, r, f, p in rows]
 
 
 def add_to_buckets(

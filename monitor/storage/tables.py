@@ -41,7 +41,6 @@ predictions = Table(
     Column("scores", LargeBinary),  # JSON object class -> probability
     UniqueConstraint("model", "id", name="uq_predictions_model_id"),
     Index("ix_predictions_model_ts", "model", "ts"),
-    # ix_predictions_model_seq (model, seq) is created by migration step 5
 )
 
 labels = Table(
