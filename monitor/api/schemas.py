@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from monitor.config import ModelConfig, format_duration
-from monitor.domain import IngestResult, ModelCounts, ReferenceInfo
+from monitor.domain import ModelCounts, ReferenceInfo
 
 
 class PredictionIn(BaseModel):
@@ -40,19 +40,9 @@ class IngestOut(BaseModel):
     accepted: int = Field(description="Records newly stored.")
     duplicates: int = Field(description="Records whose id was already stored (or repeated).")
 
-    @classmethod
-    def of(cls, result: IngestResult) -> IngestOut:
-        return cls(accepted=result.accepted, duplicates=result.duplicates)
-
 
 class LabelIngestOut(IngestOut):
     corrections: int = Field(description="Labels that replaced a different earlier label.")
-
-    @classmethod
-    def of(cls, result: IngestResult) -> LabelIngestOut:
-        return cls(
-            accepted=result.accepted, duplicates=result.duplicates, corrections=result.corrections
-        )
 
 
 class ReferenceOut(BaseModel):

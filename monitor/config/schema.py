@@ -242,12 +242,6 @@ class ModelConfig(_Strict):
             raise ValueError("classes is only for task: classification")
         return self
 
-    def feature(self, name: str) -> FeatureConfig | None:
-        for feature in self.features:
-            if feature.name == name:
-                return feature
-        return None
-
 
 class WebhookConfig(_Strict):
     name: Name

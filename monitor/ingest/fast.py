@@ -19,7 +19,7 @@ import msgspec
 from monitor.config.schema import ModelConfig
 from monitor.domain import PredictionBatch
 from monitor.ingest.decode import NDJSON_TYPES
-from monitor.ingest.validate import MAX_CATEGORY_LENGTH, MAX_ID_LENGTH
+from monitor.ingest.validate import MAX_CATEGORY_LENGTH, MAX_ID_LENGTH, class_label
 
 _Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_LENGTH)] | int
 _Timestamp = Annotated[datetime, msgspec.Meta(tz=True)] | Annotated[float, msgspec.Meta(ge=0)]
@@ -84,7 +84,7 @@ class FastPredictionDecoder:
         classification = self._classification
         for record in records:
             record_id = record.id if type(record.id) is str else str(record.id)
-            label = _class_label(record.prediction) if classification else None
+            label = class_label(record.prediction) if classification else None
             if classification and label not in known:
                 return None
             score_map = record.scores
@@ -109,14 +109,3 @@ class FastPredictionDecoder:
             values.append(None if classification else record.prediction)
             scores.append(None if score_map is None else encode(score_map))
         return PredictionBatch(ids, timestamps, features, classes, values, scores, duplicates)
-
-
-def _class_label(value: object) -> str | None:
-    kind = type(value)
-    if kind is str:
-        return value  # type: ignore[return-value]
-    if kind is bool:
-        return "true" if value else "false"
-    if kind is int:
-        return str(value)
-    return None

@@ -7,9 +7,7 @@ record's index, field and reason, and nothing is returned to store.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from datetime import datetime
-from operator import itemgetter
 from typing import Any
 
 import msgspec
@@ -27,8 +25,6 @@ MAX_CATEGORY_LENGTH = 256
 _PREDICTION_KEYS = frozenset({"id", "timestamp", "features", "prediction", "scores"})
 _LABEL_KEYS = frozenset({"id", "timestamp", "label"})
 _NUMERIC = 0
-_NUMERIC_TYPES = frozenset({float, int, type(None)})
-_CATEGORICAL_TYPES = frozenset({str, int, bool, type(None)})
 _CATEGORICAL = 1
 
 
@@ -41,13 +37,7 @@ class RecordValidator:
             f.name: (_NUMERIC if f.type == "numeric" else _CATEGORICAL) for f in model.features
         }
         self._classes = frozenset(model.classes or ())
-        self._names = frozenset(self._kinds)
-        self._numeric = tuple(f.name for f in model.features if f.type == "numeric")
-        self._categorical = tuple(f.name for f in model.features if f.type == "categorical")
         self._classification = model.task == "classification"
-        self._time_cache: dict[str, float] = {}
-        self._get_numeric = _getter(self._numeric)
-        self._get_categorical = _getter(self._categorical)
 
     # -- predictions -------------------------------------------------------------------------
 
@@ -63,33 +53,6 @@ class RecordValidator:
         duplicates = 0
         dumps = _encode
         for index, record in enumerate(records):
-            # Fast path for a well-formed record; anything unusual takes the checked path,
-            # which reports every problem of the record.
-            if type(record) is dict and record.keys() <= _PREDICTION_KEYS:
-                record_id = record.get("id")
-                feature_values = record.get("features")
-                score_map = record.get("scores")
-                timestamp = self._fast_time(record.get("timestamp"), received_at)
-                target = self._fast_target(record.get("prediction"))
-                if (
-                    type(record_id) is str
-                    and 0 < len(record_id) <= MAX_ID_LENGTH
-                    and timestamp is not None
-                    and target is not None
-                    and self._features_ok(feature_values)
-                    and (score_map is None or self._scores_ok(score_map))
-                ):
-                    if record_id in seen:
-                        duplicates += 1
-                        continue
-                    seen.add(record_id)
-                    ids.append(record_id)
-                    timestamps.append(timestamp)
-                    features.append(dumps(feature_values))
-                    classes.append(target[0])
-                    values.append(target[1])
-                    scores.append(None if score_map is None else dumps(score_map))
-                    continue
             checked = self._checked_prediction(record, index, issues, received_at)
             if checked is None:
                 continue
@@ -129,70 +92,6 @@ class RecordValidator:
         if len(issues) != before or record_id is None:
             return None
         return record_id, timestamp, prediction_class, prediction_value
-
-    def _fast_time(self, value: Any, received_at: float) -> float | None:
-        """Unix seconds for a valid timestamp, else None (the checked path says why)."""
-        if value is None:
-            return received_at
-        if type(value) is str:
-            cached = self._time_cache.get(value)
-            if cached is not None:
-                return cached
-            if len(value) < 16:
-                return None
-            try:
-                parsed = datetime.fromisoformat(value)
-            except ValueError:
-                return None
-            if parsed.tzinfo is None:
-                return None
-            if len(self._time_cache) > 4096:
-                self._time_cache.clear()
-            seconds = self._time_cache[value] = parsed.timestamp()
-            return seconds
-        if (type(value) is float or type(value) is int) and math.isfinite(value) and value >= 0:
-            return float(value)
-        return None
-
-    def _fast_target(self, value: Any) -> tuple[str | None, float | None] | None:
-        if self._classification:
-            if type(value) is str and value in self._classes:
-                return value, None
-            label = _class_label(value)
-            return (label, None) if label is not None and label in self._classes else None
-        if (type(value) is float or type(value) is int) and math.isfinite(value):
-            return None, float(value)
-        return None
-
-    def _features_ok(self, values: Any) -> bool:
-        """Exactly the configured names, every value of an allowed type (mostly in C loops)."""
-        if type(values) is not dict or len(values) != len(self._names):
-            return False
-        try:  # every configured name present and no more: exactly the configured names
-            numbers = self._get_numeric(values)
-            categories = self._get_categorical(values)
-        except KeyError:
-            return False
-        if not _NUMERIC_TYPES.issuperset(map(type, numbers)):
-            return False
-        if not _CATEGORICAL_TYPES.issuperset(map(type, categories)):
-            return False
-        for category in categories:
-            if type(category) is str and len(category) > MAX_CATEGORY_LENGTH:
-                return False
-        return True
-
-    def _scores_ok(self, scores: Any) -> bool:
-        if not self._classification or type(scores) is not dict or not scores:
-            return False
-        if not self._classes.issuperset(scores):
-            return False
-        for probability in scores.values():
-            if (type(probability) is not float and type(probability) is not int) or not (
-                0.0 <= probability <= 1.0
-            ):
-                return False
-        return True
 
     # -- labels ------------------------------------------------------------------------------
 
@@ -269,10 +168,6 @@ class RecordValidator:
         )
         return default
 
-    def features(self, values: Any, index: int, issues: list[RecordIssue]) -> None:
-        """Check one record's ``features`` object; public for the reference validator."""
-        self._features(values, index, issues)
-
     def _features(self, values: Any, index: int, issues: list[RecordIssue]) -> None:
         if type(values) is not dict:
             reason = "is required" if values is None else "must be an object of feature values"
@@ -336,7 +231,7 @@ class RecordValidator:
             issues.append(RecordIssue(index, field, "is required"))
             return None, None
         if self._classification:
-            label = _class_label(value)
+            label = class_label(value)
             if label is None or label not in self._classes:
                 classes = ", ".join(self.model.classes or ())
                 issues.append(RecordIssue(index, field, f"must be one of the classes: {classes}"))
@@ -393,17 +288,7 @@ class RecordValidator:
         return features, prediction[0], prediction[1], label[0], label[1], scores
 
 
-def _getter(names: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
-    """A C-level getter of ``names`` that always returns a tuple (itemgetter does not for one)."""
-    if not names:
-        return lambda _values: ()
-    if len(names) == 1:
-        single = itemgetter(names[0])
-        return lambda values: (single(values),)
-    return itemgetter(*names)
-
-
-def _class_label(value: Any) -> str | None:
+def class_label(value: Any) -> str | None:
     """Map a JSON scalar to the string a class label is compared as (see config.schema)."""
     kind = type(value)
     if kind is str:

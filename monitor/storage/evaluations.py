@@ -59,12 +59,6 @@ def evaluation_history(
     return documents
 
 
-def delete_evaluations_before(connection: Connection, *, cutoff: float) -> int:
-    return int(
-        connection.execute(delete(evaluations).where(evaluations.c.created_at < cutoff)).rowcount
-    )
-
-
 def store_profiles(
     connection: Connection, *, model: str, version: int, blobs: dict[str, tuple[str, bytes]]
 ) -> None:
