@@ -92,7 +92,6 @@ from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
-import orjson
 import scipy  # type: ignore[import-untyped]
 import scipy.stats  # type: ignore[import-untyped]
 
@@ -781,6 +780,7 @@ def store_records(
     service: Any, rows: list[tuple[str, float, dict[str, Any], float]], *, direct: bool
 ) -> None:
     """Through ``Service.store_predictions``, or straight to ``insert_predictions``."""
+    from monitor import codec
     from monitor.domain import PredictionBatch
     from monitor.storage import repository
 
@@ -794,7 +794,7 @@ def store_records(
         batch = PredictionBatch(
             ids=[row[0] for row in rows],
             timestamps=[row[1] for row in rows],
-            features=[orjson.dumps(row[2]) for row in rows],
+            features=[codec.encode(row[2]) for row in rows],
             prediction_classes=[None] * len(rows),
             prediction_values=[row[3] for row in rows],
             scores=[None] * len(rows),

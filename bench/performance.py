@@ -15,7 +15,7 @@ window has a label), the work a performance evaluation does in ``DriftEvaluator.
   the label and ``p.scores``, transposed with ``zip`` ("read"),
   then NumPy on the fetched rows ("metrics"): classes to integer codes by a dict lookup,
   accuracy and the confusion matrix from one ``bincount``, the positive-class score from the
-  score JSON (one ``orjson.loads`` of all rows) and ROC AUC from average ranks
+  score objects (one ``codec.decode`` of all rows) and ROC AUC from average ranks
   (Mann-Whitney, ``searchsorted`` on the sorted scores); regression: MAE, RMSE, R2.
 
 Both run in this process on the same database, one after the other, each the best of
@@ -64,11 +64,11 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import orjson
 from postgres import fresh_postgres, postgres_unreachable
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Connection
 
+from monitor import codec
 from monitor.config import ModelConfig, parse_config
 from monitor.domain import LabelBatch, Performance, PredictionBatch
 from monitor.evaluation.performance import evaluate_performance
@@ -159,14 +159,14 @@ def batches(task: str, n: int, seed: int) -> Iterator[tuple[PredictionBatch, Lab
         ts = FIRST_TS + slots * ((LAST_TS - FIRST_TS) / n)
         label_ts = ts + rng.uniform(1.0, 600.0, size)
         x = rng.normal(size=size)
-        features = [orjson.dumps({"x": v}) for v in x.tolist()]
+        features = [codec.encode({"x": v}) for v in x.tolist()]
         if task == "classification":
             p_yes = rng.random(size)
             truth = rng.random(size) < p_yes
             classes: list[str | None] = np.where(p_yes > 0.5, "yes", "no").tolist()
             label_classes: list[str | None] = np.where(truth, "yes", "no").tolist()
             scores: list[bytes | None] = [
-                orjson.dumps({"no": 1.0 - p, "yes": p}) for p in np.round(p_yes, 6).tolist()
+                codec.encode({"no": 1.0 - p, "yes": p}) for p in np.round(p_yes, 6).tolist()
             ]
             values: list[float | None] = [None] * size
             label_values: list[float | None] = [None] * size
@@ -306,7 +306,7 @@ def floor_metrics(columns: list[tuple[Any, ...]], regression: bool) -> Summary:
     k = len(CLASSES)
     confusion = np.bincount(true_codes * k + pred_codes, minlength=k * k).reshape(k, k)
     accuracy = float(np.trace(confusion)) / n
-    decoded = orjson.loads(b"[" + b",".join(scores) + b"]")
+    decoded = codec.decode(codec.concat(scores))
     positive_scores = np.fromiter((row["yes"] for row in decoded), dtype=np.float64, count=n)
     roc_auc = roc_auc_by_ranks(positive_scores, true_codes == 1)
     matrix = tuple(tuple(row) for row in confusion.tolist())

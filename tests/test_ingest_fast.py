@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from monitor import codec
 from monitor.config import parse_config
 from monitor.domain import PredictionBatch
 from monitor.errors import InvalidRecordsError
@@ -78,10 +79,10 @@ def canonical(batch: PredictionBatch) -> Any:
     return (
         batch.ids,
         batch.timestamps,
-        [orjson.loads(f) for f in batch.features],
+        [codec.decode(f) for f in batch.features],
         batch.prediction_classes,
         batch.prediction_values,
-        [None if s is None else orjson.loads(s) for s in batch.scores],
+        [None if s is None else codec.decode(s) for s in batch.scores],
         batch.duplicates_in_batch,
     )
 

@@ -2,28 +2,31 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 from prometheus_client import CollectorRegistry
-from sqlalchemy import Engine, inspect
+from sqlalchemy import Engine, inspect, select
 
+from monitor import codec
 from monitor.config import Config, parse_config
 from monitor.domain import LabelBatch, PredictionBatch
 from monitor.service import Service
 from monitor.storage import migrate
 from monitor.storage import repository as repo
+from monitor.storage.tables import predictions, reference_records, schema_version
 
 
 def batch(ids: list[str], timestamps: list[float]) -> PredictionBatch:
     n = len(ids)
     return PredictionBatch(
-        ids, timestamps, [b'{"age":1}'] * n, ["approved"] * n, [None] * n, [None] * n
+        ids, timestamps, [codec.encode({"age": 1})] * n, ["approved"] * n, [None] * n, [None] * n
     )
 
 
 def test_migrate_is_idempotent_and_creates_every_table(engine: Engine) -> None:
-    assert migrate(engine) == 6
-    assert migrate(engine) == 6
+    assert migrate(engine) == 7
+    assert migrate(engine) == 7
     tables = set(inspect(engine).get_table_names())
     assert {
         "predictions",
@@ -34,6 +37,43 @@ def test_migrate_is_idempotent_and_creates_every_table(engine: Engine) -> None:
         "deliveries",
         "schema_version",
     } <= tables
+
+
+def test_migration_7_re_encodes_json_objects_as_msgpack(engine: Engine) -> None:
+    """Rows stored as JSON text before schema version 7 read back as the same objects."""
+    migrate(engine)
+    features = [{"age": 41.5, "country": "DE"}, {"age": None, "country": 7}]
+    scores = [{"yes": 0.25, "no": 0.75}, None]
+    with engine.begin() as connection:
+        for seq, (row_features, row_scores) in enumerate(zip(features, scores, strict=True)):
+            connection.execute(
+                predictions.insert().values(
+                    model="m",
+                    id=f"r{seq}",
+                    ts=1.0,
+                    received_at=1.0,
+                    features=json.dumps(row_features).encode(),
+                    scores=None if row_scores is None else json.dumps(row_scores).encode(),
+                )
+            )
+        connection.execute(
+            reference_records.insert().values(
+                model="m", version=1, row=0, features=b'{"age": 3}', scores=b'{"yes": 1.0}'
+            )
+        )
+        connection.execute(schema_version.update().values(version=6))
+    assert migrate(engine) == 7
+    with engine.connect() as connection:
+        stored = connection.execute(
+            select(predictions.c.features, predictions.c.scores).order_by(predictions.c.seq)
+        ).all()
+        reference = connection.execute(
+            select(reference_records.c.features, reference_records.c.scores)
+        ).one()
+    assert [codec.decode(f) for f, _ in stored] == features
+    assert [None if s is None else codec.decode(s) for _, s in stored] == scores
+    assert not any(codec.is_json(f) for f, _ in stored)
+    assert (codec.decode(reference[0]), codec.decode(reference[1])) == ({"age": 3}, {"yes": 1.0})
 
 
 def test_duplicates_within_and_across_batches(engine: Engine) -> None:

@@ -1,4 +1,4 @@
-"""Stored rows (JSON feature objects, prediction, label) to one column per feature."""
+"""Stored rows (feature objects, prediction, label) to one column per feature."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Any
 import msgspec
 import numpy as np
 import numpy.typing as npt
-import orjson
 
+from monitor import codec
 from monitor.config import ModelConfig
 
 
@@ -53,7 +53,7 @@ def _struct_decoder(name: str, numeric: tuple[str, ...], categorical: tuple[str,
     # gc=False: the fields are scalars, so these structs can never be part of a cycle, and a
     # 100k-record window would otherwise make the collector walk them all
     struct = msgspec.defstruct(f"{name}_stored_features", fields, gc=False)
-    return msgspec.json.Decoder(struct)
+    return codec.decoder(struct)
 
 
 def _decoder(model: ModelConfig) -> Any:
@@ -79,7 +79,8 @@ def columns_from_rows(
     >>> from monitor.config import parse_config
     >>> model = parse_config('''models: [{name: m, task: regression, features:
     ...   [{name: x, type: numeric}, {name: c, type: categorical}]}]''').models[0]
-    >>> cols = columns_from_rows(model, [b'{"x": 1.5, "c": "a"}', b'{"x": null, "c": 3}'])
+    >>> rows = [codec.encode({"x": 1.5, "c": "a"}), codec.encode({"x": None, "c": 3})]
+    >>> cols = columns_from_rows(model, rows)
     >>> cols.numeric["x"].tolist(), cols.categorical["c"]
     ([1.5, nan], ['a', '3'])
     """
@@ -104,7 +105,7 @@ def columns_from_rows(
             name: _categories(list(map(attrgetter(name), structs))) for name in categorical_names
         }
     else:
-        rows: list[dict[str, Any]] = orjson.loads(b"[" + b",".join(features) + b"]")
+        rows: list[dict[str, Any]] = codec.decode(codec.concat(features))
         numeric = {
             name: np.array([_number(row.get(name)) for row in rows], dtype=np.float64)
             for name in numeric_names

@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from monitor import codec
 from monitor.config import ModelConfig
 from monitor.domain import LabelHealth, Performance, Status
 from monitor.stats.performance import (
@@ -58,18 +59,20 @@ def _score_decoder(classes: tuple[str, ...]) -> Any:
         rename=dict(zip(names, classes, strict=True)),
         gc=False,
     )
-    return msgspec.json.Decoder(list[struct])  # type: ignore[valid-type]
+    return codec.decoder(list[struct])  # type: ignore[valid-type]
 
 
 def score_matrix(scores: Sequence[bytes | None], classes: Sequence[str]) -> np.ndarray | None:
     """Stored score objects as an (n, classes) array; None unless every row has every class.
 
-    >>> score_matrix([b'{"a": 0.25, "b": 0.75}', b'{"b": 1, "a": 0}'], ["a", "b"]).tolist()
+    >>> from monitor.codec import encode
+    >>> stored = [encode({"a": 0.25, "b": 0.75}), encode({"b": 1, "a": 0})]
+    >>> score_matrix(stored, ["a", "b"]).tolist()
     [[0.25, 0.75], [0.0, 1.0]]
     """
     if not scores or any(blob is None for blob in scores):
         return None
-    buffer = b"[" + b",".join(blob for blob in scores if blob is not None) + b"]"
+    buffer = codec.concat(scores)  # type: ignore[arg-type]  # no None: checked above
     try:
         rows = _score_decoder(tuple(classes)).decode(buffer)
     except msgspec.ValidationError:

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import msgspec
 
+from monitor import codec
 from monitor.config.schema import ModelConfig
 from monitor.domain import PredictionBatch
 from monitor.ingest.decode import NDJSON_TYPES
@@ -54,7 +55,6 @@ class FastPredictionDecoder:
         self._array: msgspec.json.Decoder[Any] = msgspec.json.Decoder(many)
         self._wrapped: msgspec.json.Decoder[Any] = msgspec.json.Decoder(wrapper)
         self._lines: msgspec.json.Decoder[Any] = msgspec.json.Decoder(record)
-        self._encode = msgspec.json.Encoder().encode
         self._classes = frozenset(model.classes or ())
 
     def predictions(
@@ -79,7 +79,7 @@ class FastPredictionDecoder:
         scores: list[bytes | None] = []
         seen: set[str] = set()
         duplicates = 0
-        encode = self._encode
+        encode = codec.encode
         known = self._classes
         classification = self._classification
         for record in records:

@@ -8,16 +8,12 @@ import io
 import math
 from typing import Any
 
-import msgspec
-import orjson
-
+from monitor import codec
 from monitor.domain import FeatureValue, ReferenceBatch
 from monitor.errors import InvalidRecordsError, PayloadError, RecordIssue
 from monitor.ingest.validate import RecordValidator
 
-#: Stored JSON is encoded with msgspec: orjson >= 3.12 returns bytes that keep a buffer of
-#: several KiB each, which for a 100k-record reference costs hundreds of MB.
-_encode = msgspec.json.Encoder().encode
+_encode = codec.encode
 
 _OPTIONAL_COLUMNS = ("prediction", "label")
 _IGNORED_COLUMNS = ("id", "timestamp")
@@ -129,6 +125,5 @@ def digest_batch(batch: ReferenceBatch) -> str:
         batch.scores,
         strict=True,
     ):
-        scores = None if row[5] is None else row[5].decode()
-        digest.update(orjson.dumps([row[0].decode(), *row[1:5], scores]))
+        digest.update(codec.encode(row))
     return digest.hexdigest()

@@ -10,15 +10,12 @@ import math
 from datetime import datetime
 from typing import Any
 
-import msgspec
-
+from monitor import codec
 from monitor.config.schema import ModelConfig
 from monitor.domain import FeatureValue, LabelBatch, PredictionBatch
 from monitor.errors import InvalidRecordsError, RecordIssue
 
-#: Stored JSON is encoded with msgspec: orjson >= 3.12 returns bytes that keep a buffer of
-#: several KiB each, which for a 100k-record reference costs hundreds of MB.
-_encode = msgspec.json.Encoder().encode
+_encode = codec.encode
 
 MAX_ID_LENGTH = 256
 MAX_CATEGORY_LENGTH = 256

@@ -19,13 +19,27 @@ from monitor.storage.tables import histogram_buckets, histogram_watermarks
 
 def watermark(connection: Connection, *, model: str, version: int, lock: bool = False) -> int:
     """The last ingest sequence summarised for (model, reference version); 0 if none.
-    ``lock`` takes the row lock on PostgreSQL so that replicas summarise one at a time."""
+    ``lock`` takes the row lock (PostgreSQL) or the write lock (SQLite) first, so that
+    replicas summarise one at a time."""
     query = select(histogram_watermarks.c.last_seq).where(
         histogram_watermarks.c.model == model,
         histogram_watermarks.c.reference_version == version,
     )
     if lock and connection.dialect.name == "postgresql":
         query = query.with_for_update()
+    elif lock:
+        # pysqlite opens the transaction at the first write, so a SELECT before it reads
+        # outside the transaction and two processes could both act on the same watermark. A
+        # write that changes nothing takes SQLite's write lock first: the reads that follow
+        # are inside the transaction, and a second summariser waits, then sees the new mark.
+        connection.execute(
+            update(histogram_watermarks)
+            .where(
+                histogram_watermarks.c.model == model,
+                histogram_watermarks.c.reference_version == version,
+            )
+            .values(last_seq=histogram_watermarks.c.last_seq)
+        )
     value = connection.execute(query).scalar()
     if value is None:
         # Two replicas may both find no row: whichever inserts second inserts nothing.

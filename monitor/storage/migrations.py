@@ -3,9 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
-from sqlalchemy import Connection, Engine, inspect, select, text
+import orjson
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    Table,
+    bindparam,
+    inspect,
+    select,
+    text,
+    tuple_,
+)
 
+from monitor import codec
 from monitor.storage.engine import is_postgresql
 from monitor.storage.tables import (
     deliveries,
@@ -60,6 +73,53 @@ def _v6_drop_predictions_by_sequence(connection: Connection) -> None:
     connection.execute(text("DROP INDEX IF EXISTS ix_predictions_model_seq"))
 
 
+def _v7_stored_objects_as_msgpack(connection: Connection) -> None:
+    # Feature and score objects were JSON text; they are MessagePack maps now (monitor.codec).
+    _convert_objects(connection, predictions, (predictions.c.seq,))
+    key = reference_records.c
+    _convert_objects(connection, reference_records, (key.model, key.version, key.row))
+
+
+def _convert_objects(
+    connection: Connection, table: Table, key: tuple[Column[object], ...], chunk: int = 5000
+) -> None:
+    """Re-encode ``table``'s JSON ``features``/``scores`` as MessagePack, ``chunk`` rows at a
+    time in key order."""
+    last: tuple[object, ...] | None = None
+    while True:
+        query = select(*key, table.c.features, table.c.scores).order_by(*key).limit(chunk)
+        if last is not None:
+            query = query.where(tuple_(*key) > tuple_(*last))
+        rows = connection.execute(query).all()
+        if not rows:
+            return
+        last = tuple(rows[-1][: len(key)])
+        updates = []
+        for row in rows:
+            features = cast(bytes, row[-2])
+            scores = cast(bytes | None, row[-1])
+            if codec.is_json(features) or (scores is not None and codec.is_json(scores)):
+                keys = {f"k{i}": value for i, value in enumerate(row[: len(key)])}
+                updates.append(
+                    {
+                        **keys,
+                        "new_features": _msgpack(features),
+                        "new_scores": None if scores is None else _msgpack(scores),
+                    }
+                )
+        if updates:
+            statement = (
+                table.update()
+                .where(*(column == bindparam(f"k{i}") for i, column in enumerate(key)))
+                .values(features=bindparam("new_features"), scores=bindparam("new_scores"))
+            )
+            connection.execute(statement, updates)
+
+
+def _msgpack(blob: bytes) -> bytes:
+    return codec.encode(orjson.loads(blob)) if codec.is_json(blob) else blob
+
+
 #: Ordered steps; step N brings the schema from version N-1 to N. Append, never edit.
 STEPS: tuple[Callable[[Connection], None], ...] = (
     _v1_initial,
@@ -68,6 +128,7 @@ STEPS: tuple[Callable[[Connection], None], ...] = (
     _v4_reference_scores,
     _v5_predictions_by_sequence,
     _v6_drop_predictions_by_sequence,
+    _v7_stored_objects_as_msgpack,
 )
 _LOCK_KEY = 0x64726966  # "drif": pg_advisory_xact_lock key that serialises migrations
 
