@@ -398,9 +398,50 @@ def test_health_metrics_and_docs(client: TestClient) -> None:
     body = spec["paths"]["/v1/models/{model}/predictions"]["post"]["requestBody"]
     assert set(body["content"]) == {"application/json", "application/x-ndjson"}
     assert "PredictionIn" in spec["components"]["schemas"]
+    labels = spec["paths"]["/v1/models/{model}/labels"]["post"]
+    assert labels["requestBody"]["content"]["application/json"]["schema"]["oneOf"][0] == {
+        "type": "array",
+        "items": {"$ref": "#/components/schemas/LabelIn"},
+    }
+    stored = labels["responses"]["202"]["content"]["application/json"]["schema"]
+    assert stored == {"$ref": "#/components/schemas/LabelIngestOut"}
+    assert {"IngestOut", "LabelIngestOut", "LabelIn"} <= set(spec["components"]["schemas"])
 
 
 def test_unknown_route_is_problem_json(client: TestClient) -> None:
     response = client.get("/v1/nothing")
     assert response.status_code == 404
     assert response.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("kind", ["predictions", "labels"])
+def test_ingest_routes_allow_only_post(client: TestClient, kind: str) -> None:
+    response = client.get(f"/v1/models/credit/{kind}")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["instance"] == f"/v1/models/credit/{kind}"
+
+
+def test_unexpected_ingest_error_is_500_problem_and_stores_nothing(
+    client: TestClient, service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr("monitor.storage.repository.insert_predictions", broken)
+    response = post(client, "/v1/models/credit/predictions", [record(1)])
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert (problem["status"], problem["title"]) == (500, "Internal Server Error")
+    assert "disk on fire" not in response.text
+    assert stored_ids(service) == set()
+
+
+def test_ingest_answers_with_content_length(client: TestClient) -> None:
+    response = post(client, "/v1/models/credit/predictions", [record(1)])
+    assert response.status_code == 202
+    assert response.headers["content-type"] == "application/json"
+    assert int(response.headers["content-length"]) == len(response.content)
+    assert response.json() == {"accepted": 1, "duplicates": 0}

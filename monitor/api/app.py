@@ -10,9 +10,16 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from monitor import __version__
+from monitor.api.ingest import IngestMiddleware, operations
 from monitor.api.problems import install_problem_handlers
 from monitor.api.routes import build_router
-from monitor.api.schemas import LabelIn, PredictionIn, ReferenceRecordIn
+from monitor.api.schemas import (
+    IngestOut,
+    LabelIn,
+    LabelIngestOut,
+    PredictionIn,
+    ReferenceRecordIn,
+)
 from monitor.service import Service
 
 
@@ -38,6 +45,7 @@ def create_app(service: Service, *, manage_service: bool = True) -> FastAPI:
     )
     install_problem_handlers(app)
     app.include_router(build_router(service))
+    app.add_middleware(IngestMiddleware, service=service)
     app.state.service = service
 
     def openapi() -> dict[str, Any]:
@@ -45,8 +53,9 @@ def create_app(service: Service, *, manage_service: bool = True) -> FastAPI:
             schema = get_openapi(
                 title=app.title, version=app.version, description=app.description, routes=app.routes
             )
+            schema["paths"] = {**operations(), **schema["paths"]}
             components = schema.setdefault("components", {}).setdefault("schemas", {})
-            for model in (PredictionIn, LabelIn, ReferenceRecordIn):
+            for model in (PredictionIn, LabelIn, ReferenceRecordIn, IngestOut, LabelIngestOut):
                 components[model.__name__] = model.model_json_schema(
                     ref_template="#/components/schemas/{model}"
                 )

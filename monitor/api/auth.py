@@ -32,32 +32,38 @@ class TokenChecker:
                     found.add(scope)
         return found
 
+    def check(self, authorization: str | None, scope: Scope) -> None:
+        """Raise the 401 or 403 problem unless ``authorization`` (the header's value) holds a
+        bearer token with ``scope`` or admin; nothing to check when no tokens are set."""
+        if not self.enabled:
+            return
+        kind, _, token = (authorization or "").partition(" ")
+        if kind.lower() != "bearer" or not token.strip():
+            raise ProblemError(
+                401,
+                "Unauthorized",
+                "a bearer token is required",
+                kind="unauthorized",
+                headers={"WWW-Authenticate": 'Bearer realm="drift-monitor"'},
+            )
+        scopes = self.scopes_of(token.strip().encode())
+        if not scopes:
+            raise ProblemError(
+                401,
+                "Unauthorized",
+                "the bearer token is not valid",
+                kind="unauthorized",
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            )
+        if "admin" not in scopes and scope not in scopes:
+            raise ProblemError(
+                403, "Forbidden", f"this endpoint needs a {scope} token", kind="forbidden"
+            )
+
     def dependency(self, scope: Scope) -> Callable[[Request], Awaitable[None]]:
+        """The check as a FastAPI dependency."""
+
         async def check(request: Request) -> None:
-            if not self.enabled:
-                return
-            header = request.headers.get("authorization", "")
-            kind, _, token = header.partition(" ")
-            if kind.lower() != "bearer" or not token.strip():
-                raise ProblemError(
-                    401,
-                    "Unauthorized",
-                    "a bearer token is required",
-                    kind="unauthorized",
-                    headers={"WWW-Authenticate": 'Bearer realm="drift-monitor"'},
-                )
-            scopes = self.scopes_of(token.strip().encode())
-            if not scopes:
-                raise ProblemError(
-                    401,
-                    "Unauthorized",
-                    "the bearer token is not valid",
-                    kind="unauthorized",
-                    headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
-                )
-            if "admin" not in scopes and scope not in scopes:
-                raise ProblemError(
-                    403, "Forbidden", f"this endpoint needs a {scope} token", kind="forbidden"
-                )
+            self.check(request.headers.get("authorization"), scope)
 
         return check

@@ -1,7 +1,13 @@
-"""Errors to RFC 9457 ``application/problem+json`` responses, in one place."""
+"""Errors to RFC 9457 ``application/problem+json`` responses, in one place.
+
+``problem_for`` maps an exception to its problem; the FastAPI handlers and the plain ASGI
+ingest endpoint (``api.ingest``) both answer with it, so an error reads the same on every route.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 
 import orjson
@@ -44,104 +50,104 @@ class ProblemError(Exception):
         super().__init__(detail)
 
 
-def problem(
-    request: Request,
-    status: int,
-    title: str,
-    detail: str,
-    *,
-    kind: str = "",
-    headers: dict[str, str] | None = None,
-    **extra: Any,
-) -> Response:
-    body = {
-        "type": _TYPE + kind if kind else "about:blank",
-        "title": title,
-        "status": status,
-        "detail": detail,
-        "instance": request.url.path,
-        **extra,
-    }
-    return Response(
-        orjson.dumps(body), status_code=status, media_type=PROBLEM_JSON, headers=headers
-    )
+@dataclass(frozen=True)
+class Problem:
+    status: int
+    title: str
+    detail: str
+    kind: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
-
-def install_problem_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ProblemError)
-    async def _problem(request: Request, exc: ProblemError) -> Response:
-        return problem(
-            request,
-            exc.status,
-            exc.title,
-            exc.detail,
-            kind=exc.kind,
-            headers=exc.headers,
-            **exc.extra,
+    def body(self, instance: str) -> bytes:
+        return orjson.dumps(
+            {
+                "type": _TYPE + self.kind if self.kind else "about:blank",
+                "title": self.title,
+                "status": self.status,
+                "detail": self.detail,
+                "instance": instance,
+                **self.extra,
+            }
         )
 
-    @app.exception_handler(InvalidRecordsError)
-    async def _invalid(request: Request, exc: InvalidRecordsError) -> Response:
+    def response(self, instance: str) -> Response:
+        return Response(
+            self.body(instance),
+            status_code=self.status,
+            media_type=PROBLEM_JSON,
+            headers=self.headers,
+        )
+
+
+def problem_for(exc: Exception) -> Problem | None:
+    """The problem that answers ``exc``; None for an unexpected error (a 500)."""
+    if isinstance(exc, ProblemError):
+        return Problem(exc.status, exc.title, exc.detail, exc.kind, exc.headers, exc.extra)
+    if isinstance(exc, InvalidRecordsError):
         errors = [{"index": i.index, "field": i.field, "reason": i.reason} for i in exc.issues]
-        return problem(
-            request, 422, "Invalid records", str(exc), kind="invalid-records", errors=errors
+        return Problem(
+            422, "Invalid records", str(exc), "invalid-records", extra={"errors": errors}
         )
-
-    @app.exception_handler(ModelNotFoundError)
-    async def _not_found(request: Request, exc: ModelNotFoundError) -> Response:
-        return problem(
-            request, 404, "Model not found", str(exc), kind="model-not-found", model=exc.model
+    if isinstance(exc, ModelNotFoundError):
+        return Problem(
+            404, "Model not found", str(exc), "model-not-found", extra={"model": exc.model}
         )
-
-    @app.exception_handler(PayloadTooLargeError)
-    async def _too_large(request: Request, exc: PayloadTooLargeError) -> Response:
+    if isinstance(exc, PayloadTooLargeError):
         # Closing the connection is what lets us refuse without reading the rest of the body.
-        return problem(
-            request,
+        return Problem(
             413,
             "Payload too large",
             str(exc),
-            kind="payload-too-large",
+            "payload-too-large",
             headers={"Connection": "close"},
-            limit_bytes=exc.limit_bytes,
+            extra={"limit_bytes": exc.limit_bytes},
         )
-
-    @app.exception_handler(PayloadError)
-    async def _bad_payload(request: Request, exc: PayloadError) -> Response:
-        return problem(request, 400, "Malformed body", str(exc), kind="malformed-body")
-
-    @app.exception_handler(StorageError)
-    async def _storage(request: Request, exc: StorageError) -> Response:
-        return problem(request, 503, "Storage unavailable", str(exc), kind="storage")
-
-    @app.exception_handler(RequestValidationError)
-    async def _request_invalid(request: Request, exc: RequestValidationError) -> Response:
+    if isinstance(exc, PayloadError):
+        return Problem(400, "Malformed body", str(exc), "malformed-body")
+    if isinstance(exc, StorageError):
+        return Problem(503, "Storage unavailable", str(exc), "storage")
+    if isinstance(exc, RequestValidationError):
         errors = [
             {"field": ".".join(str(p) for p in e["loc"]), "reason": e["msg"]} for e in exc.errors()
         ]
-        return problem(
-            request,
+        return Problem(
             422,
             "Invalid request",
             "the request's parameters are invalid",
-            kind="invalid-request",
-            errors=errors,
+            "invalid-request",
+            extra={"errors": errors},
         )
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        return problem(
-            request,
+    if isinstance(exc, StarletteHTTPException):
+        return Problem(
             exc.status_code,
             _reason(exc.status_code),
             str(exc.detail),
             headers=dict(exc.headers or {}),
         )
+    return None
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    async def handle(request: Request, exc: Exception) -> Response:
+        found = problem_for(exc)
+        if found is None:  # not registered for such an exception; kept for the type checker
+            raise exc
+        return found.response(request.url.path)
+
+    for kind in (
+        ProblemError,
+        InvalidRecordsError,
+        ModelNotFoundError,
+        PayloadError,  # PayloadTooLargeError included
+        StorageError,
+        RequestValidationError,
+        StarletteHTTPException,
+    ):
+        app.add_exception_handler(kind, handle)
 
 
 def _reason(status: int) -> str:
-    from http import HTTPStatus
-
     try:
         return HTTPStatus(status).phrase
     except ValueError:

@@ -1,25 +1,21 @@
-"""Routes: ingest (predictions, labels), reference, model summaries, health and metrics."""
+"""Routes: reference, model summaries, drift and performance, health and metrics. The ingest
+routes (predictions, labels) are served in front of these by ``api.ingest``."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
-import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
 from prometheus_client.exposition import choose_encoder
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
 from monitor.api.auth import TokenChecker
-from monitor.api.body import read_body
+from monitor.api.body import REFERENCE_TYPES, ingest_body
 from monitor.api.problems import ProblemError
 from monitor.api.schemas import (
-    IngestOut,
-    LabelIn,
-    LabelIngestOut,
     ModelOut,
-    PredictionIn,
     ReferenceOut,
     ReferenceRecordIn,
     body_doc,
@@ -28,94 +24,31 @@ from monitor.errors import (
     InvalidRecordsError,
     ModelNotFoundError,
     PayloadError,
-    PayloadTooLargeError,
 )
 from monitor.evaluation import OUTPUT_NAMES
 from monitor.evaluation.document import to_document
 from monitor.ingest import decode_records
-from monitor.ingest.decode import JSON_TYPES, NDJSON_TYPES
 from monitor.service import Service
 
 ModelName = Annotated[str, Path(description="A model name from the config.")]
-RECORD_TYPES = ("application/json", "application/x-ndjson")
-REFERENCE_TYPES = ("application/json", "application/x-ndjson", "text/csv")
 
 
 def build_router(service: Service) -> APIRouter:
     router = APIRouter()
     tokens = TokenChecker(service.config.server.auth)
-    ingest = [Depends(tokens.dependency("ingest"))]
     read = [Depends(tokens.dependency("read"))]
     admin = [Depends(tokens.dependency("admin"))]
     server = service.config.server
 
     async def body_of(request: Request, model: str, accepted: tuple[str, ...]) -> tuple[bytes, str]:
-        service.model(model)  # 404 before reading a byte of the body
-        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        known = JSON_TYPES | NDJSON_TYPES | ({"text/csv"} if "text/csv" in accepted else set())
-        if media_type not in known:
-            service.reject(model, "unsupported_media_type")
-            raise ProblemError(
-                415,
-                "Unsupported Media Type",
-                f"Content-Type {media_type or '(none)'!r} is not accepted; "
-                f"send one of {', '.join(accepted)}",
-                kind="unsupported-media-type",
-            )
-        try:
-            body = await read_body(
-                request,
-                max_bytes=server.max_body_bytes,
-                max_decompressed_bytes=server.max_decompressed_bytes,
-            )
-        except PayloadTooLargeError:
-            service.reject(model, "too_large")
-            raise
-        except PayloadError:
-            service.reject(model, "malformed_body")
-            raise
-        return body, media_type
-
-    def records_of(model: str, body: bytes, media_type: str) -> list[Any]:
-        try:
-            return decode_records(body, media_type)
-        except PayloadError:
-            service.reject(model, "malformed_body")
-            raise
-
-    @router.post(
-        "/v1/models/{model}/predictions",
-        status_code=202,
-        response_model=IngestOut,
-        dependencies=ingest,
-        tags=["ingest"],
-        openapi_extra=body_doc(PredictionIn, RECORD_TYPES),
-        responses={422: {"description": "Invalid records; nothing was stored"}},
-    )
-    async def post_predictions(request: Request, model: ModelName) -> Response:
-        """Store a batch of prediction records, all or nothing."""
-        body, media_type = await body_of(request, model, RECORD_TYPES)
-        result = await service.store_predictions_body(model, body, media_type)
-        return _accepted({"accepted": result.accepted, "duplicates": result.duplicates})
-
-    @router.post(
-        "/v1/models/{model}/labels",
-        status_code=202,
-        response_model=LabelIngestOut,
-        dependencies=ingest,
-        tags=["ingest"],
-        openapi_extra=body_doc(LabelIn, RECORD_TYPES),
-    )
-    async def post_labels(request: Request, model: ModelName) -> Response:
-        """Store ground-truth labels; they join predictions by id, in either order."""
-        body, media_type = await body_of(request, model, RECORD_TYPES)
-        result = await service.store_labels_async(model, records_of(model, body, media_type))
-        return _accepted(
-            {
-                "accepted": result.accepted,
-                "duplicates": result.duplicates,
-                "corrections": result.corrections,
-            }
+        return await ingest_body(
+            service,
+            model,
+            request.stream(),
+            content_type=request.headers.get("content-type"),
+            content_length=request.headers.get("content-length"),
+            content_encoding=request.headers.get("content-encoding"),
+            accepted=accepted,
         )
 
     @router.put(
@@ -138,7 +71,11 @@ def build_router(service: Service) -> APIRouter:
                     raise PayloadError("the CSV body is not UTF-8") from None
                 records = service.parse_reference_csv(model, text)
             else:
-                records = records_of(model, body, media_type)
+                try:
+                    records = decode_records(body, media_type)
+                except PayloadError:
+                    service.reject(model, "malformed_body")
+                    raise
             return ReferenceOut.of(service.store_reference(model, records, source="upload"))
 
         try:
@@ -268,10 +205,6 @@ def build_router(service: Service) -> APIRouter:
         return Response(encoder(service.registry), media_type=content_type)
 
     return router
-
-
-def _accepted(body: dict[str, int]) -> Response:
-    return Response(orjson.dumps(body), status_code=202, media_type="application/json")
 
 
 def _instant(value: str | None, field: str) -> float | None:

@@ -3,6 +3,8 @@ domain values; the caller owns the transaction (``with engine.begin() as connect
 
 from __future__ import annotations
 
+import functools
+import itertools
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -38,7 +40,7 @@ def insert_predictions(
     if not len(batch):
         return IngestResult(accepted=0, duplicates=batch.duplicates_in_batch)
     if _is_postgresql(connection):
-        result = connection.exec_driver_sql(
+        accepted = connection.exec_driver_sql(
             "INSERT INTO predictions (model, id, ts, received_at, features, prediction_class,"
             " prediction_value, scores)"
             " SELECT %(model)s, * FROM unnest(%(ids)s::text[], %(ts)s::float8[],"
@@ -55,29 +57,66 @@ def insert_predictions(
                 "values": batch.prediction_values,
                 "scores": batch.scores,
             },
-        )
+        ).rowcount
     else:
-        rows = [
-            (model, record_id, ts, received_at, features, cls, value, scores)
-            for record_id, ts, features, cls, value, scores in zip(
-                batch.ids,
-                batch.timestamps,
-                batch.features,
-                batch.prediction_classes,
-                batch.prediction_values,
-                batch.scores,
-                strict=False,
-            )
-        ]
-        result = connection.exec_driver_sql(
-            "INSERT OR IGNORE INTO predictions (model, id, ts, received_at, features,"
-            " prediction_class, prediction_value, scores) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
-    accepted = result.rowcount
+        accepted = _sqlite_insert_predictions(connection, model, batch, received_at)
     return IngestResult(
         accepted=accepted, duplicates=len(batch) - accepted + batch.duplicates_in_batch
     )
+
+
+#: Rows per multi-row INSERT on SQLite (8 parameters each: 4,096 a statement, well under
+#: SQLITE_MAX_VARIABLE_NUMBER). One statement inserts its rows in one sqlite3_step, which runs
+#: without the GIL, where executemany binds and steps row by row; it is also faster by itself.
+_SQLITE_ROWS = 512
+
+
+def _sqlite_statement_sizes(n: int) -> Iterator[int]:
+    """Row counts of the statements that insert ``n`` rows: full statements, then powers of
+    two, so at most 10 statement texts are ever prepared (and cached by the driver).
+
+    >>> list(_sqlite_statement_sizes(1300))
+    [512, 512, 256, 16, 4]
+    """
+    while n >= _SQLITE_ROWS:
+        yield _SQLITE_ROWS
+        n -= _SQLITE_ROWS
+    size = _SQLITE_ROWS // 2
+    while n:
+        if n >= size:
+            yield size
+            n -= size
+        size //= 2
+
+
+@functools.cache
+def _sqlite_insert_sql(rows: int) -> str:
+    return (
+        "INSERT OR IGNORE INTO predictions (model, id, ts, received_at, features,"
+        " prediction_class, prediction_value, scores) VALUES "
+        + ",".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * rows)
+    )
+
+
+def _sqlite_insert_predictions(
+    connection: Connection, model: str, batch: PredictionBatch, received_at: float
+) -> int:
+    rows = zip(
+        itertools.repeat(model),
+        batch.ids,
+        batch.timestamps,
+        itertools.repeat(received_at),
+        batch.features,
+        batch.prediction_classes,
+        batch.prediction_values,
+        batch.scores,
+        strict=False,
+    )
+    accepted = 0
+    for size in _sqlite_statement_sizes(len(batch)):
+        parameters = tuple(itertools.chain.from_iterable(itertools.islice(rows, size)))
+        accepted += connection.exec_driver_sql(_sqlite_insert_sql(size), parameters).rowcount
+    return accepted
 
 
 def upsert_labels(

@@ -1,0 +1,189 @@
+"""``POST /v1/models/{model}/predictions`` and ``.../labels``: a plain ASGI endpoint.
+
+These two routes carry a model server's whole traffic, often one record per request. Served
+through FastAPI, its request path (middleware stack, routing, dependency solving, Request and
+Response objects) cost about two thirds of the event loop's time per request, capping small
+batches well below what the writer can store (see ``bench/ingest.py``). So ``IngestMiddleware``
+answers them in front of the router, with the same pieces as every other route: the token check
+(``auth.TokenChecker``), the body limits (``body.ingest_body``) and the problem+json bodies
+(``problems.problem_for``). Everything else goes on to FastAPI. The OpenAPI document describes
+both routes (``operations``), so ``/docs`` still shows them.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from typing import Any
+
+import orjson
+from starlette.requests import ClientDisconnect
+
+from monitor.api.auth import TokenChecker
+from monitor.api.body import RECORD_TYPES, ingest_body
+from monitor.api.problems import PROBLEM_JSON, Problem, ProblemError, problem_for
+from monitor.api.schemas import IngestOut, LabelIn, LabelIngestOut, PredictionIn, body_doc
+from monitor.service import Service
+
+log = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_PATH = re.compile(r"/v1/models/([^/]+)/(predictions|labels)")
+_JSON = (b"content-type", b"application/json")
+
+
+class IngestMiddleware:
+    def __init__(self, app: ASGIApp, *, service: Service) -> None:
+        self.app = app
+        self.service = service
+        self.tokens = TokenChecker(service.config.server.auth)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        match = _PATH.fullmatch(scope["path"]) if scope["type"] == "http" else None
+        if match is None:
+            await self.app(scope, receive, send)
+            return
+        try:
+            status, body = await self._handle(scope, receive, match[1], match[2])
+        except ClientDisconnect:
+            return  # nobody to answer; nothing of the body was stored
+        except Exception as exc:
+            problem = problem_for(exc)
+            if problem is None:
+                log.exception("%s %s failed", scope["method"], scope["path"])
+                problem = Problem(500, "Internal Server Error", "the request failed; see the log")
+            headers = [(b"content-type", PROBLEM_JSON.encode())]
+            headers += [(k.lower().encode(), v.encode()) for k, v in problem.headers.items()]
+            await _respond(send, problem.status, problem.body(scope["path"]), headers)
+            return
+        await _respond(send, status, body, [_JSON])
+
+    async def _handle(
+        self, scope: Scope, receive: Receive, model: str, kind: str
+    ) -> tuple[int, bytes]:
+        if scope["method"] != "POST":
+            raise ProblemError(
+                405, "Method Not Allowed", "Method Not Allowed", headers={"Allow": "POST"}
+            )
+        headers = _headers(scope)
+        self.tokens.check(headers.get("authorization"), "ingest")
+        body, media_type = await ingest_body(
+            self.service,
+            model,
+            _chunks(receive),
+            content_type=headers.get("content-type"),
+            content_length=headers.get("content-length"),
+            content_encoding=headers.get("content-encoding"),
+            accepted=RECORD_TYPES,
+        )
+        if kind == "predictions":
+            result = await self.service.store_predictions_body(model, body, media_type)
+            out: dict[str, int] = {"accepted": result.accepted, "duplicates": result.duplicates}
+        else:
+            result = await self.service.store_labels_body(model, body, media_type)
+            out = {
+                "accepted": result.accepted,
+                "duplicates": result.duplicates,
+                "corrections": result.corrections,
+            }
+        return 202, orjson.dumps(out)
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    """The request headers this endpoint reads, by lower-case name (ASGI gives them so)."""
+    return {
+        name.decode("latin-1"): value.decode("latin-1")
+        for name, value in scope["headers"]
+        if name in _READ_HEADERS
+    }
+
+
+_READ_HEADERS = frozenset(
+    (b"authorization", b"content-type", b"content-length", b"content-encoding")
+)
+
+
+async def _chunks(receive: Receive) -> AsyncIterator[bytes]:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        yield message.get("body", b"")
+        if not message.get("more_body", False):
+            return
+
+
+async def _respond(
+    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]
+) -> None:
+    headers = [*headers, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def operations() -> dict[str, dict[str, Any]]:
+    """OpenAPI path items of the two routes, for the app's document."""
+
+    def operation(
+        summary: str, description: str, record: type, out: type, responses: dict[str, Any]
+    ) -> dict[str, Any]:
+        return {
+            "post": {
+                "tags": ["ingest"],
+                "summary": summary,
+                "description": description,
+                "operationId": f"{summary.lower().replace(' ', '_')}",
+                "parameters": [
+                    {
+                        "name": "model",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                        "description": "A model name from the config.",
+                    }
+                ],
+                **body_doc(record, RECORD_TYPES),
+                "responses": {
+                    "202": {
+                        "description": "Stored",
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": f"#/components/schemas/{out.__name__}"}
+                            }
+                        },
+                    },
+                    **responses,
+                },
+            }
+        }
+
+    problems = {
+        "401": {"description": "A bearer token is required (when tokens are configured)"},
+        "403": {"description": "The token has neither the ingest nor the admin scope"},
+        "404": {"description": "Unknown model"},
+        "413": {"description": "Body over server.max_body_bytes (or decompressed limit)"},
+        "415": {"description": "Content-Type is neither JSON nor NDJSON"},
+        "422": {"description": "Invalid records (each named); nothing of the batch was stored"},
+    }
+    return {
+        "/v1/models/{model}/predictions": operation(
+            "Post predictions",
+            "Store a batch of prediction records, all or nothing.",
+            PredictionIn,
+            IngestOut,
+            problems,
+        ),
+        "/v1/models/{model}/labels": operation(
+            "Post labels",
+            "Store ground-truth labels; they join predictions by id, in either order.",
+            LabelIn,
+            LabelIngestOut,
+            problems,
+        ),
+    }
