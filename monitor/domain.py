@@ -14,9 +14,9 @@ FeatureValue = float | int | str | bool | None
 class PredictionBatch:
     """Validated prediction records, column by column, ready to store.
 
-    ``features`` and ``scores`` hold each record's JSON encoding; ``timestamps`` are Unix
-    seconds; a classification model fills ``prediction_classes``, a regression model
-    ``prediction_values``.
+    ``features`` and ``scores`` hold each record's stored form (``monitor.codec``);
+    ``timestamps`` are Unix seconds; a classification model fills ``prediction_classes``, a
+    regression model ``prediction_values`` (the other list is all None).
     """
 
     ids: list[str]

@@ -175,3 +175,63 @@ def test_retention_deletes_in_chunks(engine: Engine) -> None:
     assert chunks == [(1, 0), (1, 0), (0, 0)]
     with engine.connect() as connection:
         assert repo.prediction_ids(connection, model="m") == {"c"}
+
+
+def test_large_batches_store_every_column_across_statements(engine: Engine) -> None:
+    """1,300 rows take several multi-row statements on SQLite; duplicates of stored ids are
+    skipped in whichever statement they fall, and each task's prediction column is kept."""
+    migrate(engine)
+    n = 1300
+    ids = [f"id{i}" for i in range(n)]
+    classified = PredictionBatch(
+        ids,
+        [float(i) for i in range(n)],
+        [codec.encode({"age": i}) for i in range(n)],
+        ["approved" if i % 2 else "rejected" for i in range(n)],
+        [None] * n,
+        [codec.encode({"approved": 0.5, "rejected": 0.5})] * n,
+    )
+    regressed = PredictionBatch(
+        ids,
+        [1.0] * n,
+        [codec.encode({"age": 1})] * n,
+        [None] * n,
+        [i / 4 for i in range(n)],
+        [None] * n,
+    )
+    with engine.begin() as connection:
+        early = repo.insert_predictions(
+            connection, model="c", batch=batch(ids[100:400], [0.0] * 300), received_at=1.0
+        )
+        result = repo.insert_predictions(connection, model="c", batch=classified, received_at=9.0)
+        regression = repo.insert_predictions(
+            connection, model="r", batch=regressed, received_at=9.0
+        )
+    assert (early.accepted, result.accepted, result.duplicates) == (300, 1000, 300)
+    assert (regression.accepted, regression.duplicates) == (1300, 0)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(
+                predictions.c.model,
+                predictions.c.id,
+                predictions.c.ts,
+                predictions.c.received_at,
+                predictions.c.features,
+                predictions.c.prediction_class,
+                predictions.c.prediction_value,
+                predictions.c.scores,
+            ).order_by(predictions.c.seq)
+        ).all()
+    classification_rows = [r for r in rows if r.model == "c" and r.received_at == 9.0]
+    assert [r.id for r in classification_rows] == ids[:100] + ids[400:]
+    row = classification_rows[-1]
+    assert (row.ts, codec.decode(row.features), row.prediction_class, row.prediction_value) == (
+        1299.0,
+        {"age": 1299},
+        "approved",
+        None,
+    )
+    assert codec.decode(row.scores) == {"approved": 0.5, "rejected": 0.5}
+    regression_rows = [r for r in rows if r.model == "r"]
+    assert [r.prediction_value for r in regression_rows] == [i / 4 for i in range(n)]
+    assert {r.prediction_class for r in regression_rows} == {None}

@@ -65,7 +65,7 @@ def insert_predictions(
     )
 
 
-#: Rows per multi-row INSERT on SQLite (8 parameters each: 4,096 a statement, well under
+#: Rows per multi-row INSERT on SQLite (5 parameters each, 2,562 a statement, well under
 #: SQLITE_MAX_VARIABLE_NUMBER). One statement inserts its rows in one sqlite3_step, which runs
 #: without the GIL, where executemany binds and steps row by row; it is also faster by itself.
 _SQLITE_ROWS = 512
@@ -73,7 +73,7 @@ _SQLITE_ROWS = 512
 
 def _sqlite_statement_sizes(n: int) -> Iterator[int]:
     """Row counts of the statements that insert ``n`` rows: full statements, then powers of
-    two, so at most 10 statement texts are ever prepared (and cached by the driver).
+    two, so at most 10 statement texts per task are ever prepared (and cached by the driver).
 
     >>> list(_sqlite_statement_sizes(1300))
     [512, 512, 256, 16, 4]
@@ -90,32 +90,34 @@ def _sqlite_statement_sizes(n: int) -> Iterator[int]:
 
 
 @functools.cache
-def _sqlite_insert_sql(rows: int) -> str:
+def _sqlite_insert_sql(rows: int, regression: bool) -> str:
+    """The model (?1) and receipt time (?2) are bound once per statement, and a row binds only
+    the prediction column its task uses (the other is NULL): 5 values a row, not 8."""
+    outputs = "NULL, column4" if regression else "column4, NULL"
     return (
         "INSERT OR IGNORE INTO predictions (model, id, ts, received_at, features,"
-        " prediction_class, prediction_value, scores) VALUES "
-        + ",".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * rows)
+        " prediction_class, prediction_value, scores)"
+        f" SELECT ?1, column1, column2, ?2, column3, {outputs}, column5"
+        " FROM (VALUES " + ",".join(["(?, ?, ?, ?, ?)"] * rows) + ")"
     )
 
 
 def _sqlite_insert_predictions(
     connection: Connection, model: str, batch: PredictionBatch, received_at: float
 ) -> int:
-    rows = zip(
-        itertools.repeat(model),
-        batch.ids,
-        batch.timestamps,
-        itertools.repeat(received_at),
-        batch.features,
-        batch.prediction_classes,
-        batch.prediction_values,
-        batch.scores,
-        strict=False,
-    )
+    # A batch fills one of the two prediction columns (its task's); the other is all None.
+    regression = batch.prediction_classes[0] is None
+    outputs = batch.prediction_values if regression else batch.prediction_classes
+    rows = zip(batch.ids, batch.timestamps, batch.features, outputs, batch.scores, strict=True)
     accepted = 0
     for size in _sqlite_statement_sizes(len(batch)):
-        parameters = tuple(itertools.chain.from_iterable(itertools.islice(rows, size)))
-        accepted += connection.exec_driver_sql(_sqlite_insert_sql(size), parameters).rowcount
+        parameters = (
+            model,
+            received_at,
+            *itertools.chain.from_iterable(itertools.islice(rows, size)),
+        )
+        sql = _sqlite_insert_sql(size, regression)
+        accepted += connection.exec_driver_sql(sql, parameters).rowcount
     return accepted
 
 
