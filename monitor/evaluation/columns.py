@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from operator import attrgetter
@@ -64,6 +65,38 @@ def _decoder(model: ModelConfig) -> Any:
     )
 
 
+#: Rows decoded at a time: the decoded objects of one chunk are all that is alive besides the
+#: finished columns, so memory stays near the columns' own size whatever the window's.
+_CHUNK_ROWS = 16_384
+
+
+def _decoded_columns(
+    model: ModelConfig,
+    features: Sequence[bytes],
+    numeric_names: list[str],
+    categorical_names: list[str],
+) -> tuple[dict[str, npt.NDArray[np.float64]], dict[str, list[str | None]]]:
+    n, k = len(features), len(numeric_names)
+    decode = _decoder(model).decode
+    by_feature = np.empty((k, n), dtype=np.float64)  # one row per feature: columns contiguous
+    categorical: dict[str, list[str | None]] = {name: [] for name in categorical_names}
+    numeric_of = attrgetter(*numeric_names) if k > 1 else None
+    for start in range(0, n, _CHUNK_ROWS):
+        structs = list(map(decode, features[start : start + _CHUNK_ROWS]))
+        block = by_feature[:, start : start + len(structs)].T
+        if numeric_of is not None:
+            values = itertools.chain.from_iterable(map(numeric_of, structs))
+            try:  # no missing value: straight from the tuples
+                block[:] = np.fromiter(values, np.float64, len(structs) * k).reshape(-1, k)
+            except TypeError:  # a None: the same, with None read as NaN
+                block[:] = np.array(list(map(numeric_of, structs)), dtype=np.float64)
+        elif k == 1:
+            block[:, 0] = np.array(list(map(attrgetter(numeric_names[0]), structs)), np.float64)
+        for name in categorical_names:
+            categorical[name].extend(_categories(list(map(attrgetter(name), structs))))
+    return {name: by_feature[i] for i, name in enumerate(numeric_names)}, categorical
+
+
 def columns_from_rows(
     model: ModelConfig,
     features: Sequence[bytes],
@@ -87,24 +120,11 @@ def columns_from_rows(
     numeric_names = [f.name for f in model.features if f.type == "numeric"]
     categorical_names = [f.name for f in model.features if f.type == "categorical"]
     n = len(features)
-    try:  # typed decoding in C, row by row; a key absent from an older row decodes as missing
-        structs = list(map(_decoder(model).decode, features))
-    except msgspec.ValidationError:  # e.g. a feature whose type changed in the config
-        structs = None
     numeric: dict[str, npt.NDArray[np.float64]]
     categorical: dict[str, list[str | None]]
-    if structs is not None:
-        numeric = {}
-        if numeric_names and n:
-            get = attrgetter(*numeric_names)
-            matrix = np.array(list(map(get, structs)), dtype=np.float64).reshape(n, -1)
-            numeric = {name: matrix[:, i].copy() for i, name in enumerate(numeric_names)}
-        else:
-            numeric = {name: np.empty(0, dtype=np.float64) for name in numeric_names}
-        categorical = {
-            name: _categories(list(map(attrgetter(name), structs))) for name in categorical_names
-        }
-    else:
+    try:  # typed decoding in C; a key absent from an older row decodes as missing
+        numeric, categorical = _decoded_columns(model, features, numeric_names, categorical_names)
+    except msgspec.ValidationError:  # e.g. a feature whose type changed in the config
         rows: list[dict[str, Any]] = codec.decode(codec.concat(features))
         numeric = {
             name: np.array([_number(row.get(name)) for row in rows], dtype=np.float64)
