@@ -35,7 +35,7 @@ from monitor.errors import (
     PayloadError,
 )
 from monitor.evaluation.document import from_document
-from monitor.ingest import RecordValidator, decode_records, parse_reference_csv, validate_reference
+from monitor.ingest import RecordValidator, decode_records, reference_batch, validate_reference
 from monitor.ingest.fast import FastPredictionDecoder
 from monitor.ingest.reference import digest_batch
 from monitor.jobs import Scheduler
@@ -276,12 +276,20 @@ class Service:
         return result
 
     def store_reference(self, model: str, records: list[Any], *, source: str) -> ReferenceInfo:
-        batch = self._validate(model, records, lambda v: validate_reference(records, v))
+        batch = self._validate(model, records, lambda v: validate_reference(enumerate(records), v))
         return self._save_reference(model, batch, source=source, digest=digest_batch(batch))
 
-    def parse_reference_csv(self, model: str, text: str) -> list[Any]:
-        self.model(model)
-        return parse_reference_csv(text, self.validators[model])
+    def store_reference_body(
+        self, model: str, body: bytes, media_type: str, *, source: str
+    ) -> ReferenceInfo:
+        """Store a reference body (JSON, NDJSON or CSV), parsed and validated record by record
+        so that a large one never has all its parsed records in memory at once."""
+        try:
+            batch = self._validate(model, [], lambda v: reference_batch(body, media_type, v))
+        except PayloadError:
+            self.reject(model, "malformed_body")
+            raise
+        return self._save_reference(model, batch, source=source, digest=digest_batch(batch))
 
     def reject(self, model: str, reason: str, count: int = 1) -> None:
         """Count refused records; only configured models get a label (bounded cardinality)."""
@@ -311,15 +319,11 @@ class Service:
     def _load_reference_file(self, model: ModelConfig, path: Path) -> None:
         """Store the configured reference file as a new version when its content changed."""
         data = path.read_bytes()
-        validator = self.validators[model.name]
+        media_type = {".csv": "text/csv", ".json": "application/json"}.get(
+            path.suffix.lower(), "application/x-ndjson"
+        )
         try:
-            if path.suffix.lower() == ".csv":
-                records = parse_reference_csv(data.decode("utf-8-sig"), validator)
-            elif path.suffix.lower() == ".json":
-                records = decode_records(data, "application/json")
-            else:
-                records = decode_records(data, "application/x-ndjson")
-            batch = validate_reference(records, validator)
+            batch = reference_batch(data, media_type, self.validators[model.name])
         except InvalidRecordsError as exc:
             raise ConfigError(
                 [
@@ -332,7 +336,7 @@ class Service:
                     for issue in exc.issues
                 ]
             ) from None
-        except (PayloadError, UnicodeDecodeError) as exc:
+        except PayloadError as exc:
             raise ConfigError([ConfigIssue(str(path), None, "", str(exc))]) from None
         digest = digest_batch(batch)
         with self.engine.connect() as connection:

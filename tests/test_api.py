@@ -367,6 +367,44 @@ def test_invalid_reference_csv(client: TestClient) -> None:
     assert client.get("/v1/models/credit/reference").status_code == 404
 
 
+def test_reference_csv_reports_parse_and_validation_problems_together(
+    client: TestClient, service: Service
+) -> None:
+    """Indexes count data rows, blank lines included, for problems found while parsing the
+    CSV and while validating its records alike; nothing is stored, each bad row counted once."""
+    body = b"age,income,country,label\n1,2,DE,approved\n\nold,2,DE,\n3,4\n5,6,FR,maybe\n"
+    response = client.put(
+        "/v1/models/credit/reference", content=body, headers={"content-type": "text/csv"}
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {"index": 2, "field": "features.age", "reason": "'old' is not a finite number"},
+        {"index": 3, "field": "", "reason": "has 2 cells, the header 4"},
+        {"index": 4, "field": "label", "reason": "must be one of the classes: approved, rejected"},
+    ]
+    assert client.get("/v1/models/credit/reference").status_code == 404
+    rejected = service.metrics.records_rejected.labels("credit", "invalid_record")
+    assert rejected._value.get() == 3
+
+
+def test_reference_body_stores_what_the_parsed_records_store(
+    client: TestClient, service: Service
+) -> None:
+    records = [
+        {"features": {"age": i, "income": i / 3, "country": "DE" if i % 2 else None}}
+        for i in range(40)
+    ]
+    uploaded = client.put(
+        "/v1/models/credit/reference",
+        content=b"\n".join(orjson.dumps(r) for r in records),
+        headers={"content-type": "application/x-ndjson"},
+    )
+    assert uploaded.status_code == 201
+    direct = service.store_reference("credit", records, source="direct")
+    assert (direct.version, direct.n) == (2, 40)
+    assert direct.digest == uploaded.json()["digest"]
+
+
 def test_model_listing(client: TestClient) -> None:
     models = client.get("/v1/models").json()
     assert [m["name"] for m in models] == ["credit", "price"]

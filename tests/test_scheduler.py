@@ -54,3 +54,28 @@ models:
         )
     finally:
         service.stop()
+
+
+def test_run_now_runs_at_start_and_then_on_the_interval_only() -> None:
+    from datetime import timedelta
+    from threading import Event
+
+    from monitor.jobs.scheduler import Scheduler
+
+    runs: list[float] = []
+    ran = Event()
+
+    def job() -> None:
+        runs.append(time.monotonic())
+        ran.set()
+
+    scheduler = Scheduler()
+    scheduler.every(timedelta(hours=1), job, name="sweep", run_now=True)
+    scheduler.every(timedelta(hours=1), lambda: runs.append(-1.0), name="later")
+    scheduler.start()
+    try:
+        assert ran.wait(10), "a run_now job runs when the scheduler starts"
+        time.sleep(0.5)
+    finally:
+        scheduler.stop()
+    assert len(runs) == 1 and runs[0] > 0  # once; the other job waits for its hour

@@ -21,13 +21,10 @@ from monitor.api.schemas import (
     body_doc,
 )
 from monitor.errors import (
-    InvalidRecordsError,
     ModelNotFoundError,
-    PayloadError,
 )
 from monitor.evaluation import OUTPUT_NAMES
 from monitor.evaluation.document import to_document
-from monitor.ingest import decode_records
 from monitor.service import Service
 
 ModelName = Annotated[str, Path(description="A model name from the config.")]
@@ -64,25 +61,11 @@ def build_router(service: Service) -> APIRouter:
         body, media_type = await body_of(request, model, REFERENCE_TYPES)
 
         def work() -> ReferenceOut:
-            if media_type == "text/csv":
-                try:
-                    text = body.decode("utf-8-sig")
-                except UnicodeDecodeError:
-                    raise PayloadError("the CSV body is not UTF-8") from None
-                records = service.parse_reference_csv(model, text)
-            else:
-                try:
-                    records = decode_records(body, media_type)
-                except PayloadError:
-                    service.reject(model, "malformed_body")
-                    raise
-            return ReferenceOut.of(service.store_reference(model, records, source="upload"))
+            return ReferenceOut.of(
+                service.store_reference_body(model, body, media_type, source="upload")
+            )
 
-        try:
-            out = await run_in_threadpool(work)
-        except InvalidRecordsError as exc:
-            service.reject(model, "invalid_record", len({i.index for i in exc.issues}))
-            raise
+        out = await run_in_threadpool(work)  # refusals are counted by the service
         return JSONResponse(out.model_dump(), status_code=201)
 
     @router.get(

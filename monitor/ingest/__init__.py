@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from monitor.ingest.decode import decode_records
-from monitor.ingest.reference import parse_reference_csv, validate_reference
+from monitor.ingest.decode import decode_records, iter_records
+from monitor.ingest.reference import reference_batch, validate_reference
 from monitor.ingest.validate import RecordValidator
 
-__all__ = ["RecordValidator", "decode_records", "parse_reference_csv", "validate_reference"]
+__all__ = [
+    "RecordValidator",
+    "decode_records",
+    "iter_records",
+    "reference_batch",
+    "validate_reference",
+]

@@ -1,9 +1,16 @@
-"""Decode a body into a list of raw records: a JSON array, ``{"records": [...]}``, or NDJSON."""
+"""Decode a body into raw records: a JSON array, ``{"records": [...]}``, or NDJSON.
+
+``decode_records`` returns them all at once; ``iter_records`` one at a time, for a large body
+(a reference upload) whose parsed records would otherwise all be alive together.
+"""
 
 from __future__ import annotations
 
+import io
+from collections.abc import Iterator
 from typing import Any
 
+import msgspec
 import orjson
 
 from monitor.errors import PayloadError
@@ -36,14 +43,47 @@ def decode_records(body: bytes, media_type: str) -> list[Any]:
 
 
 def _decode_ndjson(body: bytes) -> list[Any]:
-    records = []
-    for number, line in enumerate(body.split(b"\n"), start=1):
+    return list(_iter_ndjson(body))
+
+
+def _iter_ndjson(body: bytes) -> Iterator[Any]:
+    for number, line in enumerate(io.BytesIO(body), start=1):  # no copy of the whole body
         if not line.strip():
             continue
         try:
-            records.append(orjson.loads(line))
+            yield orjson.loads(line)
         except orjson.JSONDecodeError as exc:
             raise PayloadError(
                 f"line {number} of the NDJSON body is not valid JSON: {exc}"
             ) from None
-    return records
+
+
+class _Wrapped(msgspec.Struct, forbid_unknown_fields=True):
+    records: list[msgspec.Raw]
+
+
+_RAW_ARRAY = msgspec.json.Decoder(list[msgspec.Raw])
+_RAW_WRAPPED = msgspec.json.Decoder(_Wrapped)
+
+
+def iter_records(body: bytes, media_type: str) -> Iterator[Any]:
+    """The records of ``body`` one by one, as ``decode_records`` would give them. The body's
+    syntax is checked whole before the first record (the same ``PayloadError``), and each
+    record is parsed only when it is reached.
+
+    >>> list(iter_records(b'{"records": [{"id": 1}, [2]]}', "application/json"))
+    [{'id': 1}, [2]]
+    """
+    if media_type in NDJSON_TYPES:
+        yield from _iter_ndjson(body)
+        return
+    try:
+        stripped = body.lstrip()
+        raws = (
+            _RAW_WRAPPED.decode(body).records if stripped[:1] == b"{" else _RAW_ARRAY.decode(body)
+        )
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        yield from decode_records(body, media_type)  # its error, or its records
+        return
+    for raw in raws:
+        yield orjson.loads(memoryview(raw))

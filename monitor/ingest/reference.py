@@ -6,11 +6,13 @@ import csv
 import hashlib
 import io
 import math
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from monitor import codec
 from monitor.domain import FeatureValue, ReferenceBatch
 from monitor.errors import InvalidRecordsError, PayloadError, RecordIssue
+from monitor.ingest.decode import iter_records
 from monitor.ingest.validate import RecordValidator
 
 _encode = codec.encode
@@ -19,11 +21,33 @@ _OPTIONAL_COLUMNS = ("prediction", "label")
 _IGNORED_COLUMNS = ("id", "timestamp")
 
 
-def validate_reference(records: list[Any], validator: RecordValidator) -> ReferenceBatch:
-    """Validate reference records (``features`` plus optional ``prediction`` and ``label``)."""
+def reference_batch(data: bytes, media_type: str, validator: RecordValidator) -> ReferenceBatch:
+    """Parse and validate a reference body or file (JSON, NDJSON or CSV) record by record, so
+    that only the validated, encoded rows of a large set are kept, not all its parsed records;
+    every problem of the set is reported at once."""
     issues: list[RecordIssue] = []
+    records: Iterable[tuple[int, Any]]
+    if media_type == "text/csv":
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise PayloadError("the CSV body is not UTF-8") from None
+        records = iter_reference_csv(text, validator, issues)
+    else:
+        records = enumerate(iter_records(data, media_type))
+    return validate_reference(records, validator, issues)
+
+
+def validate_reference(
+    records: Iterable[tuple[int, Any]],
+    validator: RecordValidator,
+    issues: list[RecordIssue] | None = None,
+) -> ReferenceBatch:
+    """Validate (index, record) pairs (``features`` plus optional ``prediction``, ``label`` and
+    ``scores``); ``issues`` may already hold problems found while parsing them."""
+    issues = [] if issues is None else issues
     batch = ReferenceBatch([], [], [], [], [], [])
-    for index, record in enumerate(records):
+    for index, record in records:
         row = validator.reference_row(record, index, issues)
         if row is None:
             continue
@@ -35,18 +59,21 @@ def validate_reference(records: list[Any], validator: RecordValidator) -> Refere
         batch.label_values.append(label_value)
         batch.scores.append(None if scores is None else _encode(scores))
     if issues:
-        raise InvalidRecordsError(issues)
+        raise InvalidRecordsError(sorted(issues, key=lambda issue: issue.index))
     if not len(batch):
         raise PayloadError("the reference data set has no records")
     return batch
 
 
-def parse_reference_csv(text: str, validator: RecordValidator) -> list[dict[str, Any]]:
-    """Turn CSV rows into reference records.
+def iter_reference_csv(
+    text: str, validator: RecordValidator, issues: list[RecordIssue]
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """CSV rows as (index, reference record), adding to ``issues`` what the CSV itself gets
+    wrong (a row of the wrong length, a numeric cell that is not a finite number).
 
     The header names the model's features, and optionally ``prediction`` and ``label`` (``id``
-    and ``timestamp`` are ignored). An empty cell is a missing value. Numeric cells must parse
-    as numbers; a bad cell is reported with its row index (0 is the first data row).
+    and ``timestamp`` are ignored). An empty cell is a missing value; a blank line is skipped.
+    Index 0 is the first data row. A header that does not fit the model is a ``PayloadError``.
     """
     reader = csv.reader(io.StringIO(text))
     try:
@@ -67,8 +94,6 @@ def parse_reference_csv(text: str, validator: RecordValidator) -> list[dict[str,
         problems.append(f"missing feature column(s) {', '.join(missing)}")
     if problems:
         raise PayloadError(f"CSV header: {'; '.join(problems)}")
-    issues: list[RecordIssue] = []
-    records: list[dict[str, Any]] = []
     for index, row in enumerate(reader):
         if not row:
             continue
@@ -98,10 +123,7 @@ def parse_reference_csv(text: str, validator: RecordValidator) -> list[dict[str,
                 features[column] = number
             else:
                 features[column] = cell
-        records.append(record)
-    if issues:
-        raise InvalidRecordsError(issues)
-    return records
+        yield index, record
 
 
 def _target_cell(cell: str, numeric: bool) -> Any:

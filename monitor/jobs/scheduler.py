@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -26,6 +26,9 @@ class Scheduler:
             except Exception:  # a failing run is logged; the next run still happens
                 log.exception("scheduled job %s failed", name)
 
+        # run_now: the same job, first due at once (a separate one-off job raced with its own
+        # removal inside APScheduler when the scheduler shut down soon after starting)
+        first: dict[str, datetime] = {"next_run_time": datetime.now(UTC)} if run_now else {}
         self._scheduler.add_job(
             guarded,
             "interval",
@@ -35,9 +38,8 @@ class Scheduler:
             max_instances=1,
             coalesce=True,
             replace_existing=True,
+            **first,
         )
-        if run_now:
-            self._scheduler.add_job(guarded, id=f"{name}-initial", name=name)
 
     def start(self) -> None:
         self._scheduler.start()

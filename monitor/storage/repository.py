@@ -22,6 +22,7 @@ from monitor.domain import (
 from monitor.storage.tables import labels, predictions, reference_records, references
 
 _CHUNK = 500  # ids per IN (...) list; well under every backend's bound-parameter limit
+_REFERENCE_CHUNK = 5_000  # reference rows per INSERT
 
 
 def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
@@ -205,31 +206,33 @@ def store_reference(
             n=len(batch),
         )
     )
-    rows = [
-        {
-            "model": model,
-            "version": version,
-            "row": row,
-            "features": features,
-            "prediction_class": pc,
-            "prediction_value": pv,
-            "label_class": lc,
-            "label_value": lv,
-            "scores": sc,
-        }
-        for row, (features, pc, pv, lc, lv, sc) in enumerate(
-            zip(
-                batch.features,
-                batch.prediction_classes,
-                batch.prediction_values,
-                batch.label_classes,
-                batch.label_values,
-                batch.scores,
-                strict=True,
+    columns = zip(
+        batch.features,
+        batch.prediction_classes,
+        batch.prediction_values,
+        batch.label_classes,
+        batch.label_values,
+        batch.scores,
+        strict=True,
+    )
+    for first in range(0, len(batch), _REFERENCE_CHUNK):  # bounded memory for large sets
+        rows = [
+            {
+                "model": model,
+                "version": version,
+                "row": row,
+                "features": features,
+                "prediction_class": pc,
+                "prediction_value": pv,
+                "label_class": lc,
+                "label_value": lv,
+                "scores": sc,
+            }
+            for row, (features, pc, pv, lc, lv, sc) in enumerate(
+                itertools.islice(columns, _REFERENCE_CHUNK), start=first
             )
-        )
-    ]
-    connection.execute(insert(reference_records), rows)
+        ]
+        connection.execute(insert(reference_records), rows)
     return ReferenceInfo(model, version, len(batch), source, created_at, digest)
 
 
