@@ -95,6 +95,7 @@ class DriftEvaluator:
                 end=evaluation.window.end,
                 regression=config.task == "regression",
                 by_label_time=config.performance.window_by == "label_time",
+                window_n=evaluation.window.n,
             )
             unmatched = windows.unmatched_label_count(connection, model=model)
         evaluation = dataclasses.replace(

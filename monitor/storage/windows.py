@@ -151,18 +151,32 @@ def labelled_between(
     end: float,
     regression: bool,
     by_label_time: bool = False,
+    window_n: int | None = None,
 ) -> LabelledRows:
-    """Labelled predictions whose prediction time (or label time) is in ``(start, end]``."""
+    """Labelled predictions whose prediction time (or label time) is in ``(start, end]``.
+
+    ``window_n``, the window's prediction count when known, lets SQLite choose the cheaper
+    side to drive the join from (PostgreSQL's planner has statistics to do so itself).
+    """
     prediction = "prediction_value" if regression else "prediction_class"
     label = "label_value" if regression else "label_class"
     clock = "l.ts" if by_label_time else "p.ts"
-    # Written out (the hot path of performance evaluation); the planner picks the join order:
-    # forcing it from labels was 3x slower when most predictions are labelled, since the
-    # labels of the whole retention period are then read.
+    # Written out (the hot path of performance evaluation). Driving from the window's
+    # predictions costs a label lookup per prediction; from the model's labels, a prediction
+    # lookup per label kept (of the whole retention period). The first is right when most
+    # predictions get labels, the second when few do (or none yet: a model without labels
+    # would otherwise scan a 10M-record window for nothing).
+    joined = "predictions p JOIN labels l ON l.model = p.model AND l.id = p.id"
+    if (
+        connection.dialect.name == "sqlite"
+        and not by_label_time
+        and window_n is not None
+        and _count_labels(connection, model=model, limit=window_n) < window_n
+    ):
+        joined = "labels l CROSS JOIN predictions p ON p.model = l.model AND p.id = l.id"
     sql = text(
-        f"SELECT p.ts, l.ts, p.{prediction}, l.{label}, p.scores"
-        " FROM predictions p JOIN labels l ON l.model = p.model AND l.id = p.id"
-        f" WHERE p.model = :model AND {clock} > :start AND {clock} <= :end"
+        f"SELECT p.ts, l.ts, p.{prediction}, l.{label}, p.scores FROM {joined}"
+        f" WHERE p.model = :model AND l.model = :model AND {clock} > :start AND {clock} <= :end"
     )
     rows = connection.execute(sql, {"model": model, "start": start, "end": end}).all()
     if not rows:
@@ -177,6 +191,12 @@ def labelled_between(
         actual,
         [None if s is None else bytes(s) for s in scores],
     )
+
+
+def _count_labels(connection: Connection, *, model: str, limit: int) -> int:
+    """The model's stored labels, counted up to ``limit`` (so it costs at most that many)."""
+    sql = text("SELECT COUNT(*) FROM (SELECT 1 FROM labels WHERE model = :model LIMIT :limit)")
+    return int(connection.execute(sql, {"model": model, "limit": limit}).scalar_one())
 
 
 def unmatched_label_count(connection: Connection, *, model: str) -> int:
