@@ -41,9 +41,9 @@ that band. "Peak MB" is the tracemalloc peak of one numeric feature's comparison
 input (ours, the floor, ``grid_counts``).
 
 Part 2, end to end, each step in a fresh interpreter so that RSS is the service's own. A
-temporary SQLite file gets the reference in one ``Service.store_reference`` call (as a
-``PUT .../reference`` would), and a first evaluation in a new process builds and stores the
-profiles. A copy of that file per window gets the window's records through
+temporary SQLite file gets the reference in one ``Service.store_reference_body`` call with
+the JSON body a ``PUT .../reference`` carries, and a first evaluation in a new process builds
+and stores the profiles. A copy of that file per window gets the window's records through
 ``Service.store_predictions`` in batches of 10k (above 1M: ``repository.insert_predictions``
 batches of 10k, skipping validation), received at ``T``, prediction times spread over the hour
 before. A new ``Service`` on the file, its clock at ``T + 60 s`` (so every record was received
@@ -92,6 +92,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 import scipy  # type: ignore[import-untyped]
 import scipy.stats  # type: ignore[import-untyped]
 
@@ -730,15 +731,18 @@ def reference_records() -> list[dict[str, Any]]:
 
 
 def worker_reference(db: Path) -> None:
-    """Upload the reference in one call, as ``PUT /v1/models/{model}/reference`` would."""
+    """Upload the reference in one call, as ``PUT /v1/models/{model}/reference`` does: the
+    service gets the request body (JSON bytes) and parses it itself."""
     steps = Steps()
     service = open_service(db, Clock(START))
-    records = reference_records()  # the parsed request body, alive during the upload
+    body = orjson.dumps(reference_records())  # the records themselves are freed at once
     steps.run(
         "reference upload",
-        functools.partial(service.store_reference, MODEL, records, source="bench"),
+        functools.partial(
+            service.store_reference_body, MODEL, body, "application/json", source="bench"
+        ),
     )
-    del records
+    del body
     close_service(service)
     steps.report()
 
@@ -808,19 +812,28 @@ def store_records(
 
 
 def store_stream(
-    service: Any, first: int, timestamps: Sequence[float], shift: float, *, direct: bool
+    service: Any, first: int, size: int, stamp: Any, shift: float, *, direct: bool
 ) -> None:
-    """The current stream's records from ``first`` (a multiple of CHUNK), CHUNK per batch."""
-    for start in range(0, len(timestamps), CHUNK):
-        batch = timestamps[start : start + CHUNK]
-        store_records(service, window_records(first + start, shift, batch), direct=direct)
+    """The current stream's records ``first`` .. ``first + size`` (``first`` a multiple of
+    CHUNK), CHUNK per batch; ``stamp(positions)`` gives the prediction times of positions
+    ``0 .. size`` as an array, computed a chunk at a time so that the harness itself holds no
+    more than a chunk of records (its memory is counted in the step's peak RSS)."""
+    for start in range(0, size, CHUNK):
+        timestamps = stamp(np.arange(start, min(start + CHUNK, size))).tolist()
+        store_records(service, window_records(first + start, shift, timestamps), direct=direct)
 
 
 def ingest_window(service: Any, n: int, shift: float) -> None:
     """``n`` records, prediction times spread evenly over ``SPREAD`` before ``START``."""
     oldest, newest = START - SPREAD[0], START - SPREAD[1]
-    timestamps = (oldest + (newest - oldest) * np.arange(n) / n).tolist()
-    store_stream(service, 0, timestamps, shift, direct=n > DIRECT_ABOVE)
+    store_stream(
+        service,
+        0,
+        n,
+        lambda positions: oldest + (newest - oldest) * positions / n,
+        shift,
+        direct=n > DIRECT_ABOVE,
+    )
 
 
 def worker_ingest(db: Path, n: int, shift: float) -> None:
@@ -845,8 +858,14 @@ def ingest_minute(service: Any, clock: Clock, n: int, shift: float) -> None:
     halves = ((n, count // 2, 0.0), (second, count - count // 2, 30.0))
     for first, size, offset in halves:
         clock.now = minute + offset + 15.0
-        timestamps = (minute + offset + 15.0 * np.arange(size) / size).tolist()
-        store_stream(service, first, timestamps, shift, direct=n > DIRECT_ABOVE)
+        store_stream(
+            service,
+            first,
+            size,
+            lambda positions, at=minute + offset, size=size: at + 15.0 * positions / size,
+            shift,
+            direct=n > DIRECT_ABOVE,
+        )
     clock.now = minute + 60.0
 
 
@@ -1126,7 +1145,8 @@ def compute_table(rows: list[ComputeRow], tools: list[SideTool]) -> str:
 def reference_line(reference: dict[str, Any]) -> str:
     upload, profiles = reference["steps"]["reference upload"], reference["steps"]["profiles"]
     return (
-        f"Reference: {REFERENCE_N:,} records in one store_reference call {upload['seconds']:.1f} s,"
+        f"Reference: {REFERENCE_N:,} records in one store_reference_body call"
+        f" {upload['seconds']:.1f} s,"
         f" peak RSS {upload['peak_mb']:.0f} MB; profiles built by the first evaluation (a fresh"
         f" process) {profiles['seconds']:.2f} s, peak RSS {profiles['peak_mb']:.0f} MB."
     )

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine
 from monitor.config import ModelConfig
 from monitor.domain import Evaluation, ReferenceBatch, ReferenceInfo, Window
 from monitor.evaluation import ReferenceProfiles, build_profiles, columns_from_rows, evaluate_drift
+from monitor.evaluation.columns import Columns
 from monitor.evaluation.document import to_document
 from monitor.evaluation.evaluate import evaluate_drift_counts
 from monitor.evaluation.histograms import summarize
@@ -36,6 +37,16 @@ SUMMARY_LAG_SECONDS = 30.0
 SUMMARY_CHUNK = 50_000
 
 SaveReference = Callable[..., ReferenceInfo]
+
+
+def _columns(config: ModelConfig, rows: Rows) -> Columns:
+    """The rows' columns; the encoded feature objects are released once decoded, so they are
+    not held through the statistics (a 100k window's are tens of MB)."""
+    columns = columns_from_rows(
+        config, rows.features, predictions=rows.predictions, labels=rows.labels
+    )
+    rows.features.clear()
+    return columns
 
 
 class DriftEvaluator:
@@ -82,9 +93,7 @@ class DriftEvaluator:
             evaluation = self._evaluate_from_histograms(config, profiles, now)
             window_predictions = window_scores = None
         else:
-            columns = columns_from_rows(
-                config, rows.features, predictions=rows.predictions, labels=rows.labels
-            )
+            columns = _columns(config, rows)
             evaluation = evaluate_drift(config, profiles, columns, window=window, evaluated_at=now)
             window_predictions, window_scores = rows.predictions, rows.scores
         with self.engine.connect() as connection:
@@ -302,9 +311,7 @@ class DriftEvaluator:
                 )
             if not len(rows):
                 return None
-            columns = columns_from_rows(
-                config, rows.features, predictions=rows.predictions, labels=rows.labels
-            )
+            columns = _columns(config, rows)
             return build_profiles(config, columns, version=0)
         info = repo.latest_reference(connection, model=config.name)
         if info is None and reference is not None and reference.first_records is not None:
@@ -321,9 +328,7 @@ class DriftEvaluator:
             rows = windows.reference_rows(
                 connection, model=config.name, version=info.version, regression=regression
             )
-            columns = columns_from_rows(
-                config, rows.features, predictions=rows.predictions, labels=rows.labels
-            )
+            columns = _columns(config, rows)
             profiles = build_profiles(
                 config,
                 columns,

@@ -12,7 +12,8 @@ from monitor.storage.tables import labels, predictions, reference_records
 
 @dataclass(frozen=True, slots=True)
 class Rows:
-    """Stored records column by column: feature JSON, prediction and (joined) label."""
+    """Stored records column by column: encoded features, prediction, (joined) label, scores.
+    ``features`` may be emptied once decoded (``jobs.evaluate``); the length stays."""
 
     features: list[bytes]
     predictions: list[Any]
@@ -22,7 +23,7 @@ class Rows:
     scores: list[bytes | None]
 
     def __len__(self) -> int:
-        return len(self.features)
+        return len(self.predictions)
 
 
 def _window_select(model: str, *, regression: bool) -> Select[Any]:
