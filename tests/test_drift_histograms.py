@@ -105,6 +105,34 @@ def test_large_window_uses_histograms(engine: Engine) -> None:
     service.stop()
 
 
+def test_chunked_summaries_and_unsummarised_tail_count_every_record_once(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Summaries and the tail of records too recent to summarise are read in chunks (here of
+    333 records); each record counts once, whichever way it is reached."""
+    monkeypatch.setattr("monitor.jobs.evaluate.SUMMARY_CHUNK", 333)
+    rng = np.random.default_rng(11)
+    clock = Clock()
+    service = make_service(engine, clock)
+    reference = rng.normal(0, 1, 2000)
+    service.store_reference(
+        "m", [{"features": {"x": float(v), "c": "a"}} for v in reference], source="test"
+    )
+    current = rng.normal(0.2, 1.1, 5000)
+    ingest(service, current[:3000], start=START, prefix="early")
+    clock.now = START + 2990  # the rest arrives 10 s before the evaluation: not summarised
+    ingest(service, current[3000:], start=START + 1500, prefix="late")
+    clock.now = START + 3000
+    first = service.evaluate("m")
+    clock.now = START + 3060  # now everything is summarised
+    second = service.evaluate("m")
+    for evaluation in (first, second):
+        x = evaluation.feature("x")
+        assert x is not None and x.exact is False and evaluation.window.n == 5000
+        assert x.statistics["psi"] == pytest.approx(independent_psi(reference, current), abs=1e-12)
+    service.stop()
+
+
 def test_replicas_merge_to_the_single_replica_result(engine: Engine, tmp_path) -> None:  # type: ignore[no-untyped-def]
     rng = np.random.default_rng(5)
     clock = Clock()

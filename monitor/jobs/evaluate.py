@@ -34,7 +34,7 @@ from monitor.storage.windows import Rows
 
 #: Records younger than this are left for the next summarisation (see DriftEvaluator.summarize).
 SUMMARY_LAG_SECONDS = 30.0
-SUMMARY_CHUNK = 50_000
+SUMMARY_CHUNK = 20_000  # records decoded at a time: bounds memory, not speed
 
 SaveReference = Callable[..., ReferenceInfo]
 
@@ -182,28 +182,37 @@ class DriftEvaluator:
                 end=now,
                 kinds=kinds,
             )
-            tail = hist.rows_after(
-                connection,
-                model=config.name,
-                after_seq=mark,
-                limit=10**9,
-                regression=config.task == "regression",
-            )
-        tail = [row for row in tail if start <= row[1] <= now]
-        if tail:
-            extra = summarize(
-                config,
-                profiles,
-                [r[1] for r in tail],
-                [r[3] for r in tail],
-                [r[4] for r in tail],
-                bucket_seconds=bucket,
-            )
-            for (name, _), found in extra.items():
-                if name in counts:
-                    counts[name].add(found)
-                else:
-                    counts[name] = found
+            # The records not summarised yet (the last SUMMARY_LAG_SECONDS or so), counted
+            # a chunk at a time so that memory stays bounded however fast they arrive.
+            after = mark
+            while True:
+                tail = hist.rows_after(
+                    connection,
+                    model=config.name,
+                    after_seq=after,
+                    limit=SUMMARY_CHUNK,
+                    regression=config.task == "regression",
+                )
+                if not tail:
+                    break
+                after = tail[-1][0]
+                inside = [row for row in tail if start <= row[1] <= now]
+                if inside:
+                    extra = summarize(
+                        config,
+                        profiles,
+                        [r[1] for r in inside],
+                        [r[3] for r in inside],
+                        [r[4] for r in inside],
+                        bucket_seconds=bucket,
+                    )
+                    for (name, _), found in extra.items():
+                        if name in counts:
+                            counts[name].add(found)
+                        else:
+                            counts[name] = found
+                if len(tail) < SUMMARY_CHUNK:
+                    break
         n = 0
         for found in counts.values():
             if found.numeric is not None:
