@@ -5,6 +5,7 @@
     MonitorError
     ├── ConfigError(ValueError)          the config file is invalid; carries every ConfigIssue
     ├── ModelNotFoundError(LookupError)  no model of that name is configured
+    ├── RouteNotFoundError(LookupError)  no webhook route of that name is configured
     ├── InvalidRecordsError(ValueError)  a batch has invalid records; carries every RecordIssue
     ├── PayloadError(ValueError)         a body that cannot be read at all (syntax, encoding)
     │   └── PayloadTooLargeError         the body (or its decompressed form) exceeds a limit
@@ -46,6 +47,12 @@ class ModelNotFoundError(MonitorError, LookupError):
     def __init__(self, model: str) -> None:
         self.model = model
         super().__init__(f"no model named {model!r} is configured")
+
+
+class RouteNotFoundError(MonitorError, LookupError):
+    def __init__(self, route: str) -> None:
+        self.route = route
+        super().__init__(f"no webhook named {route!r} is configured")
 
 
 @dataclass(frozen=True, slots=True)

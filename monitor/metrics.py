@@ -44,12 +44,15 @@ PERFORMANCE_METRICS = {
 }
 
 REJECT_REASONS = ("invalid_record", "malformed_body", "too_large", "unsupported_media_type")
+WEBHOOK_OUTCOMES = ("delivered", "retry", "failed")
 
 
 class Metrics:
     """The service's metrics. Build one per registry; tests pass a fresh ``CollectorRegistry``."""
 
-    def __init__(self, registry: CollectorRegistry, models: list[str]) -> None:
+    def __init__(
+        self, registry: CollectorRegistry, models: list[str], routes: list[str] | None = None
+    ) -> None:
         self.registry = registry
         self.info = Info("drift_monitor_build", "drift-monitor version.", registry=registry)
         self.info.info({"version": __version__})
@@ -128,6 +131,23 @@ class Metrics:
             ["model"],
             registry=registry,
         )
+        self.webhook_deliveries = Counter(
+            "drift_monitor_webhook_deliveries",
+            "Webhook delivery attempts by route and outcome: delivered, retry (to be tried "
+            "again), failed (given up, or refused without retrying).",
+            ["route", "outcome"],
+            registry=registry,
+        )
+        self.webhook_backlog = Gauge(
+            "drift_monitor_webhook_outbox_pending",
+            "Webhook deliveries waiting in the outbox (not yet delivered nor given up), by route.",
+            ["route"],
+            registry=registry,
+        )
+        for route in routes or []:
+            for outcome in WEBHOOK_OUTCOMES:
+                self.webhook_deliveries.labels(route, outcome)
+            self.webhook_backlog.labels(route)
         for model in models:  # export zeros from the start so rate() works from the first scrape
             self.records_ingested.labels(model)
             self.records_duplicate.labels(model)

@@ -33,6 +33,7 @@ from monitor.errors import (
     InvalidRecordsError,
     ModelNotFoundError,
     PayloadError,
+    RouteNotFoundError,
 )
 from monitor.evaluation.document import from_document
 from monitor.ingest import RecordValidator, decode_records, reference_batch, validate_reference
@@ -42,6 +43,7 @@ from monitor.jobs import Scheduler
 from monitor.jobs.evaluate import DriftEvaluator
 from monitor.metrics import Metrics
 from monitor.storage import create_database_engine, migrate
+from monitor.storage import deliveries as outbox
 from monitor.storage import histograms as hist
 from monitor.storage import repository as repo
 from monitor.storage.engine import checkpoint_sqlite
@@ -50,6 +52,8 @@ from monitor.storage.evaluations import (
     latest_evaluation,
 )
 from monitor.storage.group_commit import GroupCommitWriter
+from monitor.webhooks.events import webhook_test_event
+from monitor.webhooks.sender import WebhookSender
 
 log = logging.getLogger(__name__)
 DEFAULT_DATABASE_URL = "sqlite:///./monitor.db"
@@ -80,7 +84,9 @@ class Service:
         self.config = config
         self.engine = engine or create_database_engine(database_url(config))
         self.registry = registry or CollectorRegistry()
-        self.metrics = Metrics(self.registry, [m.name for m in config.models])
+        self.metrics = Metrics(
+            self.registry, [m.name for m in config.models], [w.name for w in config.webhooks]
+        )
         self.clock = clock
         self.validators = {m.name: RecordValidator(m) for m in config.models}
         self._fast_decoders = {m.name: FastPredictionDecoder(m) for m in config.models}
@@ -93,6 +99,13 @@ class Service:
         )
         self.writer = GroupCommitWriter(self.engine, self._write_lock)
         self._decode_thread = ThreadPoolExecutor(1, thread_name_prefix="decode")
+        self.webhooks = WebhookSender(
+            engine=self.engine,
+            write_lock=self._write_lock,
+            routes={w.name: w for w in config.webhooks},
+            metrics=self.metrics,
+            clock=clock,
+        )
         self.evaluator = DriftEvaluator(
             engine=self.engine,
             write_lock=self._write_lock,
@@ -128,6 +141,10 @@ class Service:
                     functools.partial(self.evaluate, model.name),
                     name=f"evaluate:{model.name}",
                 )
+            if self.config.webhooks:  # the outbox: deliveries left pending by a stop go now
+                self.scheduler.every(
+                    timedelta(seconds=1), self.webhooks.run_once, name="webhooks", run_now=True
+                )
             self.scheduler.every(
                 self.config.storage.retention_check,
                 self.apply_retention,
@@ -138,11 +155,33 @@ class Service:
         self.started = True
 
     def stop(self) -> None:
-        self.scheduler.stop()
+        self.scheduler.stop()  # waits for a running job, e.g. a webhook attempt in flight
         self._decode_thread.shutdown(wait=True)  # a fresh one starts its thread when used
         self._decode_thread = ThreadPoolExecutor(1, thread_name_prefix="decode")
         self.engine.dispose()
         self.started = False
+
+    # -- webhooks --------------------------------------------------------------------------
+
+    def send_test_event(self, route: str) -> str:
+        """Queue a ``webhook.test`` event for ``route``; return its id."""
+        if route not in self.webhooks.routes:
+            raise RouteNotFoundError(route)
+        event_id, body = webhook_test_event(route, self.clock())
+        with self._write_lock, self.engine.begin() as connection:
+            outbox.enqueue(
+                connection, event_id=event_id, routes=[route], model="", body=body, now=self.clock()
+            )
+        return event_id
+
+    def deliveries(self, *, status: str | None, limit: int) -> list[outbox.Delivery]:
+        with self.engine.connect() as connection:
+            return outbox.list_deliveries(connection, status=status, limit=limit)
+
+    def resend(self, event_id: str, route: str | None) -> int:
+        """Queue a delivered or failed event again; the number of deliveries queued."""
+        with self._write_lock, self.engine.begin() as connection:
+            return outbox.resend(connection, event_id=event_id, route=route, now=self.clock())
 
     # -- lookups ---------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from monitor.errors import (
     ModelNotFoundError,
     PayloadError,
     PayloadTooLargeError,
+    RouteNotFoundError,
     StorageError,
 )
 
@@ -93,6 +94,10 @@ def problem_for(exc: Exception) -> Problem | None:
         return Problem(
             404, "Model not found", str(exc), "model-not-found", extra={"model": exc.model}
         )
+    if isinstance(exc, RouteNotFoundError):
+        return Problem(
+            404, "Webhook not found", str(exc), "webhook-not-found", extra={"route": exc.route}
+        )
     if isinstance(exc, PayloadTooLargeError):
         # Closing the connection is what lets us refuse without reading the rest of the body.
         return Problem(
@@ -139,6 +144,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         ProblemError,
         InvalidRecordsError,
         ModelNotFoundError,
+        RouteNotFoundError,
         PayloadError,  # PayloadTooLargeError included
         StorageError,
         RequestValidationError,

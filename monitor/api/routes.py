@@ -4,7 +4,7 @@ routes (predictions, labels) are served in front of these by ``api.ingest``."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from prometheus_client.exposition import choose_encoder
@@ -15,6 +15,7 @@ from monitor.api.auth import TokenChecker
 from monitor.api.body import REFERENCE_TYPES, ingest_body
 from monitor.api.problems import ProblemError
 from monitor.api.schemas import (
+    DeliveryOut,
     ModelOut,
     ReferenceOut,
     ReferenceRecordIn,
@@ -160,6 +161,47 @@ def build_router(service: Service) -> APIRouter:
                 ],
             }
         )
+
+    @router.post(
+        "/v1/webhooks/{route}/test", status_code=202, dependencies=admin, tags=["webhooks"]
+    )
+    def post_test_event(
+        route: Annotated[str, Path(description="A webhook name from the config.")],
+    ) -> dict[str, str]:
+        """Queue a signed ``webhook.test`` event for the route, to check a receiver."""
+        return {"event_id": service.send_test_event(route)}
+
+    @router.get(
+        "/v1/deliveries", response_model=list[DeliveryOut], dependencies=read, tags=["webhooks"]
+    )
+    def get_deliveries(
+        status: Annotated[
+            Literal["pending", "delivered", "failed"] | None,
+            Query(description="Only deliveries in this state (failed: given up)."),
+        ] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[DeliveryOut]:
+        """Webhook deliveries in the outbox, newest first, with their events."""
+        return [DeliveryOut.of(d) for d in service.deliveries(status=status, limit=limit)]
+
+    @router.post(
+        "/v1/deliveries/{event_id}/resend", status_code=202, dependencies=admin, tags=["webhooks"]
+    )
+    def post_resend(
+        event_id: str,
+        route: Annotated[str | None, Query(description="Only this route's delivery.")] = None,
+    ) -> dict[str, int]:
+        """Send a delivered or failed event again (the same id and body), due now."""
+        queued = service.resend(event_id, route)
+        if not queued:
+            raise ProblemError(
+                404,
+                "No delivery to resend",
+                f"no delivered or failed delivery of event {event_id!r}"
+                + (f" to {route!r}" if route else ""),
+                kind="delivery-not-found",
+            )
+        return {"queued": queued}
 
     @router.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

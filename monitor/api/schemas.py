@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
+import orjson
 from pydantic import BaseModel, Field
 
 from monitor.config import ModelConfig, format_duration
 from monitor.domain import ModelCounts, ReferenceInfo
+from monitor.storage.deliveries import Delivery
 
 
 class PredictionIn(BaseModel):
@@ -62,6 +64,32 @@ class ReferenceOut(BaseModel):
             source=info.source,
             created_at=info.created_at,
             digest=info.digest,
+        )
+
+
+class DeliveryOut(BaseModel):
+    event_id: str
+    route: str
+    model: str | None
+    status: Literal["pending", "delivered", "failed"]
+    attempts: int
+    created_at: float
+    next_attempt_at: float | None
+    last_error: str | None
+    event: dict[str, Any]
+
+    @classmethod
+    def of(cls, delivery: Delivery) -> DeliveryOut:
+        return cls(
+            event_id=delivery.event_id,
+            route=delivery.route,
+            model=delivery.model or None,
+            status=delivery.status,
+            attempts=delivery.attempts,
+            created_at=delivery.created_at,
+            next_attempt_at=delivery.next_attempt_at if delivery.status == "pending" else None,
+            last_error=delivery.last_error,
+            event=orjson.loads(delivery.body),
         )
 
 

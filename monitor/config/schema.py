@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal, Protocol, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -22,6 +23,8 @@ from pydantic import (
 )
 
 from monitor.config.durations import format_duration, parse_duration
+from monitor.webhooks.addresses import private_address_reason
+from monitor.webhooks.signing import key_of
 
 Duration = Annotated[
     timedelta,
@@ -245,9 +248,31 @@ class ModelConfig(_Strict):
 
 class WebhookConfig(_Strict):
     name: Name
+    # declared before url, so that url's check can see it
+    allow_private: bool = False
     url: Annotated[str, Field(pattern=r"^https?://[^\s/]+")]
     secret: SecretStr | None = None
     timeout: Duration = timedelta(seconds=10)
+    max_retry: Duration = timedelta(hours=24)
+
+    @field_validator("url")
+    @classmethod
+    def _public_unless_allowed(cls, url: str, info: ValidationInfo) -> str:
+        if not info.data.get("allow_private", False):
+            reason = private_address_reason(urlsplit(url).hostname or "")
+            if reason is not None:
+                raise ValueError(
+                    f"{reason}: refused unless the webhook says allow_private: true (as a "
+                    "sidecar posting to a receiver on this host or network must)"
+                )
+        return url
+
+    @field_validator("secret")
+    @classmethod
+    def _secret_form(cls, secret: SecretStr | None) -> SecretStr | None:
+        if secret is not None:
+            key_of(secret.get_secret_value())  # a ValueError names the problem, not the value
+        return secret
 
 
 class Config(_Strict):

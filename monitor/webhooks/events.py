@@ -1,0 +1,47 @@
+"""Webhook event bodies: versioned JSON documents with a unique id.
+
+Every event has ``id`` (also sent as ``webhook-id``, the same on every retry, so a receiver
+can drop duplicates), ``type``, ``version`` and ``created_at`` (RFC 3339, UTC).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+VERSION = "1"
+
+
+def new_event_id() -> str:
+    return f"evt_{uuid.uuid4().hex}"
+
+
+def rfc3339(seconds: float) -> str:
+    """Unix seconds as an RFC 3339 UTC date-time.
+
+    >>> rfc3339(0.5)
+    '1970-01-01T00:00:00.500000Z'
+    """
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def event(event_type: str, now: float, **fields: Any) -> tuple[str, bytes]:
+    """A new event's id and JSON body."""
+    event_id = new_event_id()
+    document = {
+        "id": event_id,
+        "type": event_type,
+        "version": VERSION,
+        "created_at": rfc3339(now),
+        **fields,
+    }
+    return event_id, orjson.dumps(document)
+
+
+def webhook_test_event(route: str, now: float) -> tuple[str, bytes]:
+    """``webhook.test``: sent on request (``POST /v1/webhooks/{route}/test``) to check that a
+    receiver gets, verifies and acknowledges deliveries."""
+    return event("webhook.test", now, route=route)

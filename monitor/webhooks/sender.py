@@ -1,0 +1,235 @@
+"""Send the outbox: POST each due delivery with its Standard Webhooks headers, record the outcome.
+
+Outcomes of an attempt:
+
+* a 2xx answer: delivered;
+* a connection error, a timeout, 429 or 5xx: tried again after an exponential backoff with
+  jitter (1 s, 2 s, 4 s ... capped at 1 h, each times a random factor in [0.5, 1]), or after
+  the answer's ``Retry-After`` (seconds or an HTTP date) when it gives one, until the route's
+  ``max_retry`` since the event was queued has passed: then failed;
+* any other answer (a 3xx is not followed; 4xx other than 429): failed at once, since sending
+  the same request again would get the same answer;
+* a destination that resolves to a private, loopback or link-local address when the route
+  does not say ``allow_private: true``: failed at once, not sent.
+
+Failed deliveries stay in the outbox (``GET /v1/deliveries?status=failed``) and can be sent
+again (``POST /v1/deliveries/{event_id}/resend``). Errors are recorded without the URL, which
+may itself be a secret (a Slack or GitHub hook), and secrets are never logged.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import random
+import socket
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
+
+import httpx
+from sqlalchemy import Engine
+
+from monitor import __version__
+from monitor.config import WebhookConfig
+from monitor.metrics import Metrics
+from monitor.storage import deliveries as outbox
+from monitor.webhooks import signing
+from monitor.webhooks.addresses import address_reason, private_address_reason
+
+log = logging.getLogger(__name__)
+
+BASE_DELAY_SECONDS = 1.0
+MAX_DELAY_SECONDS = 3600.0
+BATCH = 50  # deliveries claimed per run
+Resolve = Callable[[str, int], list[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    delivered: bool
+    error: str | None = None
+    retry: bool = False  # worth trying again
+    retry_after: float | None = None  # seconds the receiver asked us to wait
+
+
+def backoff(attempts: int, rng: random.Random) -> float:
+    """Seconds before attempt ``attempts + 1``: exponential, capped, with jitter.
+
+    >>> delays = [backoff(n, random.Random(n)) for n in range(1, 12)]
+    >>> all(2 ** (n - 2) <= delay <= 2 ** (n - 1) for n, delay in enumerate(delays, start=1))
+    True
+    >>> 1800 <= backoff(30, random.Random(0)) <= 3600
+    True
+    """
+    ceiling: float = min(BASE_DELAY_SECONDS * 2.0 ** (attempts - 1), MAX_DELAY_SECONDS)
+    return ceiling * rng.uniform(0.5, 1.0)
+
+
+def retry_after_seconds(value: str | None, now: float) -> float | None:
+    """A ``Retry-After`` header as seconds from ``now`` (delta-seconds or an HTTP date).
+
+    >>> retry_after_seconds("7", 0.0), retry_after_seconds("Thu, 01 Jan 1970 00:01:40 GMT", 60)
+    (7.0, 40.0)
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - now)
+
+
+def _system_resolve(host: str, port: int) -> list[str]:
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+class WebhookSender:
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        write_lock: AbstractContextManager[object],
+        routes: Mapping[str, WebhookConfig],
+        metrics: Metrics,
+        clock: Callable[[], float],
+        transport: httpx.BaseTransport | None = None,
+        resolve: Resolve = _system_resolve,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.engine = engine
+        self._write_lock = write_lock
+        self.routes = dict(routes)
+        self.metrics = metrics
+        self.clock = clock
+        self._resolve = resolve
+        self._rng = rng or random.Random()
+        self._client = httpx.Client(follow_redirects=False, transport=transport)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def run_once(self) -> int:
+        """Attempt every due delivery (up to ``BATCH``); return how many were attempted."""
+        now = self.clock()
+        longest = max((r.timeout.total_seconds() for r in self.routes.values()), default=10.0)
+        with self._write_lock, self.engine.begin() as connection:
+            claimed = outbox.claim_due(
+                connection, now=now, lease_until=now + longest + 30.0, limit=BATCH
+            )
+        for delivery in claimed:
+            route = self.routes.get(delivery.route)
+            if route is None:
+                outcome = Outcome(False, f"route {delivery.route!r} is no longer configured")
+            else:
+                outcome = self._attempt(delivery, route)
+            self._record(delivery, route, outcome)
+        with self.engine.connect() as connection:
+            pending = outbox.backlog(connection)
+        for name in self.routes:
+            self.metrics.webhook_backlog.labels(name).set(pending.get(name, 0))
+        return len(claimed)
+
+    def _record(
+        self, delivery: outbox.Delivery, route: WebhookConfig | None, outcome: Outcome
+    ) -> None:
+        now = self.clock()
+        attempts = delivery.attempts + 1
+        if outcome.delivered:
+            status, next_at, label = outbox.DELIVERED, now, "delivered"
+        elif outcome.retry and route is not None:
+            delay = outcome.retry_after
+            if delay is None:
+                delay = backoff(attempts, self._rng)
+            next_at = now + delay
+            deadline = delivery.created_at + route.max_retry.total_seconds()
+            if next_at <= deadline:
+                status, label = outbox.PENDING, "retry"
+            else:
+                status, label = outbox.FAILED, "failed"
+        else:
+            status, next_at, label = outbox.FAILED, now, "failed"
+        with self._write_lock, self.engine.begin() as connection:
+            outbox.record_attempt(
+                connection,
+                event_id=delivery.event_id,
+                route=delivery.route,
+                status=status,
+                attempts=attempts,
+                next_attempt_at=next_at,
+                error=outcome.error,
+            )
+        self.metrics.webhook_deliveries.labels(delivery.route, label).inc()
+        if status == outbox.FAILED:
+            log.warning(
+                "webhook %s: event %s failed after %d attempt(s): %s",
+                delivery.route,
+                delivery.event_id,
+                attempts,
+                outcome.error,
+            )
+
+    def _attempt(self, delivery: outbox.Delivery, route: WebhookConfig) -> Outcome:
+        refused = None if route.allow_private else self._private_destination(route.url)
+        if refused is not None:
+            return Outcome(False, f"refused: {refused} (allow_private is not set)")
+        timestamp = int(self.clock())
+        secret = None if route.secret is None else route.secret.get_secret_value()
+        headers = signing.headers(delivery.event_id, timestamp, delivery.body, secret)
+        headers["content-type"] = "application/json"
+        headers["user-agent"] = f"drift-monitor/{__version__}"
+        try:
+            response = self._client.post(
+                route.url,
+                content=delivery.body,
+                headers=headers,
+                timeout=route.timeout.total_seconds(),
+            )
+        except httpx.TimeoutException:
+            return Outcome(False, "timed out", retry=True)
+        except httpx.TransportError as exc:
+            return Outcome(False, _transport_error(exc, route.url), retry=True)
+        status = response.status_code
+        if 200 <= status < 300:
+            return Outcome(True)
+        error = f"HTTP {status}"
+        if status == 429 or status >= 500:
+            wait = retry_after_seconds(response.headers.get("retry-after"), self.clock())
+            return Outcome(False, error, retry=True, retry_after=wait)
+        if 300 <= status < 400:
+            error += " (redirects are not followed)"
+        return Outcome(False, error)
+
+    def _private_destination(self, url: str) -> str | None:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        reason = private_address_reason(host)
+        if reason is not None:
+            return reason
+        try:
+            ipaddress.ip_address(host)
+            return None  # a public address literal
+        except ValueError:
+            pass
+        try:
+            addresses = self._resolve(host, parts.port or (443 if parts.scheme == "https" else 80))
+        except OSError:
+            return None  # let the attempt fail (and be retried) as a connection error
+        for address in addresses:
+            found = address_reason(ipaddress.ip_address(address.split("%")[0]))
+            if found is not None:
+                return f"{host} resolves to {found.split(' is ', 1)[1]} ({address})"
+        return None
+
+
+def _transport_error(exc: httpx.TransportError, url: str) -> str:
+    """The error without the URL (it may carry a token)."""
+    text = str(exc).replace(url, "<url>") or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"
