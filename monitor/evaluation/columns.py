@@ -80,6 +80,7 @@ def _decoded_columns(
     decode = _decoder(model).decode
     by_feature = np.empty((k, n), dtype=np.float64)  # one row per feature: columns contiguous
     categorical: dict[str, list[str | None]] = {name: [] for name in categorical_names}
+    seen: dict[str, dict[str | None, str | None]] = {name: {} for name in categorical_names}
     numeric_of = attrgetter(*numeric_names) if k > 1 else None
     for start in range(0, n, _CHUNK_ROWS):
         structs = list(map(decode, features[start : start + _CHUNK_ROWS]))
@@ -93,7 +94,11 @@ def _decoded_columns(
         elif k == 1:
             block[:, 0] = np.array(list(map(attrgetter(numeric_names[0]), structs)), np.float64)
         for name in categorical_names:
-            categorical[name].extend(_categories(list(map(attrgetter(name), structs))))
+            # one str object per distinct category, not per row: a 100k window's categorical
+            # columns would otherwise hold hundreds of thousands of equal strings
+            same = seen[name]
+            found = _categories(list(map(attrgetter(name), structs)))
+            categorical[name].extend(map(same.setdefault, found, found))
     return {name: by_feature[i] for i, name in enumerate(numeric_names)}, categorical
 
 
