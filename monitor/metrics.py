@@ -144,6 +144,13 @@ class Metrics:
             ["route"],
             registry=registry,
         )
+        self.alert_firing = Gauge(
+            "drift_monitor_alert_firing",
+            "Alerts firing, by model, rule (the statistic) and severity; a rule over features "
+            "counts each feature's alert.",
+            ["model", "rule", "severity"],
+            registry=registry,
+        )
         for route in routes or []:
             for outcome in WEBHOOK_OUTCOMES:
                 self.webhook_deliveries.labels(route, outcome)

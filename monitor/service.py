@@ -40,8 +40,10 @@ from monitor.ingest import RecordValidator, decode_records, reference_batch, val
 from monitor.ingest.fast import FastPredictionDecoder
 from monitor.ingest.reference import digest_batch
 from monitor.jobs import Scheduler
+from monitor.jobs.alerting import Alerting
 from monitor.jobs.evaluate import DriftEvaluator
 from monitor.metrics import Metrics
+from monitor.storage import alerts as alert_store
 from monitor.storage import create_database_engine, migrate
 from monitor.storage import deliveries as outbox
 from monitor.storage import histograms as hist
@@ -106,12 +108,16 @@ class Service:
             metrics=self.metrics,
             clock=clock,
         )
+        self.alerting = Alerting(
+            models=config.models, routes={w.name: w for w in config.webhooks}, metrics=self.metrics
+        )
         self.evaluator = DriftEvaluator(
             engine=self.engine,
             write_lock=self._write_lock,
             clock=clock,
             metrics=self.metrics,
             save_reference=self._save_reference,
+            on_evaluation=self.alerting.apply,
         )
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -160,6 +166,22 @@ class Service:
         self._decode_thread = ThreadPoolExecutor(1, thread_name_prefix="decode")
         self.engine.dispose()
         self.started = False
+
+    # -- alerts ----------------------------------------------------------------------------
+
+    def active_alerts(self, model: str | None = None) -> list[alert_store.Stored]:
+        if model is not None:
+            self.model(model)
+        with self.engine.connect() as connection:
+            return alert_store.active(connection, model=model)
+
+    def alert_history(
+        self, *, model: str | None, since: float | None, limit: int
+    ) -> list[alert_store.HistoryEntry]:
+        if model is not None:
+            self.model(model)
+        with self.engine.connect() as connection:
+            return alert_store.history(connection, model=model, since=since, limit=limit)
 
     # -- webhooks --------------------------------------------------------------------------
 

@@ -25,8 +25,8 @@ def batch(ids: list[str], timestamps: list[float]) -> PredictionBatch:
 
 
 def test_migrate_is_idempotent_and_creates_every_table(engine: Engine) -> None:
-    assert migrate(engine) == 7
-    assert migrate(engine) == 7
+    assert migrate(engine) == 8
+    assert migrate(engine) == 8
     tables = set(inspect(engine).get_table_names())
     assert {
         "predictions",
@@ -62,7 +62,7 @@ def test_migration_7_re_encodes_json_objects_as_msgpack(engine: Engine) -> None:
             )
         )
         connection.execute(schema_version.update().values(version=6))
-    assert migrate(engine) == 7
+    assert migrate(engine) == 8
     with engine.connect() as connection:
         stored = connection.execute(
             select(predictions.c.features, predictions.c.scores).order_by(predictions.c.seq)

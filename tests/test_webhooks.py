@@ -10,11 +10,8 @@ retry's schedule is checked exactly; one test runs it from the scheduler instead
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import orjson
@@ -22,6 +19,7 @@ import pytest
 import standardwebhooks
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
+from receiver import SECRET, Answer, Receiver
 from sqlalchemy import Engine
 
 from monitor.api import create_app
@@ -29,53 +27,6 @@ from monitor.config import parse_config
 from monitor.errors import ConfigError
 from monitor.service import Service
 from monitor.storage import deliveries as outbox
-
-SECRET = "whsec_dGVzdC1zZWNyZXQtZm9yLWRyaWZ0LW1vbml0b3I="
-
-
-@dataclass
-class Answer:
-    status: int = 200
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-
-
-class Receiver:
-    """An HTTP server on 127.0.0.1 that answers from a script (then 200) and keeps every
-    request it got."""
-
-    def __init__(self, port: int = 0) -> None:
-        self.script: list[Answer] = []
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", "0")))
-                receiver.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                answer = receiver.script.pop(0) if receiver.script else Answer()
-                time.sleep(answer.delay)
-                self.send_response(answer.status)
-                for name, value in answer.headers.items():
-                    self.send_header(name, value)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

@@ -15,6 +15,8 @@ from monitor.api.auth import TokenChecker
 from monitor.api.body import REFERENCE_TYPES, ingest_body
 from monitor.api.problems import ProblemError
 from monitor.api.schemas import (
+    AlertEventOut,
+    AlertOut,
     DeliveryOut,
     ModelOut,
     ReferenceOut,
@@ -161,6 +163,30 @@ def build_router(service: Service) -> APIRouter:
                 ],
             }
         )
+
+    @router.get("/v1/alerts", response_model=list[AlertOut], dependencies=read, tags=["alerts"])
+    def get_alerts(
+        model: Annotated[str | None, Query(description="Only this model's alerts.")] = None,
+    ) -> list[AlertOut]:
+        """Active alerts: pending (breaching, not yet for long enough) and firing."""
+        return [AlertOut.of(a) for a in service.active_alerts(model)]
+
+    @router.get(
+        "/v1/alerts/history",
+        response_model=list[AlertEventOut],
+        dependencies=read,
+        tags=["alerts"],
+    )
+    def get_alert_history(
+        model: Annotated[str | None, Query(description="Only this model's events.")] = None,
+        since: Annotated[
+            str | None, Query(description="RFC 3339 date-time or Unix seconds")
+        ] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> list[AlertEventOut]:
+        """Alert events (firing, escalated, resolved), newest first."""
+        entries = service.alert_history(model=model, since=_instant(since, "since"), limit=limit)
+        return [AlertEventOut.of(e) for e in entries]
 
     @router.post(
         "/v1/webhooks/{route}/test", status_code=202, dependencies=admin, tags=["webhooks"]

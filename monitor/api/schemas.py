@@ -9,6 +9,8 @@ from pydantic import BaseModel, Field
 
 from monitor.config import ModelConfig, format_duration
 from monitor.domain import ModelCounts, ReferenceInfo
+from monitor.storage.alerts import HistoryEntry
+from monitor.storage.alerts import Stored as StoredAlert
 from monitor.storage.deliveries import Delivery
 
 
@@ -64,6 +66,65 @@ class ReferenceOut(BaseModel):
             source=info.source,
             created_at=info.created_at,
             digest=info.digest,
+        )
+
+
+class AlertOut(BaseModel):
+    model: str
+    rule: str
+    feature: str | None
+    state: Literal["pending", "firing"]
+    severity: Literal["warning", "critical"]
+    value: float
+    threshold: float
+    since: float
+    episode: str | None
+    routes: list[str]
+
+    @classmethod
+    def of(cls, stored: StoredAlert) -> AlertOut:
+        alert = stored.alert
+        return cls(
+            model=stored.model,
+            rule=alert.rule,
+            feature=alert.feature or None,
+            state=alert.state,
+            severity=alert.severity,
+            value=alert.value,
+            threshold=alert.threshold,
+            since=alert.since,
+            episode=stored.episode,
+            routes=list(stored.routes),
+        )
+
+
+class AlertEventOut(BaseModel):
+    event_id: str
+    episode: str
+    type: Literal["alert.firing", "alert.escalated", "alert.resolved"]
+    model: str
+    rule: str
+    feature: str | None
+    severity: Literal["warning", "critical"]
+    value: float
+    threshold: float
+    at: float
+    routes: list[str]
+
+    @classmethod
+    def of(cls, entry: HistoryEntry) -> AlertEventOut:
+        return cls(
+            event_id=entry.event_id,
+            episode=entry.episode,
+            type=entry.type,
+            model=entry.model,
+            rule=entry.rule,
+            feature=entry.feature or None,
+            severity=entry.severity,
+            value=entry.value,
+            threshold=entry.threshold,
+            at=entry.at,
+            routes=list(entry.routes),
         )
 
 

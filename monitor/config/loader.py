@@ -260,6 +260,19 @@ def _cross_check(config: Config, lines: dict[PathKey, int], file: str) -> list[C
                         f"no webhook named {route!r} (webhooks: {known})",
                     )
                 )
+        features = {f.name for f in model.features} | {"__prediction__", "__label__"}
+        for rule, threshold in model.thresholds.items():
+            for f, name in enumerate(threshold.features or []):
+                if name not in features:
+                    loc = ("models", m, "thresholds", rule, "features", f)
+                    issues.append(
+                        ConfigIssue(
+                            file,
+                            _line_for(loc, lines),
+                            _format_path(loc),
+                            f"{name!r} is not a feature of model {model.name!r}",
+                        )
+                    )
     return issues
 
 

@@ -191,6 +191,8 @@ class WindowConfig(_Strict):
 class ThresholdConfig(_Strict):
     warning: float | None = None
     critical: float | None = None
+    # a feature statistic's rule applies to every feature unless narrowed to these
+    features: list[str] | None = None
 
     @model_validator(mode="after")
     def _at_least_one(self) -> ThresholdConfig:
@@ -202,6 +204,7 @@ class ThresholdConfig(_Strict):
 class AlertsConfig(_Strict):
     for_: int = Field(1, alias="for", ge=1)
     routes: list[Name] = []
+    correction: Literal["none", "bonferroni", "benjamini-hochberg"] = "none"
 
 
 class DriftConfig(_Strict):
@@ -254,6 +257,9 @@ class WebhookConfig(_Strict):
     secret: SecretStr | None = None
     timeout: Duration = timedelta(seconds=10)
     max_retry: Duration = timedelta(hours=24)
+    # after an alert fires to this route, the same alert firing again within this long is not
+    # sent to it (recorded in the history all the same): a flapping rule cannot flood it
+    cooldown: Duration | None = None
 
     @field_validator("url")
     @classmethod

@@ -37,6 +37,7 @@ SUMMARY_LAG_SECONDS = 30.0
 SUMMARY_CHUNK = 20_000  # records decoded at a time: bounds memory, not speed
 
 SaveReference = Callable[..., ReferenceInfo]
+OnEvaluation = Callable[[Connection, ModelConfig, Evaluation, float], None]
 
 
 def _columns(config: ModelConfig, rows: Rows) -> Columns:
@@ -60,12 +61,14 @@ class DriftEvaluator:
         clock: Callable[[], float],
         metrics: Metrics,
         save_reference: SaveReference,
+        on_evaluation: OnEvaluation | None = None,
     ) -> None:
         self.engine = engine
         self._write_lock = write_lock
         self.clock = clock
         self.metrics = metrics
         self._save_reference = save_reference
+        self._on_evaluation = on_evaluation
         self.latest: dict[str, Evaluation] = {}
         self._profiles: dict[str, ReferenceProfiles] = {}
         metrics.registry.register(DriftCollector(lambda: self.latest))
@@ -137,6 +140,8 @@ class DriftEvaluator:
                 reference_version=evaluation.reference_version,
                 document=to_document(evaluation),
             )
+            if self._on_evaluation is not None:  # alerts: in the same transaction
+                self._on_evaluation(connection, config, evaluation, now)
         self.latest[model] = evaluation
         self.metrics.observe_evaluation(evaluation)
         return evaluation

@@ -21,6 +21,8 @@ from sqlalchemy import (
 from monitor import codec
 from monitor.storage.engine import is_postgresql
 from monitor.storage.tables import (
+    alert_history,
+    alerts,
     deliveries,
     evaluations,
     histogram_buckets,
@@ -120,6 +122,11 @@ def _msgpack(blob: bytes) -> bytes:
     return codec.encode(orjson.loads(blob)) if codec.is_json(blob) else blob
 
 
+def _v8_alerts(connection: Connection) -> None:
+    alerts.create(connection, checkfirst=True)
+    alert_history.create(connection, checkfirst=True)
+
+
 #: Ordered steps; step N brings the schema from version N-1 to N. Append, never edit.
 STEPS: tuple[Callable[[Connection], None], ...] = (
     _v1_initial,
@@ -129,6 +136,7 @@ STEPS: tuple[Callable[[Connection], None], ...] = (
     _v5_predictions_by_sequence,
     _v6_drop_predictions_by_sequence,
     _v7_stored_objects_as_msgpack,
+    _v8_alerts,
 )
 _LOCK_KEY = 0x64726966  # "drif": pg_advisory_xact_lock key that serialises migrations
 

@@ -143,3 +143,40 @@ histogram_watermarks = Table(
     Column("reference_version", Integer, primary_key=True),
     Column("last_seq", BigInteger, nullable=False),
 )
+
+#: Active alerts (pending or firing), one per (model, rule, feature); see alerts.lifecycle.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("model", String(128), primary_key=True),
+    Column("rule", String(64), primary_key=True),
+    Column("feature", String(160), primary_key=True),  # "" for a model-level rule
+    Column("state", String(16), nullable=False),  # pending | firing
+    Column("severity", String(16), nullable=False),
+    Column("breaches", Integer, nullable=False),
+    Column("clears", Integer, nullable=False),
+    Column("value", Seconds, nullable=False),
+    Column("threshold", Seconds, nullable=False),
+    Column("since", Seconds, nullable=False),
+    Column("episode", String(64)),  # the id of the alert.firing event, once firing
+    Column("routes", String(1024), nullable=False, server_default=""),  # where it was sent
+)
+
+#: Every alert event (firing, escalated, resolved), kept until retention.
+alert_history = Table(
+    "alert_history",
+    metadata,
+    Column("seq", Serial, primary_key=True, autoincrement=True),
+    Column("event_id", String(64), nullable=False),
+    Column("episode", String(64), nullable=False),
+    Column("model", String(128), nullable=False),
+    Column("rule", String(64), nullable=False),
+    Column("feature", String(160), nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("value", Seconds, nullable=False),
+    Column("threshold", Seconds, nullable=False),
+    Column("at", Seconds, nullable=False),
+    Column("routes", String(1024), nullable=False),  # routes the event was queued to
+    Index("ix_alert_history_model_at", "model", "at"),
+)

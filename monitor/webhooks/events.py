@@ -45,3 +45,48 @@ def webhook_test_event(route: str, now: float) -> tuple[str, bytes]:
     """``webhook.test``: sent on request (``POST /v1/webhooks/{route}/test``) to check that a
     receiver gets, verifies and acknowledges deliveries."""
     return event("webhook.test", now, route=route)
+
+
+def alert_event(
+    event_type: str,
+    now: float,
+    *,
+    episode: str | None,
+    model: str,
+    rule: str,
+    feature: str,
+    severity: str,
+    value: float,
+    threshold: float,
+    window: dict[str, Any],
+    reference_version: int | None,
+    top_features: list[dict[str, Any]],
+) -> tuple[str, bytes]:
+    """``alert.firing``, ``alert.escalated`` or ``alert.resolved``. ``episode`` is the id of
+    the episode's ``alert.firing`` event (its own id for that event), so a receiver can tie an
+    escalation or a resolution to what it resolves. ``feature`` is null for a model-level rule.
+    ``top_features`` are the evaluation's features with the highest PSI."""
+    event_id = new_event_id()
+    document = {
+        "id": event_id,
+        "type": event_type,
+        "version": VERSION,
+        "created_at": rfc3339(now),
+        "episode": episode or event_id,
+        "model": model,
+        "rule": rule,
+        "statistic": rule,
+        "feature": feature or None,
+        "severity": severity,
+        "value": value,
+        "threshold": threshold,
+        "window": window,
+        "reference": {"version": reference_version},
+        "top_features": top_features,
+        "links": {
+            "drift": f"/v1/models/{model}/drift",
+            "alerts": f"/v1/alerts?model={model}",
+            "history": f"/v1/alerts/history?model={model}",
+        },
+    }
+    return event_id, orjson.dumps(document)

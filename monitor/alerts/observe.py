@@ -1,0 +1,122 @@
+"""What an evaluation says about each alert rule: one observation per (rule, feature).
+
+A rule is a statistic with thresholds in the model's config (``thresholds: {psi: {...}}``).
+Feature statistics (PSI, KS, Wasserstein, Jensen-Shannon, chi-square, missing ratio) give one
+observation per feature, the model's outputs (``__prediction__``, ``__label__``) included,
+unless the rule lists ``features``; model-level ones (``drifted_share``, the performance
+metrics, ``label_coverage``, ``estimated_accuracy``) give one with the feature ``""``.
+
+When several features are tested by p-value at once (``ks_pvalue`` for numeric features,
+``chi2_pvalue`` for categorical ones: one family), ``alerts.correction`` adjusts the p-values
+before they meet the thresholds: ``bonferroni`` multiplies each by the number of tests (capped
+at 1), ``benjamini-hochberg`` takes the step-up adjusted p-values that control the false
+discovery rate (as ``scipy.stats.false_discovery_control`` computes them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from monitor.config import ModelConfig, ThresholdConfig
+from monitor.domain import Evaluation
+from monitor.thresholds import Severity, severity
+
+FEATURE_STATISTICS = frozenset(
+    {
+        "psi",
+        "ks_statistic",
+        "ks_pvalue",
+        "wasserstein",
+        "wasserstein_normalized",
+        "jensen_shannon",
+        "chi2_pvalue",
+        "missing_ratio",
+    }
+)
+P_VALUES = frozenset({"ks_pvalue", "chi2_pvalue"})
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    rule: str
+    feature: str  # "" for a model-level rule
+    value: float | None  # None: not computed this time (insufficient samples, no labels...)
+    severity: Severity | None
+    threshold: float | None  # the level breached
+
+
+def observe(config: ModelConfig, evaluation: Evaluation) -> list[Observation]:
+    adjusted = _adjusted_p_values(config, evaluation)
+    found: list[Observation] = []
+    for rule, threshold in config.thresholds.items():
+        if rule in FEATURE_STATISTICS:
+            narrowed = set(threshold.features) if threshold.features is not None else None
+            for feature in (*evaluation.features, *evaluation.outputs):
+                if narrowed is not None and feature.name not in narrowed:
+                    continue
+                if rule in P_VALUES:
+                    value = adjusted.get((rule, feature.name))
+                else:
+                    value = feature.statistics.get(rule)
+                found.append(_observation(rule, feature.name, value, threshold))
+        else:
+            found.append(_observation(rule, "", _model_value(rule, evaluation), threshold))
+    return found
+
+
+def _observation(
+    rule: str, feature: str, value: float | None, threshold: ThresholdConfig
+) -> Observation:
+    level = severity(rule, value, threshold)
+    limit = None
+    if level is not None:
+        limit = threshold.critical if level == "critical" else threshold.warning
+    return Observation(rule, feature, value, level, limit)
+
+
+def _model_value(rule: str, evaluation: Evaluation) -> float | None:
+    if rule == "drifted_share":
+        return evaluation.drifted_share
+    if rule == "label_coverage":
+        return None if evaluation.labels is None else evaluation.labels.coverage
+    performance = evaluation.performance
+    if performance is None:
+        return None
+    if rule == "estimated_accuracy":
+        return performance.estimated_accuracy
+    if performance.status == "insufficient":
+        return None
+    return performance.metrics.get(rule)
+
+
+def _adjusted_p_values(config: ModelConfig, evaluation: Evaluation) -> dict[tuple[str, str], float]:
+    tests = [
+        (statistic, feature.name, value)
+        for feature in (*evaluation.features, *evaluation.outputs)
+        for statistic in P_VALUES
+        if (value := feature.statistics.get(statistic)) is not None
+    ]
+    p = [value for _, _, value in tests]
+    method = config.alerts.correction
+    if method == "bonferroni":
+        p = [min(1.0, value * len(p)) for value in p]
+    elif method == "benjamini-hochberg":
+        p = benjamini_hochberg(p)
+    return {(statistic, name): value for (statistic, name, _), value in zip(tests, p, strict=True)}
+
+
+def benjamini_hochberg(p_values: list[float]) -> list[float]:
+    """Benjamini-Hochberg adjusted p-values, in the input's order.
+
+    >>> benjamini_hochberg([0.01, 0.04, 0.03, 0.2])
+    [0.04, 0.05333333333333334, 0.05333333333333334, 0.2]
+    """
+    m = len(p_values)
+    order = sorted(range(m), key=p_values.__getitem__)
+    adjusted = [0.0] * m
+    running = 1.0
+    for rank in range(m, 0, -1):  # from the largest p-value down
+        index = order[rank - 1]
+        running = min(running, p_values[index] * m / rank)
+        adjusted[index] = running
+    return adjusted

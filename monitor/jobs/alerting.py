@@ -1,0 +1,157 @@
+"""After each evaluation: move the model's alerts along their lifecycle and queue their events.
+
+Runs inside the transaction that stores the evaluation, so an alert's state, its history
+entry and its webhook deliveries (the outbox) are committed together or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sqlalchemy import Connection
+
+from monitor.alerts.lifecycle import step
+from monitor.alerts.observe import observe
+from monitor.config import ModelConfig, WebhookConfig
+from monitor.domain import Evaluation
+from monitor.metrics import Metrics
+from monitor.storage import alerts as store
+from monitor.storage import deliveries as outbox
+from monitor.webhooks.events import alert_event
+
+SEVERITIES = ("warning", "critical")
+
+
+class Alerting:
+    def __init__(
+        self,
+        *,
+        models: list[ModelConfig],
+        routes: Mapping[str, WebhookConfig],
+        metrics: Metrics,
+    ) -> None:
+        self.routes = dict(routes)
+        self.metrics = metrics
+        for config in models:  # zeros from the start, so "no alert" is a value, not a gap
+            for rule in config.thresholds:
+                for severity in SEVERITIES:
+                    metrics.alert_firing.labels(config.name, rule, severity).set(0)
+
+    def apply(
+        self, connection: Connection, config: ModelConfig, evaluation: Evaluation, now: float
+    ) -> None:
+        model = config.name
+        current = {
+            (s.alert.rule, s.alert.feature): s for s in store.active(connection, model=model)
+        }
+        seen = set()
+        for observation in observe(config, evaluation):
+            key = (observation.rule, observation.feature)
+            seen.add(key)
+            before = current.get(key)
+            after, event_type = step(
+                None if before is None else before.alert,
+                observation,
+                for_=config.alerts.for_,
+                now=now,
+            )
+            episode = None if before is None else before.episode
+            routes = () if before is None else before.routes
+            if event_type is not None:
+                emitted = after if after is not None else before.alert if before else None
+                assert emitted is not None
+                if event_type == "alert.firing":
+                    routes = self._routes_for(
+                        connection, config, observation.rule, observation.feature, now
+                    )
+                event_id, body = alert_event(
+                    event_type,
+                    now,
+                    episode=episode,
+                    model=model,
+                    rule=observation.rule,
+                    feature=observation.feature,
+                    severity=emitted.severity,
+                    value=observation.value if observation.value is not None else emitted.value,
+                    threshold=emitted.threshold,
+                    window={
+                        "start": evaluation.window.start,
+                        "end": evaluation.window.end,
+                        "n": evaluation.window.n,
+                    },
+                    reference_version=evaluation.reference_version,
+                    top_features=_top_features(evaluation),
+                )
+                if event_type == "alert.firing":
+                    episode = event_id
+                assert episode is not None
+                outbox.enqueue(
+                    connection, event_id=event_id, routes=routes, model=model, body=body, now=now
+                )
+                store.record(
+                    connection,
+                    store.HistoryEntry(
+                        event_id,
+                        episode,
+                        model,
+                        observation.rule,
+                        observation.feature,
+                        event_type,
+                        emitted.severity,
+                        observation.value if observation.value is not None else emitted.value,
+                        emitted.threshold,
+                        now,
+                        routes,
+                    ),
+                )
+            if after is None:
+                if before is not None:
+                    store.remove(connection, model=model, rule=key[0], feature=key[1])
+            else:
+                store.save(connection, store.Stored(model, after, episode, routes))
+        for key in current:  # a rule or feature no longer in the config
+            if key not in seen:
+                store.remove(connection, model=model, rule=key[0], feature=key[1])
+        self._export(connection, config)
+
+    def _routes_for(
+        self, connection: Connection, config: ModelConfig, rule: str, feature: str, now: float
+    ) -> tuple[str, ...]:
+        """The model's routes, less those in their cooldown for this alert."""
+        chosen = []
+        for name in config.alerts.routes:
+            cooldown = self.routes[name].cooldown
+            if cooldown is not None:
+                last = store.last_sent(
+                    connection, model=config.name, rule=rule, feature=feature, route=name
+                )
+                if last is not None and now - last < cooldown.total_seconds():
+                    continue
+            chosen.append(name)
+        return tuple(chosen)
+
+    def _export(self, connection: Connection, config: ModelConfig) -> None:
+        counts: dict[tuple[str, str], int] = {
+            (rule, severity): 0 for rule in config.thresholds for severity in SEVERITIES
+        }
+        for stored in store.active(connection, model=config.name):
+            if stored.alert.state == "firing":
+                key = (stored.alert.rule, stored.alert.severity)
+                counts[key] = counts.get(key, 0) + 1
+        for (rule, severity), count in counts.items():
+            self.metrics.alert_firing.labels(config.name, rule, severity).set(count)
+
+
+def _top_features(evaluation: Evaluation, count: int = 5) -> list[dict[str, object]]:
+    ranked = sorted(
+        (
+            (feature.statistics["psi"], feature)
+            for feature in evaluation.features
+            if feature.statistics.get("psi") is not None
+        ),
+        key=lambda item: -float(item[0] or 0.0),
+    )
+    return [
+        {"feature": feature.name, "psi": psi, "status": feature.status}
+        for psi, feature in ranked[:count]
+    ]
