@@ -8,7 +8,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from datetime import timedelta
@@ -35,6 +35,7 @@ from monitor.errors import (
     PayloadError,
     RouteNotFoundError,
 )
+from monitor.evaluation import export
 from monitor.evaluation.document import from_document
 from monitor.ingest import RecordValidator, decode_records, reference_batch, validate_reference
 from monitor.ingest.fast import FastPredictionDecoder
@@ -44,7 +45,7 @@ from monitor.jobs.alerting import Alerting
 from monitor.jobs.evaluate import DriftEvaluator
 from monitor.metrics import Metrics
 from monitor.storage import alerts as alert_store
-from monitor.storage import create_database_engine, migrate
+from monitor.storage import create_database_engine, migrate, windows
 from monitor.storage import deliveries as outbox
 from monitor.storage import histograms as hist
 from monitor.storage import repository as repo
@@ -166,6 +167,25 @@ class Service:
         self._decode_thread = ThreadPoolExecutor(1, thread_name_prefix="decode")
         self.engine.dispose()
         self.started = False
+
+    # -- export ----------------------------------------------------------------------------
+
+    def export(self, model: str, *, start: float, end: float, media_type: str) -> Iterator[bytes]:
+        """The window's records (with labels) as JSON Lines or CSV, produced a chunk at a
+        time; the database is read while the body is sent."""
+        config = self.model(model)
+        with self.engine.connect() as connection:
+            chunks = windows.export_chunks(
+                connection,
+                model=model,
+                start=start,
+                end=end,
+                regression=config.task == "regression",
+            )
+            if media_type == "text/csv":
+                yield from export.csv_rows(config, chunks)
+            else:
+                yield from export.jsonl(chunks)
 
     # -- alerts ----------------------------------------------------------------------------
 

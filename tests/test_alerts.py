@@ -248,3 +248,117 @@ def test_drift_fires_through_evaluate_to_a_real_receiver(engine: Engine) -> None
     finally:
         service.stop()
         receiver.stop()
+
+
+RETRAIN = """
+models:
+  - name: m
+    task: regression
+    features: [{name: a, type: numeric}, {name: b, type: numeric}, {name: c, type: categorical}]
+    thresholds:
+      psi: {critical: 0.25}
+    alerts: {for: 1, routes: [hook, pipeline]}
+webhooks:
+  - {name: hook, url: "http://127.0.0.1:9/hook", allow_private: true}
+  - {name: pipeline, url: "http://127.0.0.1:9/retrain", allow_private: true, retrain: true COOLDOWN}
+"""
+
+
+def psi_evaluation(a: float, b: float, at: float) -> Evaluation:
+    features = (
+        FeatureDrift("a", "numeric", "ok", 500, 0, {"psi": a}),
+        FeatureDrift("b", "numeric", "ok", 500, 0, {"psi": b}),
+    )
+    return Evaluation("m", at, Window(at - 3600, at, 500), 2, 1000, features, (), 0.0, "ok")
+
+
+@pytest.mark.parametrize("cooldown", ["", "1h"])
+def test_a_retraining_route_gets_one_trigger_per_episode(engine: Engine, cooldown: str) -> None:
+    text = RETRAIN.replace(" COOLDOWN", f", cooldown: {cooldown}" if cooldown else "")
+    service = Service(parse_config(text), engine=engine, registry=CollectorRegistry())
+    service.start(run_jobs=False)
+    steps = [(0.3, 0.0), (0.3, 0.4), (0.0, 0.4), (0.0, 0.0), (0.5, 0.0)]
+    for minute, (a, b) in enumerate(steps):  # a fires, b fires, a resolves, b resolves, a fires
+        apply(service, psi_evaluation(a, b, 1000.0 + 60 * minute))
+    history = list(reversed(service.alert_history(model="m", since=None, limit=100)))
+    assert [(e.type, e.feature) for e in history] == [
+        ("alert.firing", "a"),
+        ("alert.firing", "b"),
+        ("alert.resolved", "a"),
+        ("alert.resolved", "b"),
+        ("alert.firing", "a"),
+    ]
+    second_episode = ("hook",) if cooldown else ("hook", "pipeline")
+    assert [e.routes for e in history] == [
+        ("hook", "pipeline"),  # the episode starts: the pipeline is triggered
+        ("hook",),  # the model is already in alert
+        ("hook",),  # resolutions never go to the pipeline
+        ("hook",),
+        second_episode,  # a new episode, unless within the pipeline's cooldown
+    ]
+    trigger = next(
+        orjson.loads(d.body)
+        for d in reversed(service.deliveries(status=None, limit=100))  # oldest first
+        if d.route == "pipeline"
+    )
+    assert trigger["window"] == {"start": 1000.0 - 3600, "end": 1000.0, "n": 500}
+    assert trigger["links"]["export"] == "/v1/models/m/export?start=-2600.0&end=1000.0"
+    service.stop()
+
+
+def test_export_streams_the_window_with_labels(engine: Engine) -> None:
+    import csv
+    import io
+
+    config = parse_config("""
+models:
+  - name: m
+    task: classification
+    classes: ["no", "yes"]
+    features: [{name: x, type: numeric}, {name: c, type: categorical}]
+""")
+    service = Service(config, engine=engine, registry=CollectorRegistry())
+    service.start(run_jobs=False)
+    records = [
+        {
+            "id": f"r{i}",
+            "timestamp": 100.0 + i,
+            "features": {"x": None if i == 3 else i / 2, "c": "u" if i % 2 else None},
+            "prediction": "yes" if i % 3 else "no",
+            "scores": {"yes": 0.25, "no": 0.75},
+        }
+        for i in range(8)
+    ]
+    service.store_predictions("m", records)
+    service.store_labels("m", [{"id": "r4", "label": "no", "timestamp": 500.0}])
+    with TestClient(create_app(service, manage_service=False)) as client:
+        window = {"start": "101", "end": "1970-01-01T00:01:46Z"}  # (101, 106]: r2 .. r6
+        lines = client.get("/v1/models/m/export", params=window)
+        assert lines.headers["content-type"].startswith("application/x-ndjson")
+        exported = [orjson.loads(line) for line in lines.text.splitlines()]
+        assert [e["id"] for e in exported] == ["r2", "r3", "r4", "r5", "r6"]
+        assert exported[1] == {
+            "id": "r3",
+            "timestamp": "1970-01-01T00:01:43Z",
+            "features": {"x": None, "c": "u"},
+            "prediction": "no",
+            "scores": {"yes": 0.25, "no": 0.75},
+            "label": None,
+            "label_timestamp": None,
+        }
+        assert (exported[2]["label"], exported[2]["label_timestamp"]) == (
+            "no",
+            "1970-01-01T00:08:20Z",
+        )
+        table = client.get("/v1/models/m/export", params={**window, "format": "csv"})
+        assert table.headers["content-type"].startswith("text/csv")
+        rows = list(csv.reader(io.StringIO(table.text)))
+        assert rows[0] == ["id", "timestamp", "x", "c", "prediction", "label", "label_timestamp"]
+        assert rows[1:3] == [
+            ["r2", "1970-01-01T00:01:42Z", "1.0", "", "yes", "", ""],
+            ["r3", "1970-01-01T00:01:43Z", "", "u", "no", "", ""],
+        ]
+        assert rows[3][5:] == ["no", "1970-01-01T00:08:20Z"] and len(rows) == 6
+        bad = client.get("/v1/models/m/export", params={"start": "yesterday", "end": "1"})
+        assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "query.start"
+    service.stop()

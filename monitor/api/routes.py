@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request
 from prometheus_client.exposition import choose_encoder
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from monitor.api.auth import TokenChecker
 from monitor.api.body import REFERENCE_TYPES, ingest_body
@@ -163,6 +163,35 @@ def build_router(service: Service) -> APIRouter:
                 ],
             }
         )
+
+    @router.get(
+        "/v1/models/{model}/export",
+        dependencies=read,
+        tags=["models"],
+        response_class=StreamingResponse,
+        responses={
+            200: {
+                "content": {"application/x-ndjson": {}, "text/csv": {}},
+                "description": "The window's records, oldest first",
+            }
+        },
+    )
+    def get_export(
+        model: ModelName,
+        start: Annotated[str, Query(description="RFC 3339 date-time or Unix seconds (excluded)")],
+        end: Annotated[str, Query(description="RFC 3339 date-time or Unix seconds (included)")],
+        format: Annotated[
+            Literal["jsonl", "csv"], Query(description="jsonl (default) or csv")
+        ] = "jsonl",
+    ) -> StreamingResponse:
+        """A window's predictions with their features, scores and labels, as JSON Lines or
+        CSV: what a retraining pipeline fetches when an alert names the window."""
+        service.model(model)
+        first, last = _instant(start, "start"), _instant(end, "end")
+        assert first is not None and last is not None
+        media_type = "text/csv" if format == "csv" else "application/x-ndjson"
+        body = service.export(model, start=first, end=last, media_type=media_type)
+        return StreamingResponse(body, media_type=media_type)
 
     @router.get("/v1/alerts", response_model=list[AlertOut], dependencies=read, tags=["alerts"])
     def get_alerts(

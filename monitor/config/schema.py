@@ -260,6 +260,10 @@ class WebhookConfig(_Strict):
     # after an alert fires to this route, the same alert firing again within this long is not
     # sent to it (recorded in the history all the same): a flapping rule cannot flood it
     cooldown: Duration | None = None
+    # a retraining trigger: sent the firing that starts each episode of the model being in
+    # alert (no other alert of the model firing), not every alert, escalation or resolution;
+    # its cooldown then counts per model
+    retrain: bool = False
 
     @field_validator("url")
     @classmethod

@@ -45,6 +45,7 @@ class Alerting:
             (s.alert.rule, s.alert.feature): s for s in store.active(connection, model=model)
         }
         seen = set()
+        model_firing = any(s.alert.state == "firing" for s in current.values())
         for observation in observe(config, evaluation):
             key = (observation.rule, observation.feature)
             seen.add(key)
@@ -62,8 +63,16 @@ class Alerting:
                 assert emitted is not None
                 if event_type == "alert.firing":
                     routes = self._routes_for(
-                        connection, config, observation.rule, observation.feature, now
+                        connection,
+                        config,
+                        observation.rule,
+                        observation.feature,
+                        now,
+                        starts_episode=not model_firing,
                     )
+                    model_firing = True
+                else:  # a retraining route only ever gets the trigger
+                    routes = tuple(r for r in routes if not self._retrain(r))
                 event_id, body = alert_event(
                     event_type,
                     now,
@@ -114,18 +123,37 @@ class Alerting:
                 store.remove(connection, model=model, rule=key[0], feature=key[1])
         self._export(connection, config)
 
+    def _retrain(self, route: str) -> bool:
+        found = self.routes.get(route)
+        return found is not None and found.retrain
+
     def _routes_for(
-        self, connection: Connection, config: ModelConfig, rule: str, feature: str, now: float
+        self,
+        connection: Connection,
+        config: ModelConfig,
+        rule: str,
+        feature: str,
+        now: float,
+        *,
+        starts_episode: bool,
     ) -> tuple[str, ...]:
-        """The model's routes, less those in their cooldown for this alert."""
+        """The model's routes for a firing, less those in their cooldown for this alert (for
+        a retraining route: for this model), and less retraining routes unless the firing
+        starts an episode of the model being in alert."""
         chosen = []
         for name in config.alerts.routes:
-            cooldown = self.routes[name].cooldown
-            if cooldown is not None:
+            route = self.routes[name]
+            if route.retrain and not starts_episode:
+                continue
+            if route.cooldown is not None:
                 last = store.last_sent(
-                    connection, model=config.name, rule=rule, feature=feature, route=name
+                    connection,
+                    model=config.name,
+                    rule=None if route.retrain else rule,
+                    feature=None if route.retrain else feature,
+                    route=name,
                 )
-                if last is not None and now - last < cooldown.total_seconds():
+                if last is not None and now - last < route.cooldown.total_seconds():
                     continue
             chosen.append(name)
         return tuple(chosen)

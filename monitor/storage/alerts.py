@@ -141,20 +141,20 @@ def history(
 
 
 def last_sent(
-    connection: Connection, *, model: str, rule: str, feature: str, route: str
+    connection: Connection, *, model: str, rule: str | None, feature: str | None, route: str
 ) -> float | None:
-    """When this alert last fired to ``route`` (for the route's cooldown)."""
+    """When this alert (or any alert of the model, for ``rule=None``) last fired to
+    ``route``: for the route's cooldown."""
     query = (
         select(alert_history.c.at, alert_history.c.routes)
-        .where(
-            alert_history.c.model == model,
-            alert_history.c.rule == rule,
-            alert_history.c.feature == feature,
-            alert_history.c.type == "alert.firing",
-        )
+        .where(alert_history.c.model == model, alert_history.c.type == "alert.firing")
         .order_by(alert_history.c.seq.desc())
-        .limit(50)
+        .limit(200)
     )
+    if rule is not None:
+        query = query.where(alert_history.c.rule == rule)
+    if feature is not None:
+        query = query.where(alert_history.c.feature == feature)
     for at, routes in connection.execute(query):
         if route in _routes(routes):
             return float(at)

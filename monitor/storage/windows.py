@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -209,3 +210,41 @@ def unmatched_label_count(connection: Connection, *, model: str) -> int:
     )
     query = select(func.count()).select_from(labels).where(labels.c.model == model, ~exists)
     return int(connection.execute(query).scalar_one())
+
+
+def export_chunks(
+    connection: Connection,
+    *,
+    model: str,
+    start: float,
+    end: float,
+    regression: bool,
+    chunk: int = 5_000,
+) -> Iterator[list[tuple[Any, ...]]]:
+    """The model's predictions with prediction time in ``(start, end]``, oldest first, with
+    their labels when they have one: lists of up to ``chunk`` rows of (id, ts, features,
+    prediction, scores, label, label ts), read as they are sent so a long window never sits in
+    memory whole."""
+    prediction = predictions.c.prediction_value if regression else predictions.c.prediction_class
+    label = labels.c.label_value if regression else labels.c.label_class
+    query = (
+        select(
+            predictions.c.id,
+            predictions.c.ts,
+            predictions.c.features,
+            prediction,
+            predictions.c.scores,
+            label,
+            labels.c.ts,
+        )
+        .select_from(
+            predictions.outerjoin(
+                labels, (labels.c.model == predictions.c.model) & (labels.c.id == predictions.c.id)
+            )
+        )
+        .where(predictions.c.model == model, predictions.c.ts > start, predictions.c.ts <= end)
+        .order_by(predictions.c.ts, predictions.c.seq)
+    )
+    result = connection.execution_options(stream_results=True, yield_per=chunk).execute(query)
+    for rows in result.partitions(chunk):
+        yield [tuple(row) for row in rows]

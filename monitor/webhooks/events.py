@@ -84,6 +84,9 @@ def alert_event(
         "reference": {"version": reference_version},
         "top_features": top_features,
         "links": {
+            "export": (
+                f"/v1/models/{model}/export?start={window['start']!r}&end={window['end']!r}"
+            ),
             "drift": f"/v1/models/{model}/drift",
             "alerts": f"/v1/alerts?model={model}",
             "history": f"/v1/alerts/history?model={model}",

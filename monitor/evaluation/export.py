@@ -1,0 +1,80 @@
+"""A window's records as JSON Lines or CSV, for a retraining pipeline (``GET .../export``).
+
+JSON Lines: one object per prediction, ``{"id", "timestamp", "features", "prediction",
+"scores", "label", "label_timestamp"}`` (timestamps RFC 3339 UTC; ``scores``, ``label`` and
+``label_timestamp`` null when absent). CSV: a header ``id,timestamp,<features in config
+order>,prediction,label,label_timestamp``; a missing value is an empty cell.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from monitor import codec
+from monitor.config import ModelConfig
+
+Row = tuple[Any, ...]  # id, ts, features, prediction, scores, label, label ts
+
+
+def _instant(seconds: float | None) -> str | None:
+    if seconds is None:
+        return None
+    return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
+
+
+def jsonl(chunks: Iterable[list[Row]]) -> Iterator[bytes]:
+    for rows in chunks:
+        lines = [
+            orjson.dumps(
+                {
+                    "id": record_id,
+                    "timestamp": _instant(ts),
+                    "features": codec.decode(bytes(features)),
+                    "prediction": prediction,
+                    "scores": None if scores is None else codec.decode(bytes(scores)),
+                    "label": label,
+                    "label_timestamp": _instant(label_ts),
+                }
+            )
+            for record_id, ts, features, prediction, scores, label, label_ts in rows
+        ]
+        yield b"\n".join(lines) + b"\n"
+
+
+def csv_rows(model: ModelConfig, chunks: Iterable[list[Row]]) -> Iterator[bytes]:
+    names = [f.name for f in model.features]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["id", "timestamp", *names, "prediction", "label", "label_timestamp"])
+    for rows in chunks:
+        for record_id, ts, features, prediction, _scores, label, label_ts in rows:
+            values = codec.decode(bytes(features))
+            writer.writerow(
+                [
+                    record_id,
+                    _instant(ts),
+                    *(_cell(values.get(name)) for name in names),
+                    _cell(prediction),
+                    _cell(label),
+                    _instant(label_ts) or "",
+                ]
+            )
+        yield buffer.getvalue().encode()
+        buffer.seek(0)
+        buffer.truncate()
+    if buffer.tell():
+        yield buffer.getvalue().encode()
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if value is True or value is False:
+        return "true" if value else "false"
+    return str(value)
