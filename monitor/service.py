@@ -55,6 +55,7 @@ from monitor.storage.evaluations import (
     latest_evaluation,
 )
 from monitor.storage.group_commit import GroupCommitWriter
+from monitor.webhooks.bodies import Renderer
 from monitor.webhooks.events import webhook_test_event
 from monitor.webhooks.sender import WebhookSender
 
@@ -109,8 +110,12 @@ class Service:
             metrics=self.metrics,
             clock=clock,
         )
+        self.renderer = Renderer({w.name: w for w in config.webhooks})
         self.alerting = Alerting(
-            models=config.models, routes={w.name: w for w in config.webhooks}, metrics=self.metrics
+            models=config.models,
+            routes={w.name: w for w in config.webhooks},
+            metrics=self.metrics,
+            renderer=self.renderer,
         )
         self.evaluator = DriftEvaluator(
             engine=self.engine,
@@ -209,12 +214,16 @@ class Service:
         """Queue a ``webhook.test`` event for ``route``; return its id."""
         if route not in self.webhooks.routes:
             raise RouteNotFoundError(route)
-        event_id, body = webhook_test_event(route, self.clock())
+        document = webhook_test_event(route, self.clock())
         with self._write_lock, self.engine.begin() as connection:
             outbox.enqueue(
-                connection, event_id=event_id, routes=[route], model="", body=body, now=self.clock()
+                connection,
+                event_id=document["id"],
+                bodies={route: self.renderer.body(route, document)},
+                model="",
+                now=self.clock(),
             )
-        return event_id
+        return str(document["id"])
 
     def deliveries(self, *, status: str | None, limit: int) -> list[outbox.Delivery]:
         with self.engine.connect() as connection:

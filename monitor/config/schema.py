@@ -24,6 +24,7 @@ from pydantic import (
 
 from monitor.config.durations import format_duration, parse_duration
 from monitor.webhooks.addresses import private_address_reason
+from monitor.webhooks.bodies import check as check_template
 from monitor.webhooks.signing import key_of
 
 Duration = Annotated[
@@ -264,6 +265,38 @@ class WebhookConfig(_Strict):
     # alert (no other alert of the model firing), not every alert, escalation or resolution;
     # its cooldown then counts per model
     retrain: bool = False
+    # the body: the event itself, an Alertmanager (v4) payload, or a template file's
+    format: Literal["event", "alertmanager", "template"] = "event"
+    template: Path | None = None
+    # extra request headers, e.g. an API token (use ${ENV}); never logged
+    headers: dict[str, SecretStr] = {}
+
+    @field_validator("template")
+    @classmethod
+    def _template_file(cls, path: Path | None, info: ValidationInfo) -> Path | None:
+        if path is None:
+            return None
+        base = (info.context or {}).get("base_dir")
+        resolved = path if path.is_absolute() or base is None else Path(base) / path
+        if not resolved.is_file():
+            raise ValueError(f"template file {str(resolved)!r} does not exist")
+        check_template(resolved.read_text())
+        return resolved
+
+    @field_validator("headers")
+    @classmethod
+    def _own_headers(cls, headers: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        for name in headers:
+            lowered = name.lower()
+            if lowered.startswith("webhook-") or lowered in ("content-type", "content-length"):
+                raise ValueError(f"{name}: set by drift-monitor itself")
+        return headers
+
+    @model_validator(mode="after")
+    def _template_with_format(self) -> WebhookConfig:
+        if (self.format == "template") != (self.template is not None):
+            raise ValueError("format: template and a template file go together")
+        return self
 
     @field_validator("url")
     @classmethod

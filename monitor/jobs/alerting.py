@@ -17,6 +17,7 @@ from monitor.domain import Evaluation
 from monitor.metrics import Metrics
 from monitor.storage import alerts as store
 from monitor.storage import deliveries as outbox
+from monitor.webhooks.bodies import Renderer
 from monitor.webhooks.events import alert_event
 
 SEVERITIES = ("warning", "critical")
@@ -29,9 +30,11 @@ class Alerting:
         models: list[ModelConfig],
         routes: Mapping[str, WebhookConfig],
         metrics: Metrics,
+        renderer: Renderer,
     ) -> None:
         self.routes = dict(routes)
         self.metrics = metrics
+        self.renderer = renderer
         for config in models:  # zeros from the start, so "no alert" is a value, not a gap
             for rule in config.thresholds:
                 for severity in SEVERITIES:
@@ -73,7 +76,7 @@ class Alerting:
                     model_firing = True
                 else:  # a retraining route only ever gets the trigger
                     routes = tuple(r for r in routes if not self._retrain(r))
-                event_id, body = alert_event(
+                document = alert_event(
                     event_type,
                     now,
                     episode=episode,
@@ -91,11 +94,16 @@ class Alerting:
                     reference_version=evaluation.reference_version,
                     top_features=_top_features(evaluation),
                 )
+                event_id = str(document["id"])
                 if event_type == "alert.firing":
-                    episode = event_id
+                    episode = document["episode"] = event_id
                 assert episode is not None
                 outbox.enqueue(
-                    connection, event_id=event_id, routes=routes, model=model, body=body, now=now
+                    connection,
+                    event_id=event_id,
+                    bodies={route: self.renderer.body(route, document) for route in routes},
+                    model=model,
+                    now=now,
                 )
                 store.record(
                     connection,

@@ -9,7 +9,7 @@ that dies mid-attempt leaves the row due again once the lease ends.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, func, insert, select, update
@@ -67,13 +67,13 @@ def enqueue(
     connection: Connection,
     *,
     event_id: str,
-    routes: Sequence[str],
+    bodies: Mapping[str, bytes],
     model: str,
-    body: bytes,
     now: float,
 ) -> None:
-    """Queue ``body`` for each route, due now, inside the caller's transaction."""
-    if routes:
+    """Queue the event for each route (with that route's body), due now, inside the caller's
+    transaction."""
+    if bodies:
         connection.execute(
             insert(deliveries),
             [
@@ -87,7 +87,7 @@ def enqueue(
                     "next_attempt_at": now,
                     "body": body,
                 }
-                for route in routes
+                for route, body in bodies.items()
             ],
         )
 

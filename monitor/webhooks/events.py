@@ -10,8 +10,6 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
 VERSION = "1"
 
 
@@ -28,20 +26,18 @@ def rfc3339(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def event(event_type: str, now: float, **fields: Any) -> tuple[str, bytes]:
-    """A new event's id and JSON body."""
-    event_id = new_event_id()
-    document = {
-        "id": event_id,
+def event(event_type: str, now: float, **fields: Any) -> dict[str, Any]:
+    """A new event (its ``id`` is new)."""
+    return {
+        "id": new_event_id(),
         "type": event_type,
         "version": VERSION,
         "created_at": rfc3339(now),
         **fields,
     }
-    return event_id, orjson.dumps(document)
 
 
-def webhook_test_event(route: str, now: float) -> tuple[str, bytes]:
+def webhook_test_event(route: str, now: float) -> dict[str, Any]:
     """``webhook.test``: sent on request (``POST /v1/webhooks/{route}/test``) to check that a
     receiver gets, verifies and acknowledges deliveries."""
     return event("webhook.test", now, route=route)
@@ -61,7 +57,7 @@ def alert_event(
     window: dict[str, Any],
     reference_version: int | None,
     top_features: list[dict[str, Any]],
-) -> tuple[str, bytes]:
+) -> dict[str, Any]:
     """``alert.firing``, ``alert.escalated`` or ``alert.resolved``. ``episode`` is the id of
     the episode's ``alert.firing`` event (its own id for that event), so a receiver can tie an
     escalation or a resolution to what it resolves. ``feature`` is null for a model-level rule.
@@ -92,4 +88,4 @@ def alert_event(
             "history": f"/v1/alerts/history?model={model}",
         },
     }
-    return event_id, orjson.dumps(document)
+    return document

@@ -182,7 +182,8 @@ class WebhookSender:
             return Outcome(False, f"refused: {refused} (allow_private is not set)")
         timestamp = int(self.clock())
         secret = None if route.secret is None else route.secret.get_secret_value()
-        headers = signing.headers(delivery.event_id, timestamp, delivery.body, secret)
+        headers = {name: value.get_secret_value() for name, value in route.headers.items()}
+        headers.update(signing.headers(delivery.event_id, timestamp, delivery.body, secret))
         headers["content-type"] = "application/json"
         headers["user-agent"] = f"drift-monitor/{__version__}"
         try:
