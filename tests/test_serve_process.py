@@ -120,3 +120,47 @@ def test_version(argv: list[str]) -> None:
     result = subprocess.run([*command, "--version"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0
     assert result.stdout.strip() == f"drift-monitor {__version__}"
+
+
+def test_pending_webhook_deliveries_survive_sigkill(database_url: str, tmp_path: Path) -> None:
+    """Events queued while the receiver is down are still delivered, signed, after the server
+    is killed with SIGKILL and started again."""
+    import standardwebhooks
+    from receiver import SECRET, Receiver
+
+    hook_port = free_port()  # nobody listens there until the receiver starts
+    config = tmp_path / "monitor.yaml"
+    config.write_text(
+        CONFIG % database_url
+        + "webhooks:\n"
+        + f'  - {{name: hook, url: "http://127.0.0.1:{hook_port}/hook", secret: "{SECRET}",'
+        + " allow_private: true, timeout: 1s}\n"
+    )
+    log = tmp_path / "server.log"
+    port = free_port()
+    process = start_server(config, port, log)
+    base = f"http://127.0.0.1:{port}"
+    event_ids = [httpx.post(f"{base}/v1/webhooks/hook/test").json()["event_id"] for _ in range(3)]
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:  # tried at least once, and failed: the receiver is down
+        pending = httpx.get(f"{base}/v1/deliveries", params={"status": "pending"}).json()
+        if len(pending) == 3 and all(d["attempts"] >= 1 for d in pending):
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(log.read_text())
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=10)
+
+    receiver = Receiver(hook_port)
+    restarted = start_server(config, port, log)
+    try:
+        deadline = time.monotonic() + 30
+        while len(receiver.requests) < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        seen = [standardwebhooks.Webhook(SECRET).verify(b, h)["id"] for h, b in receiver.requests]
+        assert sorted(seen) == sorted(event_ids), log.read_text()
+    finally:
+        restarted.terminate()
+        restarted.wait(timeout=15)
+        receiver.stop()
