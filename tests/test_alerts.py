@@ -362,3 +362,37 @@ models:
         bad = client.get("/v1/models/m/export", params={"start": "yesterday", "end": "1"})
         assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "query.start"
     service.stop()
+
+
+def test_per_feature_overrides_replace_the_levels_for_that_feature() -> None:
+    config = parse_config("""
+models:
+  - name: m
+    task: regression
+    features: [{name: a, type: numeric}, {name: b, type: numeric}]
+    thresholds:
+      psi: {warning: 0.1, critical: 0.25, overrides: {a: {critical: 0.5}}}
+""").models[0]
+    found = {o.feature: o for o in observe(config, psi_evaluation(0.3, 0.3, 10.0))}
+    assert (found["a"].severity, found["a"].threshold) == (None, None)  # no warning level for a
+    assert (found["b"].severity, found["b"].threshold) == ("critical", 0.25)
+    assert config.thresholds_for("a")["psi"].critical == 0.5
+
+
+def test_an_override_for_an_unknown_feature_is_a_config_error() -> None:
+    from monitor.errors import ConfigError
+
+    with pytest.raises(ConfigError) as error:
+        parse_config("""
+models:
+  - name: m
+    task: regression
+    features: [{name: a, type: numeric}]
+    thresholds:
+      psi:
+        critical: 0.25
+        overrides: {b: {critical: 0.5}}
+""")
+    assert [str(i) for i in error.value.issues] == [
+        "monitor.yaml:9: models[0].thresholds.psi.overrides.b: 'b' is not a feature of model 'm'"
+    ]

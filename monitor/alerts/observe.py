@@ -50,15 +50,15 @@ def observe(config: ModelConfig, evaluation: Evaluation) -> list[Observation]:
     found: list[Observation] = []
     for rule, threshold in config.thresholds.items():
         if rule in FEATURE_STATISTICS:
-            narrowed = set(threshold.features) if threshold.features is not None else None
             for feature in (*evaluation.features, *evaluation.outputs):
-                if narrowed is not None and feature.name not in narrowed:
+                levels = threshold.for_feature(feature.name)  # narrowed, or overridden
+                if levels is None:
                     continue
                 if rule in P_VALUES:
                     value = adjusted.get((rule, feature.name))
                 else:
                     value = feature.statistics.get(rule)
-                found.append(_observation(rule, feature.name, value, threshold))
+                found.append(_observation(rule, feature.name, value, levels))
         else:
             found.append(_observation(rule, "", _model_value(rule, evaluation), threshold))
     return found

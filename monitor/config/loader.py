@@ -262,9 +262,16 @@ def _cross_check(config: Config, lines: dict[PathKey, int], file: str) -> list[C
                 )
         features = {f.name for f in model.features} | {"__prediction__", "__label__"}
         for rule, threshold in model.thresholds.items():
-            for f, name in enumerate(threshold.features or []):
+            named: list[tuple[PathKey, str]] = [
+                (("models", m, "thresholds", rule, "features", f), name)
+                for f, name in enumerate(threshold.features or [])
+            ]
+            named += [
+                (("models", m, "thresholds", rule, "overrides", name), name)
+                for name in threshold.overrides
+            ]
+            for loc, name in named:
                 if name not in features:
-                    loc = ("models", m, "thresholds", rule, "features", f)
                     issues.append(
                         ConfigIssue(
                             file,

@@ -189,11 +189,33 @@ class WindowConfig(_Strict):
         return self
 
 
+class LevelsConfig(_Strict):
+    warning: float | None = None
+    critical: float | None = None
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> LevelsConfig:
+        if self.warning is None and self.critical is None:
+            raise ValueError("set warning, critical or both")
+        return self
+
+
 class ThresholdConfig(_Strict):
     warning: float | None = None
     critical: float | None = None
     # a feature statistic's rule applies to every feature unless narrowed to these
     features: list[str] | None = None
+    # per-feature levels replacing warning and critical for that feature
+    overrides: dict[str, LevelsConfig] = {}
+
+    def for_feature(self, feature: str) -> ThresholdConfig | None:
+        """The levels that apply to ``feature``; None if the rule does not cover it."""
+        if self.features is not None and feature not in self.features:
+            return None
+        levels = self.overrides.get(feature)
+        if levels is None:
+            return self
+        return ThresholdConfig(warning=levels.warning, critical=levels.critical)
 
     @model_validator(mode="after")
     def _at_least_one(self) -> ThresholdConfig:
@@ -237,6 +259,15 @@ class ModelConfig(_Strict):
     @classmethod
     def _unique_features(cls, features: list[FeatureConfig]) -> list[FeatureConfig]:
         return _unique_names(features, "feature")
+
+    def thresholds_for(self, feature: str) -> dict[StatisticName, ThresholdConfig]:
+        """The rules that cover ``feature``, each with its levels for it."""
+        found = {}
+        for statistic, threshold in self.thresholds.items():
+            levels = threshold.for_feature(feature)
+            if levels is not None:
+                found[statistic] = levels
+        return found
 
     @model_validator(mode="after")
     def _classes_match_task(self) -> ModelConfig:

@@ -190,7 +190,7 @@ def _numeric(
         "jensen_shannon": drift.jensen_shannon,
         "missing_ratio": drift.missing_ratio,
     }
-    status = worst_status(statistics, model.thresholds)
+    status = worst_status(statistics, model.thresholds_for(name))
     return FeatureDrift(
         name, "numeric", status, n, missing, statistics, drift.exact, drift.ks_bound
     )
@@ -217,7 +217,7 @@ def _categorical(
         "jensen_shannon": drift.jensen_shannon,
         "missing_ratio": drift.missing_ratio,
     }
-    status = worst_status(statistics, model.thresholds)
+    status = worst_status(statistics, model.thresholds_for(name))
     return FeatureDrift(name, "categorical", status, n, missing, statistics)
 
 
