@@ -289,3 +289,25 @@ def test_labelled_window_is_the_same_whichever_side_drives_the_join(engine: Engi
         (float(i), 100.0 + i // 3, "approved", "rejected") for i in range(6, 21, 3)
     ]  # predictions 6, 9, ..., 18 (ts in (4.5, 20]) with their labels
     assert results == [expected, expected, expected]
+
+
+def test_window_rows_join_labels_once_the_model_has_any(engine: Engine) -> None:
+    from monitor.storage import windows
+
+    migrate(engine)
+    with engine.begin() as connection:
+        repo.insert_predictions(
+            connection, model="m", batch=batch(["a", "b"], [1.0, 2.0]), received_at=1
+        )
+        before = windows.rows_between(connection, model="m", start=0, end=5, regression=False)
+        repo.upsert_labels(
+            connection,
+            model="m",
+            batch=LabelBatch(["b"], [3.0], ["rejected"], [None]),
+            received_at=3,
+        )
+        after = windows.rows_between(connection, model="m", start=0, end=5, regression=False)
+    assert (before.predictions, before.labels) == (["approved", "approved"], [None, None])
+    assert sorted(zip(after.predictions, after.labels, strict=True), key=str) == sorted(
+        [("approved", None), ("approved", "rejected")], key=str
+    )

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Select, func, select, text
+from sqlalchemy import Connection, Select, func, null, select, text
 
 from monitor.storage.tables import labels, predictions, reference_records
 
@@ -27,8 +27,18 @@ class Rows:
         return len(self.predictions)
 
 
-def _window_select(model: str, *, regression: bool) -> Select[Any]:
+def _window_select(model: str, *, regression: bool, labelled: bool = True) -> Select[Any]:
+    """The window's columns, with each record's label joined. ``labelled=False`` (the model
+    has no label stored at all) skips the join, a label lookup per record, and reads NULL."""
     prediction = predictions.c.prediction_value if regression else predictions.c.prediction_class
+    if not labelled:
+        return select(
+            predictions.c.features,
+            prediction,
+            null().label("label"),
+            predictions.c.ts,
+            predictions.c.scores,
+        ).where(predictions.c.model == model)
     label = labels.c.label_value if regression else labels.c.label_class
     return (
         select(predictions.c.features, prediction, label, predictions.c.ts, predictions.c.scores)
@@ -39,6 +49,10 @@ def _window_select(model: str, *, regression: bool) -> Select[Any]:
         )
         .where(predictions.c.model == model)
     )
+
+
+def has_labels(connection: Connection, *, model: str) -> bool:
+    return _count_labels(connection, model=model, limit=1) > 0
 
 
 def _rows(result: Any) -> Rows:
@@ -60,7 +74,8 @@ def rows_between(
     connection: Connection, *, model: str, start: float, end: float, regression: bool
 ) -> Rows:
     """Records with ``start < ts <= end`` (prediction time)."""
-    query = _window_select(model, regression=regression).where(
+    labelled = has_labels(connection, model=model)
+    query = _window_select(model, regression=regression, labelled=labelled).where(
         predictions.c.ts > start, predictions.c.ts <= end
     )
     return _rows(connection.execute(query))
@@ -83,8 +98,9 @@ def last_rows(
     connection: Connection, *, model: str, count: int, skip: int = 0, regression: bool
 ) -> Rows:
     """The ``count`` most recently ingested records, after skipping the ``skip`` newest."""
+    labelled = has_labels(connection, model=model)
     query = (
-        _window_select(model, regression=regression)
+        _window_select(model, regression=regression, labelled=labelled)
         .order_by(predictions.c.seq.desc())
         .limit(count)
         .offset(skip)
