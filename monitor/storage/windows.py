@@ -213,7 +213,9 @@ def labelled_between(
 
 def _count_labels(connection: Connection, *, model: str, limit: int) -> int:
     """The model's stored labels, counted up to ``limit`` (so it costs at most that many)."""
-    sql = text("SELECT COUNT(*) FROM (SELECT 1 FROM labels WHERE model = :model LIMIT :limit)")
+    sql = text(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM labels WHERE model = :model LIMIT :limit) AS kept"
+    )
     return int(connection.execute(sql, {"model": model, "limit": limit}).scalar_one())
 
 
