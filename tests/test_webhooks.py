@@ -308,3 +308,45 @@ def test_the_readme_receiver_code_verifies_a_delivery(engine: Engine, receiver: 
     assert readme_verify(SECRET, headers, body + b" ") is False
     assert readme_verify("whsec_" + "QUJD", headers, body) is False
     service.stop()
+
+
+def test_redirects_are_not_followed_and_secrets_never_logged(
+    engine: Engine, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    other = Receiver()
+    clock = Clock()
+    token = "Bearer header-value-not-for-logs"
+    secret_url = receiver.url + "?token=url-secret-not-for-logs"
+    service = Service(
+        parse_config(f"""
+models: [{{name: m, task: regression, features: [{{name: x, type: numeric}}]}}]
+webhooks:
+  - {{name: hook, url: "{secret_url}", secret: "{SECRET}", allow_private: true,
+      headers: {{Authorization: "{token}"}}}}
+"""),
+        engine=engine,
+        registry=CollectorRegistry(),
+        clock=clock,
+    )
+    service.start(run_jobs=False)
+    receiver.script = [Answer(302, {"Location": other.url})]
+    caplog.set_level("DEBUG")
+    try:
+        event_id = service.send_test_event("hook")
+        service.webhooks.run_once()
+        refused = delivery(service, event_id)
+        assert (refused.status, refused.last_error) == (
+            "failed",
+            "HTTP 302 (redirects are not followed)",
+        )
+        assert other.requests == []
+        assert receiver.requests[0][0]["authorization"] == token
+    finally:
+        service.stop()
+        other.stop()
+    logged = caplog.text + "".join(
+        str(d.last_error) for d in service.deliveries(status=None, limit=9)
+    )
+    assert "failed after 1 attempt" in caplog.text
+    for secret in ("header-value-not-for-logs", "url-secret-not-for-logs", SECRET):
+        assert secret not in logged

@@ -40,6 +40,10 @@ from monitor.webhooks import signing
 from monitor.webhooks.addresses import address_reason, private_address_reason
 
 log = logging.getLogger(__name__)
+# httpx logs every request's full URL at INFO, and a webhook URL may itself be a secret (a
+# Slack or GitHub hook, a token in the query): keep its loggers to warnings and errors.
+for _name in ("httpx", "httpcore"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
 
 BASE_DELAY_SECONDS = 1.0
 MAX_DELAY_SECONDS = 3600.0
