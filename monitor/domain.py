@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -58,6 +58,20 @@ class ReferenceBatch:
 
     def __len__(self) -> int:
         return len(self.features)
+
+    def rows(
+        self,
+    ) -> Iterator[tuple[bytes, str | None, float | None, str | None, float | None, bytes | None]]:
+        """(features, prediction class, prediction value, label class, label value, scores)."""
+        return zip(
+            self.features,
+            self.prediction_classes,
+            self.prediction_values,
+            self.label_classes,
+            self.label_values,
+            self.scores,
+            strict=True,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -148,6 +148,15 @@ class FeatureConfig(_Strict):
         return name
 
 
+def _existing_file(path: Path, info: ValidationInfo, what: str) -> Path:
+    """``path`` resolved against the config file's folder; it must be a file."""
+    base = (info.context or {}).get("base_dir")
+    resolved = path if path.is_absolute() or base is None else Path(base) / path
+    if not resolved.is_file():
+        raise ValueError(f"{what} {str(resolved)!r} does not exist")
+    return resolved
+
+
 class ReferenceConfig(_Strict):
     """Exactly one of: a file, the first N ingested records, or the previous window."""
 
@@ -160,10 +169,7 @@ class ReferenceConfig(_Strict):
     def _resolve_path(cls, path: Path | None, info: ValidationInfo) -> Path | None:
         if path is None:
             return None
-        base = (info.context or {}).get("base_dir")
-        resolved = path if path.is_absolute() or base is None else Path(base) / path
-        if not resolved.is_file():
-            raise ValueError(f"reference file {str(resolved)!r} does not exist")
+        resolved = _existing_file(path, info, "reference file")
         if resolved.suffix.lower() not in (".csv", ".json", ".jsonl", ".ndjson"):
             raise ValueError("reference file must be .csv, .json, .jsonl or .ndjson")
         return resolved
@@ -307,10 +313,7 @@ class WebhookConfig(_Strict):
     def _template_file(cls, path: Path | None, info: ValidationInfo) -> Path | None:
         if path is None:
             return None
-        base = (info.context or {}).get("base_dir")
-        resolved = path if path.is_absolute() or base is None else Path(base) / path
-        if not resolved.is_file():
-            raise ValueError(f"template file {str(resolved)!r} does not exist")
+        resolved = _existing_file(path, info, "template file")
         check_template(resolved.read_text())
         return resolved
 

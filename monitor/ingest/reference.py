@@ -138,14 +138,6 @@ def _target_cell(cell: str, numeric: bool) -> Any:
 def digest_batch(batch: ReferenceBatch) -> str:
     """A content digest of a reference, so an unchanged file is not stored again."""
     digest = hashlib.sha256()
-    for row in zip(
-        batch.features,
-        batch.prediction_classes,
-        batch.prediction_values,
-        batch.label_classes,
-        batch.label_values,
-        batch.scores,
-        strict=True,
-    ):
+    for row in batch.rows():
         digest.update(codec.encode(row))
     return digest.hexdigest()

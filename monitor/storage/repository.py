@@ -206,15 +206,7 @@ def store_reference(
             n=len(batch),
         )
     )
-    columns = zip(
-        batch.features,
-        batch.prediction_classes,
-        batch.prediction_values,
-        batch.label_classes,
-        batch.label_values,
-        batch.scores,
-        strict=True,
-    )
+    columns = batch.rows()
     for first in range(0, len(batch), _REFERENCE_CHUNK):  # bounded memory for large sets
         rows = [
             {
