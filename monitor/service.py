@@ -138,6 +138,11 @@ class Service:
                 document = latest_evaluation(connection, model=model.name)
             if info is not None:
                 self.metrics.reference_version.labels(model.name).set(info.version)
+                if model.reference is None or not model.reference.previous_window:
+                    # the reference's profiles, loaded (or built) once now rather than by the
+                    # first evaluation
+                    with self.engine.connect() as connection:
+                        self.evaluator.reference_profiles(connection, model, self.clock())
             if document is not None:
                 self.evaluator.latest[model.name] = from_document(document)
         if run_jobs:
