@@ -44,8 +44,8 @@ Part 2, end to end, each step in a fresh interpreter so that RSS is the service'
 temporary SQLite file gets the reference in one ``Service.store_reference_body`` call with
 the JSON body a ``PUT .../reference`` carries, and the start of a new service process (with a
 first evaluation) builds and stores the profiles. A copy of that file per window gets the
-window's records through ``Service.store_predictions`` in batches of 10k (above 1M: ``repository.insert_predictions``
-batches of 10k, skipping validation), received at ``T``, prediction times spread over the hour
+window's records through ``Service.store_predictions`` in batches of 10k (above 1M:
+``repository.insert_predictions`` batches of 10k, skipping validation), received at ``T``, prediction times spread over the hour
 before. A new ``Service`` on the file, its clock at ``T + 60 s`` (so every record was received
 >= 30 s earlier), then calls ``evaluate``: once (on the histogram path this first call
 summarises the whole window into 1-minute buckets), three times more a minute apart with
