@@ -41,21 +41,21 @@ that band. "Peak MB" is the tracemalloc peak of one numeric feature's comparison
 input (ours, the floor, ``grid_counts``).
 
 Part 2, end to end, each step in a fresh interpreter so that RSS is the service's own. A
-temporary SQLite file gets the reference in one ``Service.store_reference_body`` call with
-the JSON body a ``PUT .../reference`` carries, and the start of a new service process (with a
-first evaluation) builds and stores the profiles. A copy of that file per window gets the
-window's records through ``Service.store_predictions`` in batches of 10k (above 1M:
-``repository.insert_predictions`` batches of 10k, skipping validation), received at ``T``, prediction times spread over the hour
-before. A new ``Service`` on the file, its clock at ``T + 60 s`` (so every record was received
->= 30 s earlier), then calls ``evaluate``: once (on the histogram path this first call
-summarises the whole window into 1-minute buckets), three times more a minute apart with
-nothing new (the steady state; the best counts), and on the histogram path once more after a
-minute of new records (the tick: half received 45 s before, summarised then, half 15 s before,
-read as the unsummarised tail). Windows of up to 100k records take the exact path, larger ones
-the histogram path. Peak RSS is ``VmHWM`` (``/proc/self/status``), reset before each step via
-``/proc/self/clear_refs``. Where the time goes is measured by wrapping, during the calls, the
-functions an evaluation calls with timers (about a microsecond per call), wherever a
-``monitor`` module imported them.
+temporary SQLite file gets the reference in one ``Service.store_reference_body`` call with the
+JSON body a ``PUT .../reference`` carries, and the start of a new service process (with a first
+evaluation) builds and stores the profiles. A copy of that file per window gets the window's
+records through ``Service.store_predictions`` in batches of 10k (above 1M:
+``repository.insert_predictions`` batches of 10k, skipping validation), received at ``T``,
+prediction times spread over the hour before. A new ``Service`` on the file, its clock at ``T +
+60 s`` (so every record was received >= 30 s earlier), then calls ``evaluate``: once (on the
+histogram path this first call summarises the whole window into 1-minute buckets), three times
+more a minute apart with nothing new (the steady state; the best counts), and on the histogram
+path once more after a minute of new records (the tick: half received 45 s before, summarised
+then, half 15 s before, read as the unsummarised tail). Windows of up to 100k records take the
+exact path, larger ones the histogram path. Peak RSS is ``VmHWM`` (``/proc/self/status``), reset
+before each step via ``/proc/self/clear_refs``. Where the time goes is measured by wrapping,
+during the calls, the functions an evaluation calls with timers (about a microsecond per call),
+wherever a ``monitor`` module imported them.
 
     .venv/bin/python bench/drift.py            # 10k, 100k, 1M: about 3.5 minutes on 2 cores
     .venv/bin/python bench/drift.py --large    # adds 10M to both parts (about half an hour)
