@@ -151,6 +151,13 @@ class Metrics:
             ["model", "rule", "severity"],
             registry=registry,
         )
+        self.threshold = Gauge(
+            "drift_monitor_threshold",
+            "A threshold level set in the config (monitor.yaml), by model, statistic and "
+            "severity, so dashboards draw it and Prometheus rules compare against it.",
+            ["model", "statistic", "severity"],
+            registry=registry,
+        )
         for route in routes or []:
             for outcome in WEBHOOK_OUTCOMES:
                 self.webhook_deliveries.labels(route, outcome)

@@ -396,3 +396,27 @@ models:
     assert [str(i) for i in error.value.issues] == [
         "monitor.yaml:9: models[0].thresholds.psi.overrides.b: 'b' is not a feature of model 'm'"
     ]
+
+
+def test_thresholds_from_the_config_are_exported(engine: Engine) -> None:
+    service = Service(parse_config(config_text()), engine=engine, registry=CollectorRegistry())
+    value = service.registry.get_sample_value
+    assert (
+        value("drift_monitor_threshold", {"model": "m", "statistic": "psi", "severity": "warning"})
+        == 0.1
+    )
+    assert (
+        value("drift_monitor_threshold", {"model": "m", "statistic": "psi", "severity": "critical"})
+        == 0.25
+    )
+    assert (
+        value(
+            "drift_monitor_threshold",
+            {"model": "m", "statistic": "ks_pvalue", "severity": "warning"},
+        )
+        is None
+    )
+    assert (
+        value("drift_monitor_alert_firing", {"model": "m", "rule": "psi", "severity": "critical"})
+        == 0
+    )

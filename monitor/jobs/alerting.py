@@ -36,9 +36,12 @@ class Alerting:
         self.metrics = metrics
         self.renderer = renderer
         for config in models:  # zeros from the start, so "no alert" is a value, not a gap
-            for rule in config.thresholds:
+            for rule, threshold in config.thresholds.items():
                 for severity in SEVERITIES:
                     metrics.alert_firing.labels(config.name, rule, severity).set(0)
+                    level = threshold.warning if severity == "warning" else threshold.critical
+                    if level is not None:
+                        metrics.threshold.labels(config.name, rule, severity).set(level)
 
     def apply(
         self, connection: Connection, config: ModelConfig, evaluation: Evaluation, now: float
