@@ -79,7 +79,7 @@ def serve_command(args: argparse.Namespace) -> int:
             print(issue, file=sys.stderr)
         return 1
     logging.getLogger("monitor").info("database: %s", _redact(database_url(config)))
-    app = create_app(service, manage_service=False)
+    app = create_app(service, manage_service=False, stop_service=True)
     _tune_garbage_collector()
     _tune_thread_switching()
     host = args.host or config.server.host

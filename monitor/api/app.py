@@ -23,9 +23,16 @@ from monitor.api.schemas import (
 from monitor.service import Service
 
 
-def create_app(service: Service, *, manage_service: bool = True) -> FastAPI:
+def create_app(
+    service: Service, *, manage_service: bool = True, stop_service: bool | None = None
+) -> FastAPI:
     """The API for ``service``. With ``manage_service``, startup and shutdown of the app
-    start and stop the service (migrations, reference loading, scheduled jobs)."""
+    start and stop the service (migrations, reference loading, scheduled jobs);
+    ``stop_service`` (default: the same) stops it at shutdown only, for a service started
+    beforehand. Stopping there, not after the server returns, matters: on SIGTERM uvicorn
+    re-raises the signal once the app has shut down, which ends a process that is not PID 1
+    before any code after the server would run."""
+    stop = manage_service if stop_service is None else stop_service
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -34,7 +41,7 @@ def create_app(service: Service, *, manage_service: bool = True) -> FastAPI:
         try:
             yield
         finally:
-            if manage_service:
+            if stop:
                 service.stop()
 
     app = FastAPI(
