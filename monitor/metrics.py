@@ -45,6 +45,17 @@ PERFORMANCE_METRICS = {
 
 REJECT_REASONS = ("invalid_record", "malformed_body", "too_large", "unsupported_media_type")
 WEBHOOK_OUTCOMES = ("delivered", "retry", "failed")
+#: DB-API exception classes (PEP 249) counted by name; anything else counts as "other".
+DATABASE_ERROR_KINDS = (
+    "OperationalError",
+    "IntegrityError",
+    "InterfaceError",
+    "ProgrammingError",
+    "DataError",
+    "InternalError",
+    "NotSupportedError",
+    "other",
+)
 
 
 class Metrics:
@@ -151,6 +162,22 @@ class Metrics:
             ["model", "rule", "severity"],
             registry=registry,
         )
+        self.request_duration = Histogram(
+            "drift_monitor_http_request_duration_seconds",
+            "HTTP requests by route template, method and status class, with their latency.",
+            ["route", "method", "code"],
+            registry=registry,
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+        )
+        self.database_errors = Counter(
+            "drift_monitor_database_errors",
+            "Errors the database driver raised, by kind (OperationalError: unreachable, locked "
+            "or failing; IntegrityError; ...), on requests and in background jobs alike.",
+            ["kind"],
+            registry=registry,
+        )
+        for kind in DATABASE_ERROR_KINDS:
+            self.database_errors.labels(kind)
         self.threshold = Gauge(
             "drift_monitor_threshold",
             "A threshold level set in the config (monitor.yaml), by model, statistic and "

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, event, text
+from sqlalchemy.engine import ExceptionContext
 
 from monitor.config import Config, ModelConfig
 from monitor.domain import (
@@ -43,7 +44,7 @@ from monitor.ingest.reference import digest_batch
 from monitor.jobs import Scheduler
 from monitor.jobs.alerting import Alerting
 from monitor.jobs.evaluate import DriftEvaluator
-from monitor.metrics import Metrics
+from monitor.metrics import DATABASE_ERROR_KINDS, Metrics
 from monitor.storage import alerts as alert_store
 from monitor.storage import create_database_engine, migrate, windows
 from monitor.storage import deliveries as outbox
@@ -102,6 +103,7 @@ class Service:
             threading.Lock() if self.engine.dialect.name == "sqlite" else nullcontext()
         )
         self.writer = GroupCommitWriter(self.engine, self._write_lock)
+        event.listen(self.engine, "handle_error", self._count_database_error)
         self._decode_thread = ThreadPoolExecutor(1, thread_name_prefix="decode")
         self.webhooks = WebhookSender(
             engine=self.engine,
@@ -177,6 +179,15 @@ class Service:
         self._decode_thread = ThreadPoolExecutor(1, thread_name_prefix="decode")
         self.engine.dispose()
         self.started = False
+
+    def _count_database_error(self, context: ExceptionContext) -> None:
+        error = context.original_exception
+        # the DB-API class names of PEP 249 are the same in every driver
+        kind = next(
+            (k.__name__ for k in type(error).__mro__ if k.__name__ in DATABASE_ERROR_KINDS),
+            "other",
+        )
+        self.metrics.database_errors.labels(kind).inc()
 
     # -- export ----------------------------------------------------------------------------
 

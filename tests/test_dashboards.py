@@ -15,9 +15,11 @@ from typing import Any
 
 import pytest
 import yaml
+from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from monitor.api import create_app
 from monitor.config import parse_config
 from monitor.service import Service
 from monitor.storage import create_database_engine
@@ -118,6 +120,8 @@ def exposition(tmp_path: Path) -> str:
         service.store_labels("reg", [{"id": str(i), "label": float(i)} for i in range(20)])
         service.evaluate("clf")
         service.evaluate("reg")
+        with TestClient(create_app(service, manage_service=False)) as client:
+            assert client.get("/v1/models").status_code == 200  # request metrics get samples
         return generate_latest(service.registry).decode()
     finally:
         service.stop()

@@ -12,6 +12,7 @@ from fastapi.openapi.utils import get_openapi
 from monitor import __version__
 from monitor.api.ingest import IngestMiddleware, operations
 from monitor.api.problems import install_problem_handlers
+from monitor.api.request_metrics import RequestMetrics
 from monitor.api.routes import build_router
 from monitor.api.schemas import (
     IngestOut,
@@ -53,6 +54,7 @@ def create_app(
     install_problem_handlers(app)
     app.include_router(build_router(service))
     app.add_middleware(IngestMiddleware, service=service)
+    app.add_middleware(RequestMetrics, histogram=service.metrics.request_duration)  # outermost
     app.state.service = service
 
     def openapi() -> dict[str, Any]:

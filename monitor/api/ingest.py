@@ -49,6 +49,7 @@ class IngestMiddleware:
         if match is None:
             await self.app(scope, receive, send)
             return
+        scope["route_template"] = f"/v1/models/{{model}}/{match[2]}"  # for request metrics
         try:
             status, body = await self._handle(scope, receive, match[1], match[2])
         except ClientDisconnect:

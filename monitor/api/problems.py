@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -112,6 +113,14 @@ def problem_for(exc: Exception) -> Problem | None:
         return Problem(400, "Malformed body", str(exc), "malformed-body")
     if isinstance(exc, StorageError):
         return Problem(503, "Storage unavailable", str(exc), "storage")
+    if isinstance(exc, OperationalError):  # unreachable, locked, out of space...: try again
+        return Problem(
+            503,
+            "Storage unavailable",
+            "the database could not be used; nothing of this request was stored",
+            "storage",
+            headers={"Retry-After": "5"},
+        )
     if isinstance(exc, RequestValidationError):
         errors = [
             {"field": ".".join(str(p) for p in e["loc"]), "reason": e["msg"]} for e in exc.errors()
@@ -147,6 +156,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         RouteNotFoundError,
         PayloadError,  # PayloadTooLargeError included
         StorageError,
+        OperationalError,
         RequestValidationError,
         StarletteHTTPException,
     ):
