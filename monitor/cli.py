@@ -1,4 +1,4 @@
-"""Command line: ``monitor serve | check-config | --version``."""
+"""Command line: ``monitor serve | check-config | demo | --version``."""
 
 from __future__ import annotations
 
@@ -32,9 +32,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     check = commands.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("path", help="config file")
 
+    demo = commands.add_parser(
+        "demo", help="run the service with a synthetic model, its traffic and a known drift"
+    )
+    demo.add_argument("--host", help="address to listen on (default: 127.0.0.1)")
+    demo.add_argument("--port", type=int, help="port to listen on (default: 8000)")
+    demo.add_argument(
+        "--duration",
+        type=float,
+        default=0.0,
+        help="seconds of traffic before the demo stops; 0 (default): until interrupted",
+    )
+    demo.add_argument(
+        "--drift-after",
+        type=float,
+        default=float(os.environ.get("MONITOR_DEMO_DRIFT_AFTER", "60")),
+        help="seconds of traffic before the drift (default: $MONITOR_DEMO_DRIFT_AFTER or 60)",
+    )
+    demo.add_argument(
+        "--database",
+        help="database URL (default: SQLite in a temporary directory, removed at the end)",
+    )
+    demo.add_argument(
+        "--log-level",
+        default=os.environ.get("MONITOR_LOG_LEVEL", "info"),
+        choices=["debug", "info", "warning", "error"],
+    )
+
     args = parser.parse_args(argv)
     if args.command == "check-config":
         return check_config(args.path)
+    if args.command == "demo":
+        return demo_command(args)
     return serve_command(args)
 
 
@@ -53,6 +82,27 @@ def check_config(path: str) -> int:
         f"{path}: OK ({len(config.models)} model(s): {models}; {len(config.webhooks)} webhook(s))"
     )
     return 0
+
+
+def demo_command(args: argparse.Namespace) -> int:
+    from monitor.demo import run
+
+    if args.duration < 0 or args.drift_after < 0:
+        print("monitor demo: --duration and --drift-after must not be negative", file=sys.stderr)
+        return 2
+    try:
+        return run(
+            host=args.host,
+            port=args.port,
+            duration=args.duration,
+            drift_after=args.drift_after,
+            database=args.database,
+            log_level=args.log_level,
+        )
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        return 1
 
 
 def serve_command(args: argparse.Namespace) -> int:
