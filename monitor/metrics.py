@@ -185,6 +185,13 @@ class Metrics:
             ["model", "statistic", "severity"],
             registry=registry,
         )
+        self.cloudevents_unpaired = Counter(
+            "drift_monitor_cloudevents_unpaired",
+            "Logged CloudEvents (request or response halves) dropped because their other half "
+            "did not arrive within server.cloudevents.pair_timeout.",
+            ["model", "kind"],
+            registry=registry,
+        )
         for route in routes or []:
             for outcome in WEBHOOK_OUTCOMES:
                 self.webhook_deliveries.labels(route, outcome)
@@ -194,6 +201,8 @@ class Metrics:
             self.records_duplicate.labels(model)
             self.labels_ingested.labels(model)
             self.label_corrections.labels(model)
+            for half in ("request", "response"):
+                self.cloudevents_unpaired.labels(model, half)
             for reason in REJECT_REASONS:
                 self.records_rejected.labels(model, reason)
         for kind in ("predictions", "labels"):

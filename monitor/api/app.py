@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from monitor import __version__
+from monitor.api.cloudevents import build_cloudevents_router
 from monitor.api.ingest import IngestMiddleware, operations
 from monitor.api.problems import install_problem_handlers
 from monitor.api.request_metrics import RequestMetrics
@@ -53,6 +54,7 @@ def create_app(
     )
     install_problem_handlers(app)
     app.include_router(build_router(service))
+    app.include_router(build_cloudevents_router(service))
     app.add_middleware(IngestMiddleware, service=service)
     app.add_middleware(RequestMetrics, histogram=service.metrics.request_duration)  # outermost
     app.state.service = service

@@ -115,12 +115,18 @@ class AuthConfig(_Strict):
         return bool(self.ingest_tokens or self.read_tokens or self.admin_tokens)
 
 
+class CloudEventsConfig(_Strict):
+    # how long the first half of a logged inference (request or response) waits for the other
+    pair_timeout: Duration = timedelta(seconds=60)
+
+
 class ServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     max_decompressed_bytes: int = Field(100 * 1024 * 1024, ge=1024)
     auth: AuthConfig = AuthConfig()
+    cloudevents: CloudEventsConfig = CloudEventsConfig()
 
 
 class StorageConfig(_Strict):
@@ -260,6 +266,9 @@ class ModelConfig(_Strict):
     alerts: AlertsConfig = AlertsConfig()
     drift: DriftConfig = DriftConfig()
     performance: PerformanceConfig = PerformanceConfig()
+    # the KServe InferenceService / SeldonDeployment whose logged CloudEvents are this model's
+    # (default: the model's name)
+    inference_service: str | None = None
 
     @field_validator("features")
     @classmethod
