@@ -6,11 +6,11 @@ entry and its webhook deliveries (the outbox) are committed together or not at a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from sqlalchemy import Connection
 
-from monitor.alerts.lifecycle import step
+from monitor.alerts.lifecycle import Alert, step
 from monitor.alerts.observe import observe
 from monitor.config import ModelConfig, WebhookConfig
 from monitor.domain import Evaluation
@@ -50,8 +50,10 @@ class Alerting:
         current = {
             (s.alert.rule, s.alert.feature): s for s in store.active(connection, model=model)
         }
+        active: dict[tuple[str, str], Alert] = {}  # the model's alerts after this evaluation
         seen = set()
         model_firing = any(s.alert.state == "firing" for s in current.values())
+        top_features = _top_features(evaluation)
         for observation in observe(config, evaluation):
             key = (observation.rule, observation.feature)
             seen.add(key)
@@ -95,7 +97,7 @@ class Alerting:
                         "n": evaluation.window.n,
                     },
                     reference_version=evaluation.reference_version,
-                    top_features=_top_features(evaluation),
+                    top_features=top_features,
                 )
                 event_id = str(document["id"])
                 if event_type == "alert.firing":
@@ -129,10 +131,11 @@ class Alerting:
                     store.remove(connection, model=model, rule=key[0], feature=key[1])
             else:
                 store.save(connection, store.Stored(model, after, episode, routes))
+                active[key] = after
         for key in current:  # a rule or feature no longer in the config
             if key not in seen:
                 store.remove(connection, model=model, rule=key[0], feature=key[1])
-        self._export(connection, config)
+        self._export(config, active.values())
 
     def _retrain(self, route: str) -> bool:
         found = self.routes.get(route)
@@ -169,13 +172,13 @@ class Alerting:
             chosen.append(name)
         return tuple(chosen)
 
-    def _export(self, connection: Connection, config: ModelConfig) -> None:
+    def _export(self, config: ModelConfig, alerts: Iterable[Alert]) -> None:
         counts: dict[tuple[str, str], int] = {
             (rule, severity): 0 for rule in config.thresholds for severity in SEVERITIES
         }
-        for stored in store.active(connection, model=config.name):
-            if stored.alert.state == "firing":
-                key = (stored.alert.rule, stored.alert.severity)
+        for alert in alerts:
+            if alert.state == "firing":
+                key = (alert.rule, alert.severity)
                 counts[key] = counts.get(key, 0) + 1
         for (rule, severity), count in counts.items():
             self.metrics.alert_firing.labels(config.name, rule, severity).set(count)

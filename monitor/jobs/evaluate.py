@@ -20,6 +20,7 @@ from monitor.config import ModelConfig
 from monitor.domain import Evaluation, ReferenceBatch, ReferenceInfo, Window
 from monitor.evaluation import ReferenceProfiles, build_profiles, columns_from_rows, evaluate_drift
 from monitor.evaluation.columns import Columns
+from monitor.evaluation.counts import Counts
 from monitor.evaluation.document import to_document
 from monitor.evaluation.evaluate import evaluate_drift_counts
 from monitor.evaluation.histograms import summarize
@@ -48,6 +49,20 @@ def _columns(config: ModelConfig, rows: Rows) -> Columns:
     )
     rows.features.clear()
     return columns
+
+
+def _bucket_counts(
+    config: ModelConfig, profiles: ReferenceProfiles, rows: list[hist.AfterRow], bucket: float
+) -> dict[tuple[str, float], Counts]:
+    """Per (feature, bucket start) counts of ``rows_after`` rows on the profiles' grids."""
+    return summarize(
+        config,
+        profiles,
+        [r[1] for r in rows],
+        [r[3] for r in rows],
+        [r[4] for r in rows],
+        bucket_seconds=bucket,
+    )
 
 
 class DriftEvaluator:
@@ -203,14 +218,7 @@ class DriftEvaluator:
                 after = tail[-1][0]
                 inside = [row for row in tail if start <= row[1] <= now]
                 if inside:
-                    extra = summarize(
-                        config,
-                        profiles,
-                        [r[1] for r in inside],
-                        [r[3] for r in inside],
-                        [r[4] for r in inside],
-                        bucket_seconds=bucket,
-                    )
+                    extra = _bucket_counts(config, profiles, inside, bucket)
                     for (name, _), found in extra.items():
                         if name in counts:
                             counts[name].add(found)
@@ -258,14 +266,7 @@ class DriftEvaluator:
             rows = rows[:ready]
             if not rows:
                 return total
-            additions = summarize(
-                config,
-                profiles,
-                [r[1] for r in rows],
-                [r[3] for r in rows],
-                [r[4] for r in rows],
-                bucket_seconds=bucket,
-            )
+            additions = _bucket_counts(config, profiles, rows, bucket)
             with self._write_lock, self.engine.begin() as connection:
                 current = hist.watermark(
                     connection, model=config.name, version=profiles.version, lock=True

@@ -64,9 +64,13 @@ def set_watermark(connection: Connection, *, model: str, version: int, seq: int)
     )
 
 
+#: (seq, ts, received_at, features, prediction) of a record, as ``rows_after`` reads it.
+AfterRow = tuple[int, float, float, bytes, Any]
+
+
 def rows_after(
     connection: Connection, *, model: str, after_seq: int, limit: int, regression: bool
-) -> list[tuple[int, float, float, bytes, Any]]:
+) -> list[AfterRow]:
     """(seq, ts, received_at, features, prediction) of records after ``after_seq``, in order.
 
     The scan walks the primary key from ``after_seq`` on, so it costs the records ingested

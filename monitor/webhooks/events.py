@@ -62,24 +62,21 @@ def alert_event(
     the episode's ``alert.firing`` event (its own id for that event), so a receiver can tie an
     escalation or a resolution to what it resolves. ``feature`` is null for a model-level rule.
     ``top_features`` are the evaluation's features with the highest PSI."""
-    event_id = new_event_id()
-    document = {
-        "id": event_id,
-        "type": event_type,
-        "version": VERSION,
-        "created_at": rfc3339(now),
-        "episode": episode or event_id,
-        "model": model,
-        "rule": rule,
-        "statistic": rule,
-        "feature": feature or None,
-        "severity": severity,
-        "value": value,
-        "threshold": threshold,
-        "window": window,
-        "reference": {"version": reference_version},
-        "top_features": top_features,
-        "links": {
+    document = event(
+        event_type,
+        now,
+        episode=episode,
+        model=model,
+        rule=rule,
+        statistic=rule,
+        feature=feature or None,
+        severity=severity,
+        value=value,
+        threshold=threshold,
+        window=window,
+        reference={"version": reference_version},
+        top_features=top_features,
+        links={
             "export": (
                 f"/v1/models/{model}/export?start={window['start']!r}&end={window['end']!r}"
             ),
@@ -87,5 +84,6 @@ def alert_event(
             "alerts": f"/v1/alerts?model={model}",
             "history": f"/v1/alerts/history?model={model}",
         },
-    }
+    )
+    document["episode"] = episode or document["id"]
     return document
