@@ -1,4 +1,4 @@
-"""Command line: ``monitor serve | check-config | demo | --version``."""
+"""Command line: ``monitor serve | check-config | replay | demo | --version``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import gc
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
 
 from monitor import __version__
@@ -59,11 +60,53 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=["debug", "info", "warning", "error"],
     )
 
+    replay = commands.add_parser(
+        "replay",
+        help="replay a file of past predictions (and labels) in data time",
+        description="Stream a CSV, JSON Lines or Parquet file of past predictions into the "
+        "store (default) or a running service (--url), evaluating at the ticks of the model's "
+        "schedule in data time, and print the alert timeline.",
+    )
+    replay.add_argument("file", help="CSV, JSON Lines or Parquet file, sorted by timestamp")
+    replay.add_argument("--model", required=True, help="the model the records belong to")
+    replay.add_argument("--config", help="config file (default: $MONITOR_CONFIG)")
+    replay.add_argument(
+        "--format", choices=["csv", "jsonl", "parquet"], help="default: by the file's extension"
+    )
+    replay.add_argument("--url", help="a running service to send to, e.g. http://127.0.0.1:8000")
+    replay.add_argument(
+        "--token",
+        default=os.environ.get("MONITOR_TOKEN"),
+        help="bearer token with the admin scope, for --url (default: $MONITOR_TOKEN)",
+    )
+    replay.add_argument(
+        "--database",
+        help="database URL (default: $MONITOR_DATABASE_URL, else storage.url, as for serve)",
+    )
+    replay.add_argument(
+        "--every", help="evaluate every DURATION of data time (default: the model's schedule)"
+    )
+    replay.add_argument("--batch", type=int, default=1000, help="records per batch (1000)")
+    replay.add_argument(
+        "--sort-buffer",
+        type=int,
+        default=10_000,
+        help="records held to put a slightly unsorted file in order (10000)",
+    )
+    replay.add_argument(
+        "--send-webhooks",
+        action="store_true",
+        help="send the alert events to the model's webhook routes (default: record them only)",
+    )
+    replay.add_argument("--json", action="store_true", help="print the timeline as JSON")
+
     args = parser.parse_args(argv)
     if args.command == "check-config":
         return check_config(args.path)
     if args.command == "demo":
         return demo_command(args)
+    if args.command == "replay":
+        return replay_command(args)
     return serve_command(args)
 
 
@@ -103,6 +146,122 @@ def demo_command(args: argparse.Namespace) -> int:
         for issue in exc.issues:
             print(issue, file=sys.stderr)
         return 1
+
+
+def replay_command(args: argparse.Namespace) -> int:
+    """``monitor replay``: exit 0 when replayed, 1 on an invalid row, a refusal or an error
+    of the target, 2 on a usage error."""
+    import orjson
+
+    from monitor.config import ModelConfig, load_config, parse_duration
+    from monitor.errors import ReplayInputError, ReplayTargetError
+    from monitor.replay import format_of, open_source, replay
+    from monitor.replay.progress import ProgressBar
+    from monitor.replay.report import document, summary, table
+    from monitor.replay.targets import DataClock, HttpTarget, StoreTarget
+    from monitor.service import Service
+    from monitor.storage import create_database_engine
+
+    def usage(message: str) -> int:
+        print(f"monitor replay: {message}", file=sys.stderr)
+        return 2
+
+    logging.basicConfig(level="WARNING", format="%(levelname)s %(name)s: %(message)s")
+    path = args.config or os.environ.get("MONITOR_CONFIG")
+    file_format = args.format or format_of(args.file)
+    if file_format is None:
+        return usage(f"cannot tell the format of {args.file}: give --format csv|jsonl|parquet")
+    if args.url is None and not path:
+        return usage("give --config PATH or set MONITOR_CONFIG (or --url to send to a service)")
+    if args.url is not None and args.database is not None:
+        return usage("--database is for replays into the store; a service has its own")
+    if args.batch < 1 or args.sort_buffer < 1:
+        return usage("--batch and --sort-buffer must be at least 1")
+    try:
+        every = None if args.every is None else parse_duration(args.every).total_seconds()
+    except ValueError as exc:
+        return usage(f"--every: {exc}")
+    try:
+        config = load_config(path) if path else None
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        return 1
+    model: ModelConfig | None = None
+    if config is not None:
+        model = config.model(args.model)
+        if model is None:
+            return usage(f"no model named {args.model!r} in {path}")
+    service: Service | None = None
+    http: HttpTarget | None = None
+    target: StoreTarget | HttpTarget
+    bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
+    started = time.monotonic()
+    try:
+        if args.url is not None:
+            target = http = HttpTarget(
+                args.url, args.model, token=args.token, webhooks=args.send_webhooks
+            )
+            if model is None:
+                model = http.model_config()
+        else:
+            assert config is not None and model is not None
+            clock = DataClock(time.time())
+            engine = create_database_engine(args.database) if args.database else None
+            service = Service(config, engine=engine, clock=clock)
+            # deliveries are signed with, and retried in, wall-clock time
+            service.webhooks.clock = time.time
+            service.start(run_jobs=False)
+            target = StoreTarget(service, args.model, clock=clock, webhooks=args.send_webhooks)
+        with open(args.file, "rb") as stream:
+            source = open_source(stream, model, file_format, size=os.fstat(stream.fileno()).st_size)
+            timeline, progress = replay(
+                source,
+                target,
+                every=every or model.schedule.total_seconds(),
+                batch=args.batch,
+                reorder=args.sort_buffer,
+                on_progress=bar,
+            )
+        pending = target.pending_deliveries() if isinstance(target, StoreTarget) else 0
+    except ReplayInputError as exc:
+        if bar is not None:
+            bar.close()
+        for row in exc.issues:
+            where = f"{args.file}:{row.line}" if row.line else args.file
+            print(
+                f"{where}: {row.field}: {row.reason}" if row.field else f"{where}: {row.reason}",
+                file=sys.stderr,
+            )
+        return 1
+    except (ReplayTargetError, ConfigError, OSError) as exc:
+        if bar is not None:
+            bar.close()
+        print(f"monitor replay: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if service is not None:
+            service.stop()
+        if http is not None:
+            http.close()
+    if bar is not None:
+        bar.close()
+    if args.json:
+        print(
+            orjson.dumps(
+                document(timeline, progress, args.model), option=orjson.OPT_INDENT_2
+            ).decode()
+        )
+    else:
+        print(table(timeline))
+    print(summary(progress, timeline, time.monotonic() - started), file=sys.stderr)
+    if pending:
+        print(
+            f"{pending} webhook deliveries still pending: the next serve on this database "
+            "sends them",
+            file=sys.stderr,
+        )
+    return 0
 
 
 def serve_command(args: argparse.Namespace) -> int:

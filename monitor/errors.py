@@ -9,7 +9,9 @@
     ├── InvalidRecordsError(ValueError)  a batch has invalid records; carries every RecordIssue
     ├── PayloadError(ValueError)         a body that cannot be read at all (syntax, encoding)
     │   └── PayloadTooLargeError         the body (or its decompressed form) exceeds a limit
-    └── StorageError(RuntimeError)       the database refused or is unreachable
+    ├── StorageError(RuntimeError)       the database refused or is unreachable
+    ├── ReplayInputError(ValueError)     rows of a replayed file are invalid; carries every RowIssue
+    └── ReplayTargetError(RuntimeError)  the service a replay sends to refused or failed
 """
 
 from __future__ import annotations
@@ -85,3 +87,25 @@ class PayloadTooLargeError(PayloadError):
 
 class StorageError(MonitorError, RuntimeError):
     """The database refused an operation or could not be reached."""
+
+
+@dataclass(frozen=True, slots=True)
+class RowIssue:
+    """One problem in one row of a replayed file: its line (CSV, JSONL; the header is line 1)
+    or row number (Parquet, from 1), the field and the reason."""
+
+    line: int
+    field: str
+    reason: str
+
+
+class ReplayInputError(MonitorError, ValueError):
+    """Rows of a replayed file are invalid; the batch holding them was not stored."""
+
+    def __init__(self, issues: list[RowIssue]) -> None:
+        self.issues = issues
+        super().__init__("; ".join(f"{i.line}: {i.field}: {i.reason}" for i in issues))
+
+
+class ReplayTargetError(MonitorError, RuntimeError):
+    """The running service a replay sends to refused a request or could not be reached."""

@@ -460,9 +460,12 @@ class Service:
 
     # -- drift ------------------------------------------------------------------------------
 
-    def evaluate(self, model: str) -> Evaluation:
-        """Evaluate the model's current window now (see ``DriftEvaluator.evaluate``)."""
-        return self.evaluator.evaluate(self.model(model))
+    def evaluate(
+        self, model: str, *, at: float | None = None, webhooks: bool = True
+    ) -> Evaluation:
+        """Evaluate the model's current window now, or as of ``at`` (see
+        ``DriftEvaluator.evaluate``)."""
+        return self.evaluator.evaluate(self.model(model), at=at, webhooks=webhooks)
 
     def latest_evaluation(self, model: str) -> dict[str, Any] | None:
         self.model(model)

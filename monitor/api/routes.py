@@ -3,6 +3,7 @@ routes (predictions, labels) are served in front of these by ``api.ingest``."""
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -95,10 +96,23 @@ def build_router(service: Service) -> APIRouter:
         return ModelOut.of(config, reference=service.reference(model), counts=service.counts(model))
 
     @router.post("/v1/models/{model}/evaluate", dependencies=admin, tags=["drift"])
-    async def post_evaluate(model: ModelName) -> JSONResponse:
-        """Evaluate the model's current window now; answers with the evaluation."""
+    async def post_evaluate(
+        model: ModelName,
+        at: Annotated[
+            str | None,
+            Query(description="evaluate as of this time (RFC 3339 or Unix seconds), not now"),
+        ] = None,
+        webhooks: Annotated[
+            bool, Query(description="false: record alert events without sending them")
+        ] = True,
+    ) -> JSONResponse:
+        """Evaluate the model's current window now (or as of ``at``, as ``monitor replay``
+        does); answers with the evaluation."""
         service.model(model)
-        evaluation = await run_in_threadpool(service.evaluate, model)
+        when = _instant(at, "at")
+        evaluation = await run_in_threadpool(
+            functools.partial(service.evaluate, model, at=when, webhooks=webhooks)
+        )
         return JSONResponse(to_document(evaluation))
 
     @router.get("/v1/models/{model}/drift", dependencies=read, tags=["drift"])

@@ -44,8 +44,14 @@ class Alerting:
                         metrics.threshold.labels(config.name, rule, severity).set(level)
 
     def apply(
-        self, connection: Connection, config: ModelConfig, evaluation: Evaluation, now: float
+        self,
+        connection: Connection,
+        config: ModelConfig,
+        evaluation: Evaluation,
+        now: float,
+        webhooks: bool = True,
     ) -> None:
+        """``webhooks=False`` (a replay): events are recorded with no routes, nothing queued."""
         model = config.name
         current = {
             (s.alert.rule, s.alert.feature): s for s in store.active(connection, model=model)
@@ -69,7 +75,9 @@ class Alerting:
             if event_type is not None:
                 emitted = after if after is not None else before.alert if before else None
                 assert emitted is not None
-                if event_type == "alert.firing":
+                if not webhooks:
+                    routes = ()
+                elif event_type == "alert.firing":
                     routes = self._routes_for(
                         connection,
                         config,

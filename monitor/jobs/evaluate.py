@@ -38,7 +38,8 @@ SUMMARY_LAG_SECONDS = 30.0
 SUMMARY_CHUNK = 20_000  # records decoded at a time: bounds memory, not speed
 
 SaveReference = Callable[..., ReferenceInfo]
-OnEvaluation = Callable[[Connection, ModelConfig, Evaluation, float], None]
+#: (connection, config, evaluation, now, webhooks): ``webhooks=False`` queues no deliveries
+OnEvaluation = Callable[[Connection, ModelConfig, Evaluation, float, bool], None]
 
 
 def _columns(config: ModelConfig, rows: Rows) -> Columns:
@@ -88,15 +89,19 @@ class DriftEvaluator:
         self._profiles: dict[str, ReferenceProfiles] = {}
         metrics.registry.register(DriftCollector(lambda: self.latest))
 
-    def evaluate(self, config: ModelConfig) -> Evaluation:
+    def evaluate(
+        self, config: ModelConfig, *, at: float | None = None, webhooks: bool = True
+    ) -> Evaluation:
         """Evaluate the model's current window against its reference; store and export it.
 
         Windows of up to ``drift.exact_max_samples`` records are compared exactly; larger ones
-        from per-bucket histograms (see ``_evaluate_from_histograms``).
+        from per-bucket histograms (see ``_evaluate_from_histograms``). ``at`` evaluates as of
+        that time instead of the clock's (a replay's data time); ``webhooks=False`` records
+        the alert events without queueing their deliveries.
         """
         model = config.name
         started = time.perf_counter()
-        now = self.clock()
+        now = self.clock() if at is None else at
         with self.engine.connect() as connection:
             profiles = self.reference_profiles(connection, config, now)
             large = (
@@ -156,7 +161,7 @@ class DriftEvaluator:
                 document=to_document(evaluation),
             )
             if self._on_evaluation is not None:  # alerts: in the same transaction
-                self._on_evaluation(connection, config, evaluation, now)
+                self._on_evaluation(connection, config, evaluation, now, webhooks)
         self.latest[model] = evaluation
         self.metrics.observe_evaluation(evaluation)
         return evaluation
