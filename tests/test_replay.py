@@ -340,6 +340,18 @@ def test_send_webhooks_delivers_the_replayed_events(
     for headers, _ in receiver.requests:
         assert before - 5 <= int(headers["webhook-timestamp"]) <= time.time() + 5
 
+    # replayed again into the same store: the alerts go on from where they are (accuracy was
+    # firing, the first windows are accurate again) and the first run's events are not
+    # reported as this run's
+    code, out, err = replay(capsys, str(data), "--model", "m", "--config", str(config), "--json")
+    assert code == 0, err
+    again = timeline_of(out)
+    assert (SHIFT_START + 3 * TICK, "psi", "x", "firing") in again
+    assert len(again) == len(set(again)) == len(expected_timeline()) + 1
+    # the first run's labels are all stored already: 120 labelled at the 2nd tick, 2 clears
+    assert (T0 + 3 * TICK, "accuracy", None, "resolved") in again
+    assert len(receiver.requests) == len(sent)  # not sent this time
+
 
 def test_a_running_service_reaches_the_same_firing_times(
     database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], receiver: Receiver

@@ -36,12 +36,14 @@ def transitions(
     *,
     events: Iterable[Mapping[str, Any]],
     active: Iterable[Mapping[str, Any]],
+    earlier: frozenset[str] = frozenset(),
 ) -> tuple[list[Transition], int]:
     """The alert transitions at tick ``at`` from the alert history (``alert.*`` events, newest
-    first, as ``GET /v1/alerts/history`` answers) and the active alerts (a pending alert whose
-    state began at ``at`` went pending then); and how many alerts fire.
+    first, as ``GET /v1/alerts/history`` answers; those whose ``event_id`` is in ``earlier``,
+    seen before this evaluation, were made by an earlier replay) and the active alerts (a
+    pending alert whose state began at ``at`` went pending then); and how many alerts fire.
 
-    >>> event = {"type": "alert.firing", "at": 60.0, "model": "m", "rule": "psi",
+    >>> event = {"event_id": "e1", "type": "alert.firing", "at": 60.0, "model": "m", "rule": "psi",
     ...          "feature": "x", "severity": "critical", "value": 0.5, "threshold": 0.25}
     >>> found, firing = transitions(60.0, events=[event], active=[{**event, "state": "firing",
     ...                             "since": 60.0}])
@@ -54,7 +56,7 @@ def transitions(
         if alert["state"] == "pending" and alert["since"] == at:
             found.append(_transition(at, "pending", alert))
     for event in reversed(list(events)):
-        if event["at"] == at:
+        if event["at"] == at and event["event_id"] not in earlier:
             found.append(_transition(at, str(event["type"]).removeprefix("alert."), event))
     firing = sum(1 for alert in active if alert["state"] == "firing")
     return found, firing
@@ -100,6 +102,7 @@ class StoreTarget:
 
     def evaluate(self, at: float) -> tuple[list[Transition], int]:
         self.clock.now = at
+        earlier = self._event_ids(at)
         self.service.evaluate(self.model, at=at, webhooks=self.webhooks)
         if self.webhooks:
             while self.service.webhooks.run_once() >= WEBHOOK_BATCH:
@@ -108,8 +111,10 @@ class StoreTarget:
         active = self.service.active_alerts(self.model)
         return transitions(
             at,
+            earlier=earlier,
             events=(
                 {
+                    "event_id": e.event_id,
                     "type": e.type,
                     "at": e.at,
                     "model": e.model,
@@ -135,6 +140,10 @@ class StoreTarget:
                 for s in active
             ),
         )
+
+    def _event_ids(self, at: float) -> frozenset[str]:
+        events = self.service.alert_history(model=self.model, since=at, limit=HISTORY_LIMIT)
+        return frozenset(e.event_id for e in events)
 
     def pending_deliveries(self) -> int:
         return len(self.service.deliveries(status="pending", limit=1000))
@@ -191,15 +200,18 @@ class HttpTarget:
         self._post_records(f"{self._path}/labels", records)
 
     def evaluate(self, at: float) -> tuple[list[Transition], int]:
+        earlier = frozenset(e["event_id"] for e in self._history(at))
         flag = "true" if self.webhooks else "false"
         self._request("POST", f"{self._path}/evaluate", params={"at": repr(at), "webhooks": flag})
-        events = self._request(
-            "GET",
-            "/v1/alerts/history",
-            params={"model": self.model, "since": repr(at), "limit": str(HISTORY_LIMIT)},
-        ).json()
         active = self._request("GET", "/v1/alerts", params={"model": self.model}).json()
-        return transitions(at, events=events, active=active)
+        return transitions(at, events=self._history(at), active=active, earlier=earlier)
+
+    def _history(self, since: float) -> list[dict[str, Any]]:
+        params = {"model": self.model, "since": repr(since), "limit": str(HISTORY_LIMIT)}
+        found: list[dict[str, Any]] = self._request(
+            "GET", "/v1/alerts/history", params=params
+        ).json()
+        return found
 
     def _post_records(self, path: str, records: list[dict[str, Any]]) -> None:
         response = self._request(
