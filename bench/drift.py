@@ -908,7 +908,7 @@ TIMED = (
     ("monitor.stats.categorical", "compare_categorical_counts", "compare_categorical_counts"),
     ("monitor.stats.histogram", "grid_counts", "grid_counts"),
     ("monitor.stats.categories", "category_counts", "category_counts"),
-    ("monitor.storage.windows", "labelled_between", "DB: labelled predictions (performance)"),
+    ("monitor.jobs.labelled_windows", "LabelledWindows.window", "DB: labelled predictions"),
     ("monitor.storage.windows", "unmatched_label_count", "DB: count unmatched labels"),
     ("monitor.evaluation.performance", "evaluate_performance", "performance metrics"),
     ("monitor.evaluation.performance", "label_health", "label health"),

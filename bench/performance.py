@@ -51,6 +51,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
+import dataclasses
 import gc
 import io
 import pstats
@@ -72,8 +73,9 @@ from monitor import codec
 from monitor.config import ModelConfig, parse_config
 from monitor.domain import LabelBatch, Performance, PredictionBatch
 from monitor.evaluation.performance import evaluate_performance
+from monitor.jobs.labelled_windows import SUMMARY_LAG_SECONDS, LabelledWindows
 from monitor.service import Service
-from monitor.storage import create_database_engine, windows
+from monitor.storage import create_database_engine
 from monitor.storage import repository as repo
 
 NOW = 1_750_000_000.0  # the service's clock; every prediction is within the hour before
@@ -108,6 +110,8 @@ class Result:
     n: int
     ours: Timing
     floor: Timing
+    build_s: float  # ours: the first evaluation, which builds the buckets from the raw rows
+    tick_s: float  # ours: the next schedule tick, a minute of new records later
 
 
 @dataclass(frozen=True)
@@ -182,7 +186,9 @@ def batches(task: str, n: int, seed: int) -> Iterator[tuple[PredictionBatch, Lab
         )
 
 
-def insert_labels_postgresql(connection: Connection, *, model: str, batch: LabelBatch) -> int:
+def insert_labels_postgresql(
+    connection: Connection, *, model: str, batch: LabelBatch, received_at: float = NOW
+) -> int:
     """The rows ``repository.upsert_labels`` writes for new ids, in one ``unnest`` insert.
 
     ``upsert_labels`` first looks up stored labels and prediction times in IN lists of 500 ids:
@@ -197,7 +203,7 @@ def insert_labels_postgresql(connection: Connection, *, model: str, batch: Label
             "model": model,
             "ids": batch.ids,
             "ts": batch.timestamps,
-            "received": [NOW] * len(batch),
+            "received": [received_at] * len(batch),
             "classes": batch.label_classes,
             "values": batch.label_values,
         },
@@ -206,14 +212,22 @@ def insert_labels_postgresql(connection: Connection, *, model: str, batch: Label
 
 
 def store_chunk(
-    connection: Connection, name: str, predictions: PredictionBatch, labels: LabelBatch
+    connection: Connection,
+    name: str,
+    predictions: PredictionBatch,
+    labels: LabelBatch,
+    received_at: float = NOW,
 ) -> None:
-    stored = repo.insert_predictions(connection, model=name, batch=predictions, received_at=NOW)
+    stored = repo.insert_predictions(
+        connection, model=name, batch=predictions, received_at=received_at
+    )
     if connection.dialect.name == "postgresql":
-        labelled = insert_labels_postgresql(connection, model=name, batch=labels)
+        labelled = insert_labels_postgresql(
+            connection, model=name, batch=labels, received_at=received_at
+        )
     else:
         labelled = repo.upsert_labels(
-            connection, model=name, batch=labels, received_at=NOW
+            connection, model=name, batch=labels, received_at=received_at
         ).accepted
     if stored.accepted != len(predictions) or labelled != len(labels):
         raise RuntimeError(f"{name}: a chunk was not stored in full")
@@ -234,26 +248,58 @@ def fill(service: Service, sizes: Sequence[int]) -> None:
 # -- ours ----------------------------------------------------------------------------------
 
 
-def run_ours(service: Service, model: ModelConfig) -> tuple[Timing, Performance]:
-    """``labelled_between`` then ``evaluate_performance``, as ``DriftEvaluator.evaluate``."""
-    regression = model.task == "regression"
-    with service.engine.connect() as connection:
-        started = time.perf_counter()
-        rows = windows.labelled_between(
-            connection, model=model.name, start=NOW - WINDOW_S, end=NOW, regression=regression
-        )
-        read = time.perf_counter()
+def labelled_windows(service: Service, now: float) -> LabelledWindows:
+    """The service's window reader on a clock past the summary lag: the scheduler kept the
+    buckets current up to the records received at ``now``."""
+    return LabelledWindows(
+        engine=service.engine,
+        write_lock=service._write_lock,
+        clock=lambda: now + SUMMARY_LAG_SECONDS + 1.0,
+    )
+
+
+def build_ours(service: Service, model: ModelConfig) -> float:
+    """The first evaluation's extra work: building the buckets of the window from the rows."""
+    started = time.perf_counter()
+    labelled_windows(service, NOW).summarize(model, window_start=NOW - WINDOW_S, window_end=NOW)
+    return time.perf_counter() - started
+
+
+def run_ours(service: Service, model: ModelConfig, now: float = NOW) -> tuple[Timing, Performance]:
+    """The window's labelled predictions (``LabelledWindows.window``: bring the buckets up to
+    date, merge them) then ``evaluate_performance``, as ``DriftEvaluator.evaluate``."""
+    windows = labelled_windows(service, now)
+    started = time.perf_counter()
+    pairs = windows.window(model, start=now - WINDOW_S, end=now)
+    read = time.perf_counter()
     performance = evaluate_performance(
-        model,
-        predictions=rows.predictions,
-        labels=rows.labels,
-        scores=rows.scores,
-        calibration=None,
-        window_predictions=None,
-        window_scores=None,
+        model, pairs=pairs, calibration=None, window_predictions=None, window_scores=None
     )
     done = time.perf_counter()
     return Timing(read - started, done - read), performance
+
+
+def tick_ours(service: Service, model: ModelConfig, task: str, n: int, seed: int) -> float:
+    """A minute of new labelled predictions (a sixtieth of the window) arrives; the next
+    evaluation's read and metrics, adding them to the buckets included."""
+    tick = 60.0
+    count = max(1, n // 60)
+    rng = np.random.default_rng(seed + 100)
+    for prediction_batch, label_batch in batches(task, count, seed + 100):
+        ts = np.sort(NOW + tick * rng.random(len(prediction_batch))).tolist()
+        predictions = dataclasses.replace(
+            prediction_batch, ids=[f"t{i}" for i in prediction_batch.ids], timestamps=ts
+        )
+        labels = LabelBatch(
+            predictions.ids,
+            [t + 1.0 for t in ts],
+            label_batch.label_classes,
+            label_batch.label_values,
+        )
+        with service.engine.begin() as connection:
+            store_chunk(connection, model.name, predictions, labels, received_at=NOW + tick)
+    timing, _ = run_ours(service, model, NOW + tick)
+    return timing.total_s
 
 
 def summarise_ours(performance: Performance) -> Summary:
@@ -376,6 +422,8 @@ def measure(service: Service, backend: str, args: argparse.Namespace) -> list[Re
             for task in TASKS:
                 model = service.config.model(model_name(task, n))
                 assert model is not None
+                gc.collect()
+                build_s = build_ours(service, model)
                 ours_runs, floor_runs = [], []
                 for _ in range(args.repeat):  # alternating, so both see the same conditions
                     gc.collect()  # one window's rows alive at a time: none left from the last
@@ -385,7 +433,11 @@ def measure(service: Service, backend: str, args: argparse.Namespace) -> list[Re
                     timing, floor_summary = run_floor(fetch, model)
                     floor_runs.append(timing)
                     check_agreement(model.name, summarise_ours(performance), floor_summary, n)
-                result = Result(backend, task, n, best(ours_runs), best(floor_runs))
+                gc.collect()
+                tick_s = tick_ours(service, model, task, n, seed=TASKS.index(task))
+                result = Result(
+                    backend, task, n, best(ours_runs), best(floor_runs), build_s, tick_s
+                )
                 results.append(result)
                 print(f"  {describe(result)}", flush=True)
     return results
@@ -445,7 +497,8 @@ def describe(result: Result) -> str:
     return (
         f"{result.backend:<10} {result.task:<14} {result.n:>9,}  "
         f"ours {result.ours.total_s:.3f} s (read {result.ours.read_s:.3f}, "
-        f"metrics {result.ours.metrics_s:.3f})  floor {result.floor.total_s:.3f} s "
+        f"metrics {result.ours.metrics_s:.3f}; first build {result.build_s:.3f}, "
+        f"tick {result.tick_s:.3f})  floor {result.floor.total_s:.3f} s "
         f"(read {result.floor.read_s:.3f}, metrics {result.floor.metrics_s:.3f})"
     )
 
@@ -457,15 +510,16 @@ def ratio(ours: float, floor: float) -> str:
 def table(results: list[Result]) -> str:
     header = (
         "| backend | task | n | ours read s | ours metrics s | ours total s "
-        "| floor read s | floor metrics s | floor total s | read ours/floor | total ours/floor |"
+        "| floor read s | floor metrics s | floor total s | total ours/floor "
+        "| ours first build s | ours tick s (+1 min) |"
     )
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     for r in results:
         lines.append(
             f"| {r.backend} | {r.task} | {r.n:,} | {r.ours.read_s:.3f} | {r.ours.metrics_s:.3f} "
             f"| {r.ours.total_s:.3f} | {r.floor.read_s:.3f} | {r.floor.metrics_s:.3f} "
-            f"| {r.floor.total_s:.3f} | {ratio(r.ours.read_s, r.floor.read_s)} "
-            f"| {ratio(r.ours.total_s, r.floor.total_s)} |"
+            f"| {r.floor.total_s:.3f} | {ratio(r.ours.total_s, r.floor.total_s)} "
+            f"| {r.build_s:.3f} | {r.tick_s:.3f} |"
         )
     return "\n".join(lines)
 
@@ -475,8 +529,9 @@ def targets(results: list[Result]) -> list[str]:
     if not at_target:
         return [f"- {TARGET_N:,} labelled predictions: not measured (add it to --sizes)"]
     return [
-        f"- {r.backend} {r.task} {r.n:,}: ours {r.ours.total_s:.3f} s < {TARGET_S:g} s "
-        f"{'PASS' if r.ours.total_s < TARGET_S else 'MISS'}"
+        f"- {r.backend} {r.task} {r.n:,}: ours {r.ours.total_s:.3f} s (a tick later "
+        f"{r.tick_s:.3f} s) < {TARGET_S:g} s "
+        f"{'PASS' if max(r.ours.total_s, r.tick_s) < TARGET_S else 'MISS'}"
         for r in at_target
     ]
 

@@ -46,7 +46,7 @@ from monitor.jobs.alerting import Alerting
 from monitor.jobs.evaluate import DriftEvaluator
 from monitor.metrics import DATABASE_ERROR_KINDS, Metrics
 from monitor.storage import alerts as alert_store
-from monitor.storage import create_database_engine, migrate, windows
+from monitor.storage import create_database_engine, labelled, migrate, windows
 from monitor.storage import deliveries as outbox
 from monitor.storage import histograms as hist
 from monitor.storage import repository as repo
@@ -460,9 +460,7 @@ class Service:
 
     # -- drift ------------------------------------------------------------------------------
 
-    def evaluate(
-        self, model: str, *, at: float | None = None, webhooks: bool = True
-    ) -> Evaluation:
+    def evaluate(self, model: str, *, at: float | None = None, webhooks: bool = True) -> Evaluation:
         """Evaluate the model's current window now, or as of ``at`` (see
         ``DriftEvaluator.evaluate``)."""
         return self.evaluator.evaluate(self.model(model), at=at, webhooks=webhooks)
@@ -495,6 +493,8 @@ class Service:
                 break
         with self._write_lock, self.engine.begin() as connection:
             hist.delete_buckets_before(connection, cutoff=cutoff)
+            labelled.delete_buckets_before(connection, model=None, before=cutoff)
+            labelled.delete_stale_before(connection, cutoff=cutoff)
         self.metrics.retention_deleted.labels("predictions").inc(deleted_predictions)
         self.metrics.retention_deleted.labels("labels").inc(deleted_labels)
         if deleted_predictions or deleted_labels:

@@ -25,8 +25,8 @@ def batch(ids: list[str], timestamps: list[float]) -> PredictionBatch:
 
 
 def test_migrate_is_idempotent_and_creates_every_table(engine: Engine) -> None:
-    assert migrate(engine) == 8
-    assert migrate(engine) == 8
+    assert migrate(engine) == 9
+    assert migrate(engine) == 9
     tables = set(inspect(engine).get_table_names())
     assert {
         "predictions",
@@ -36,6 +36,9 @@ def test_migrate_is_idempotent_and_creates_every_table(engine: Engine) -> None:
         "evaluations",
         "deliveries",
         "schema_version",
+        "performance_buckets",
+        "performance_watermarks",
+        "performance_stale",
     } <= tables
 
 
@@ -62,7 +65,7 @@ def test_migration_7_re_encodes_json_objects_as_msgpack(engine: Engine) -> None:
             )
         )
         connection.execute(schema_version.update().values(version=6))
-    assert migrate(engine) == 8
+    assert migrate(engine) == 9
     with engine.connect() as connection:
         stored = connection.execute(
             select(predictions.c.features, predictions.c.scores).order_by(predictions.c.seq)
@@ -235,60 +238,6 @@ def test_large_batches_store_every_column_across_statements(engine: Engine) -> N
     regression_rows = [r for r in rows if r.model == "r"]
     assert [r.prediction_value for r in regression_rows] == [i / 4 for i in range(n)]
     assert {r.prediction_class for r in regression_rows} == {None}
-
-
-def test_labelled_window_is_the_same_whichever_side_drives_the_join(engine: Engine) -> None:
-    """Labels joined from the window's predictions or from the model's labels give the same
-    rows: labels outside the window, without a prediction, or of another model with the same
-    ids never appear."""
-    from monitor.storage import windows
-
-    migrate(engine)
-    ids = [f"r{i}" for i in range(30)]
-    with engine.begin() as connection:
-        repo.insert_predictions(
-            connection, model="m", batch=batch(ids, [float(i) for i in range(30)]), received_at=1
-        )
-        repo.insert_predictions(
-            connection,
-            model="other",
-            batch=batch(ids, [float(i) for i in range(30)]),
-            received_at=1,
-        )
-        labelled = [*ids[::3], "no-prediction"]
-        for model in ("m", "other"):
-            repo.upsert_labels(
-                connection,
-                model=model,
-                batch=LabelBatch(
-                    labelled,
-                    [100.0 + i for i in range(len(labelled))],
-                    ["rejected" if model == "m" else "approved"] * len(labelled),
-                    [None] * len(labelled),
-                ),
-                received_at=2,
-            )
-    results = []
-    with engine.connect() as connection:
-        for window_n in (None, 1_000, 0):
-            rows = windows.labelled_between(
-                connection, model="m", start=4.5, end=20.0, regression=False, window_n=window_n
-            )
-            results.append(
-                sorted(
-                    zip(
-                        rows.prediction_ts,
-                        rows.label_ts,
-                        rows.predictions,
-                        rows.labels,
-                        strict=True,
-                    )
-                )
-            )
-    expected = [
-        (float(i), 100.0 + i // 3, "approved", "rejected") for i in range(6, 21, 3)
-    ]  # predictions 6, 9, ..., 18 (ts in (4.5, 20]) with their labels
-    assert results == [expected, expected, expected]
 
 
 def test_window_rows_join_labels_once_the_model_has_any(engine: Engine) -> None:

@@ -14,9 +14,10 @@ import numpy as np
 from monitor import codec
 from monitor.config import ModelConfig
 from monitor.domain import LabelHealth, Performance, Status
+from monitor.evaluation.labelled import Labelled
 from monitor.stats.performance import (
     Calibration,
-    classification_metrics,
+    classification_metrics_of_codes,
     estimate_accuracy,
     fit_calibration,
     regression_metrics,
@@ -24,20 +25,14 @@ from monitor.stats.performance import (
 from monitor.thresholds import worst_status
 
 
-def label_health(
-    *,
-    predictions: int,
-    prediction_ts: Sequence[float],
-    label_ts: Sequence[float],
-    unmatched: int,
-) -> LabelHealth:
+def label_health(*, predictions: int, pairs: Labelled, unmatched: int) -> LabelHealth:
     """Coverage is labelled / predictions in the window; delay is label time minus prediction
     time over the labelled ones (negative delays, labels stamped before their prediction, are
     kept as they are)."""
-    labelled = len(prediction_ts)
-    delays = np.asarray(label_ts, dtype=np.float64) - np.asarray(prediction_ts, dtype=np.float64)
+    labelled = len(pairs)
     p50 = p90 = p99 = None
-    if delays.size:
+    if labelled:
+        delays = pairs.label_ts - pairs.prediction_ts
         p50, p90, p99 = (float(v) for v in np.quantile(delays, [0.5, 0.9, 0.99]))
     return LabelHealth(
         predictions=predictions,
@@ -101,16 +96,14 @@ def calibrate(
 def evaluate_performance(
     model: ModelConfig,
     *,
-    predictions: Sequence[Any],
-    labels: Sequence[Any],
-    scores: Sequence[bytes | None],
+    pairs: Labelled,
     calibration: Calibration | None,
     window_predictions: Sequence[Any] | None,
     window_scores: Sequence[bytes | None] | None,
 ) -> Performance:
-    """Metrics over the labelled predictions (``predictions``, ``labels``, ``scores`` aligned);
-    the estimate over the whole window's predictions and scores when a calibration exists."""
-    n = len(labels)
+    """Metrics over the window's labelled predictions (``pairs``); the estimate over the whole
+    window's predictions and scores when a calibration exists."""
+    n = len(pairs)
     metrics: dict[str, float | None] = {}
     intervals: dict[str, tuple[float, float]] = {}
     per_class: dict[str, dict[str, float | None]] = {}
@@ -125,11 +118,11 @@ def evaluate_performance(
     status: Status = "insufficient"
     if n >= model.min_samples:
         if model.task == "classification":
-            result = classification_metrics(
-                y_true=list(labels),
-                y_pred=list(predictions),
+            result = classification_metrics_of_codes(
+                true_codes=pairs.actual,
+                pred_codes=pairs.predicted,
                 classes=classes,
-                scores=score_matrix(scores, classes),
+                scores=pairs.complete_scores(),
             )
             metrics.update(
                 accuracy=result.accuracy.value,
@@ -151,8 +144,8 @@ def evaluate_performance(
             confusion = result.confusion_matrix
         else:
             regression = regression_metrics(
-                y_true=np.asarray(labels, dtype=np.float64),
-                y_pred=np.asarray(predictions, dtype=np.float64),
+                y_true=np.asarray(pairs.actual, dtype=np.float64),
+                y_pred=np.asarray(pairs.predicted, dtype=np.float64),
             )
             metrics.update(
                 mae=regression.mae, rmse=regression.rmse, mape=regression.mape, r2=regression.r2

@@ -26,6 +26,7 @@ from monitor.evaluation.evaluate import evaluate_drift_counts
 from monitor.evaluation.histograms import summarize
 from monitor.evaluation.performance import calibrate, evaluate_performance, label_health
 from monitor.ingest.reference import digest_batch
+from monitor.jobs.labelled_windows import LabelledWindows
 from monitor.metrics import DriftCollector, Metrics
 from monitor.storage import histograms as hist
 from monitor.storage import repository as repo
@@ -87,6 +88,9 @@ class DriftEvaluator:
         self._on_evaluation = on_evaluation
         self.latest: dict[str, Evaluation] = {}
         self._profiles: dict[str, ReferenceProfiles] = {}
+        self.labelled = LabelledWindows(
+            engine=engine, write_lock=write_lock, clock=lambda: self.clock()
+        )
         metrics.registry.register(DriftCollector(lambda: self.latest))
 
     def evaluate(
@@ -119,34 +123,21 @@ class DriftEvaluator:
             columns = _columns(config, rows)
             evaluation = evaluate_drift(config, profiles, columns, window=window, evaluated_at=now)
             window_predictions, window_scores = rows.predictions, rows.scores
+        pairs = self.labelled.window(
+            config, start=evaluation.window.start, end=evaluation.window.end
+        )
         with self.engine.connect() as connection:
-            labelled = windows.labelled_between(
-                connection,
-                model=model,
-                start=evaluation.window.start,
-                end=evaluation.window.end,
-                regression=config.task == "regression",
-                by_label_time=config.performance.window_by == "label_time",
-                window_n=evaluation.window.n,
-            )
             unmatched = windows.unmatched_label_count(connection, model=model)
         evaluation = dataclasses.replace(
             evaluation,
             performance=evaluate_performance(
                 config,
-                predictions=labelled.predictions,
-                labels=labelled.labels,
-                scores=labelled.scores,
+                pairs=pairs,
                 calibration=None if profiles is None else profiles.calibration,
                 window_predictions=window_predictions,
                 window_scores=window_scores,
             ),
-            labels=label_health(
-                predictions=evaluation.window.n,
-                prediction_ts=labelled.prediction_ts,
-                label_ts=labelled.label_ts,
-                unmatched=unmatched,
-            ),
+            labels=label_health(predictions=evaluation.window.n, pairs=pairs, unmatched=unmatched),
         )
         evaluation = dataclasses.replace(evaluation, duration_seconds=time.perf_counter() - started)
         with self._write_lock, self.engine.begin() as connection:

@@ -28,6 +28,9 @@ from monitor.storage.tables import (
     histogram_buckets,
     histogram_watermarks,
     labels,
+    performance_buckets,
+    performance_stale,
+    performance_watermarks,
     predictions,
     reference_profiles,
     reference_records,
@@ -127,6 +130,12 @@ def _v8_alerts(connection: Connection) -> None:
     alert_history.create(connection, checkfirst=True)
 
 
+def _v9_performance_buckets(connection: Connection) -> None:
+    performance_buckets.create(connection, checkfirst=True)
+    performance_watermarks.create(connection, checkfirst=True)
+    performance_stale.create(connection, checkfirst=True)
+
+
 #: Ordered steps; step N brings the schema from version N-1 to N. Append, never edit.
 STEPS: tuple[Callable[[Connection], None], ...] = (
     _v1_initial,
@@ -137,6 +146,7 @@ STEPS: tuple[Callable[[Connection], None], ...] = (
     _v6_drop_predictions_by_sequence,
     _v7_stored_objects_as_msgpack,
     _v8_alerts,
+    _v9_performance_buckets,
 )
 _LOCK_KEY = 0x64726966  # "drif": pg_advisory_xact_lock key that serialises migrations
 

@@ -19,6 +19,7 @@ from monitor.domain import (
     ReferenceBatch,
     ReferenceInfo,
 )
+from monitor.storage import labelled
 from monitor.storage.tables import labels, predictions, reference_records, references
 
 _CHUNK = 500  # ids per IN (...) list; well under every backend's bound-parameter limit
@@ -128,12 +129,14 @@ def upsert_labels(
     """Store labels; a different label for a stored id replaces it and counts as a correction,
     the same label again counts as a duplicate."""
     existing: dict[str, tuple[str | None, float | None]] = {}
+    existing_ts: dict[str, float] = {}
     for ids in _chunks(batch.ids):
-        query = select(labels.c.id, labels.c.label_class, labels.c.label_value).where(
+        query = select(labels.c.id, labels.c.label_class, labels.c.label_value, labels.c.ts).where(
             labels.c.model == model, labels.c.id.in_(ids)
         )
-        for record_id, label_class, label_value in connection.execute(query):
+        for record_id, label_class, label_value, ts in connection.execute(query):
             existing[record_id] = (label_class, label_value)
+            existing_ts[record_id] = float(ts)
     new_rows, changed_rows = [], []
     for record_id, ts, label_class, label_value in zip(
         batch.ids, batch.timestamps, batch.label_classes, batch.label_values, strict=False
@@ -164,6 +167,8 @@ def upsert_labels(
                 corrections=labels.c.corrections + 1,
             )
         )
+    if changed_rows:
+        _mark_corrections_stale(connection, model=model, rows=changed_rows, old_ts=existing_ts)
     duplicates = len(batch) - len(new_rows) - len(changed_rows) + batch.duplicates_in_batch
     predicted_at: dict[str, float] = {}
     new_ids = [str(row["id"]) for row in new_rows]
@@ -184,6 +189,31 @@ def upsert_labels(
         duplicates=duplicates,
         corrections=len(changed_rows),
         label_delays=delays,
+    )
+
+
+def _mark_corrections_stale(
+    connection: Connection,
+    *,
+    model: str,
+    rows: Sequence[dict[str, Any]],
+    old_ts: dict[str, float],
+) -> None:
+    """Corrected labels of stored predictions leave their performance buckets stale."""
+    predicted_at: dict[str, float] = {}
+    for ids in _chunks([str(row["id"]) for row in rows]):
+        query = select(predictions.c.id, predictions.c.ts).where(
+            predictions.c.model == model, predictions.c.id.in_(ids)
+        )
+        predicted_at.update((record_id, float(ts)) for record_id, ts in connection.execute(query))
+    labelled.mark_stale(
+        connection,
+        model=model,
+        rows=[
+            (predicted_at[row["id"]], old_ts[row["id"]], float(row["ts"]))
+            for row in rows
+            if row["id"] in predicted_at
+        ],
     )
 
 

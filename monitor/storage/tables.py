@@ -180,3 +180,45 @@ alert_history = Table(
     Column("routes", String(1024), nullable=False),  # routes the event was queued to
     Index("ix_alert_history_model_at", "model", "at"),
 )
+
+# Labelled predictions (prediction joined with its label) per time bucket, as packed columns
+# (monitor/evaluation/labelled.py), so that a window's performance merges buckets instead of
+# joining every row again. ``clock`` is the time the pairs are bucketed by: "prediction_time"
+# or "label_time" (a model's ``performance.window_by``).
+performance_buckets = Table(
+    "performance_buckets",
+    metadata,
+    Column("model", String(128), primary_key=True),
+    Column("clock", String(16), primary_key=True),
+    Column("bucket_start", Seconds, primary_key=True),
+    Column("n", BigInteger, nullable=False),
+    Column("columns", LargeBinary, nullable=False),
+)
+
+# What the buckets of (model, clock) hold: every pair whose prediction's seq is at most
+# ``prediction_seq`` and whose label's seq is at most ``label_seq``, bucketed at or after
+# ``horizon`` (older pairs are not kept: no window reaches them).
+performance_watermarks = Table(
+    "performance_watermarks",
+    metadata,
+    Column("model", String(128), primary_key=True),
+    Column("clock", String(16), primary_key=True),
+    Column("prediction_seq", BigInteger, nullable=False),
+    Column("label_seq", BigInteger, nullable=False),
+    Column("horizon", Seconds, nullable=False),
+    # While a first build of the buckets runs (in several transactions): when it began, and
+    # the builder's token in ``prediction_seq`` (negated); NULL once the buckets are complete.
+    Column("building_since", Seconds),
+)
+
+# A label corrected in place (its seq unchanged) leaves the buckets that hold its old pair
+# stale: the times to rebuild, written in the correcting transaction.
+performance_stale = Table(
+    "performance_stale",
+    metadata,
+    Column("seq", Serial, primary_key=True, autoincrement=True),
+    Column("model", String(128), nullable=False),
+    Column("prediction_ts", Seconds, nullable=False),
+    Column("old_label_ts", Seconds, nullable=False),
+    Column("new_label_ts", Seconds, nullable=False),
+)

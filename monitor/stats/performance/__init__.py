@@ -52,6 +52,7 @@ from monitor.stats.performance.calibration import (
 from monitor.stats.performance.classification import (
     ClassificationMetrics,
     classification_metrics,
+    classification_metrics_of_codes,
 )
 from monitor.stats.performance.estimation import AccuracyEstimate, estimate_accuracy
 from monitor.stats.performance.interval import CONFIDENCE, Proportion, proportion, wilson_interval
@@ -71,6 +72,7 @@ __all__ = [
     "calibrated_probabilities",
     "calibrated_probability_of",
     "classification_metrics",
+    "classification_metrics_of_codes",
     "encode_labels",
     "estimate_accuracy",
     "fit_calibration",

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -156,15 +157,46 @@ def classification_metrics(
     True
     """
     classes = check_classes(classes)
-    true_codes = encode_labels(y_true, classes=classes)
-    pred_codes = encode_labels(y_pred, classes=classes)
-    n, n_classes = true_codes.size, len(classes)
+    return classification_metrics_of_codes(
+        true_codes=encode_labels(y_true, classes=classes),
+        pred_codes=encode_labels(y_pred, classes=classes),
+        classes=classes,
+        scores=scores,
+    )
+
+
+def classification_metrics_of_codes(
+    *,
+    true_codes: npt.NDArray[np.integer[Any]],
+    pred_codes: npt.NDArray[np.integer[Any]],
+    classes: Sequence[str],
+    scores: npt.ArrayLike | None = None,
+) -> ClassificationMetrics:
+    """``classification_metrics`` on labels already encoded as codes (``encode_labels``):
+    code ``i`` is ``classes[i]``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> metrics = classification_metrics_of_codes(
+    ...     true_codes=np.array([1, 1, 0]), pred_codes=np.array([1, 0, 0]), classes=["a", "b"]
+    ... )
+    >>> metrics.confusion_matrix, metrics.accuracy.successes
+    (((1, 0), (1, 1)), 2)
+    """
+    classes = check_classes(classes)
+    truth: npt.NDArray[np.intp] = np.asarray(true_codes, dtype=np.intp)
+    predicted_codes: npt.NDArray[np.intp] = np.asarray(pred_codes, dtype=np.intp)
+    n, n_classes = truth.size, len(classes)
+    for codes in (truth, predicted_codes):
+        if codes.size and (codes.min() < 0 or codes.max() >= n_classes):
+            raise ValueError(f"class codes must be in [0, {n_classes})")
     if n == 0:
         raise ValueError("no labelled predictions")
-    if pred_codes.size != n:
-        raise ValueError(f"y_true has {n} labels but y_pred has {pred_codes.size}")
+    if predicted_codes.size != n:
+        raise ValueError(f"y_true has {n} labels but y_pred has {predicted_codes.size}")
     checked = None if scores is None else check_scores(scores, n=n, n_classes=n_classes)
-    confusion = np.bincount(true_codes * n_classes + pred_codes, minlength=n_classes**2)
+    confusion = np.bincount(truth * n_classes + predicted_codes, minlength=n_classes**2)
     confusion = confusion.reshape(n_classes, n_classes)
     true_positives = np.diagonal(confusion).tolist()
     predicted = confusion.sum(axis=0).tolist()
@@ -185,8 +217,8 @@ def classification_metrics(
 
     roc_auc = average_precision = loss = None
     if checked is not None:
-        roc_auc, average_precision = ranking_metrics(checked, true_codes)
-        loss = log_loss(checked, true_codes)
+        roc_auc, average_precision = ranking_metrics(checked, truth)
+        loss = log_loss(checked, truth)
 
     return ClassificationMetrics(
         n=n,
