@@ -138,7 +138,6 @@ class LabelledWindows:
                 target = store.ready_seq(
                     connection,
                     table="labels",
-                    model=spec.model,
                     after=mark.label_seq,
                     cutoff=cutoff,
                 )
@@ -169,7 +168,6 @@ class LabelledWindows:
                 target = store.ready_seq(
                     connection,
                     table="predictions",
-                    model=spec.model,
                     after=mark.prediction_seq,
                     cutoff=cutoff,
                 )
@@ -296,10 +294,10 @@ class LabelledWindows:
             store.reset(connection, model=spec.model)
             store.set_watermark(connection, model=spec.model, clock=spec.clock, mark=building)
             prediction_upto = store.ready_seq(
-                connection, table="predictions", model=spec.model, after=0, cutoff=cutoff
+                connection, table="predictions", after=0, cutoff=cutoff
             )
             label_upto = store.ready_seq(
-                connection, table="labels", model=spec.model, after=0, cutoff=cutoff
+                connection, table="labels", after=0, cutoff=cutoff
             )
         held: Labelled | None = None  # the last bucket read: the next chunk may add to it
         held_start = -math.inf

@@ -83,25 +83,23 @@ def reset(connection: Connection, *, model: str) -> None:
         connection.execute(delete(table).where(table.c.model == model))
 
 
-def ready_seq(connection: Connection, *, table: str, model: str, after: int, cutoff: float) -> int:
-    """The highest seq up to which every row of the model in ``table`` (predictions or labels)
-    after ``after`` was received at or before ``cutoff``; ``after`` if none was."""
-    model_term = "+model" if connection.dialect.name == "sqlite" else "model"
-    params = {"after": after, "model": model, "cutoff": cutoff}
-    first_late = connection.execute(
+def ready_seq(connection: Connection, *, table: str, after: int, cutoff: float) -> int:
+    """The highest seq in ``table`` (predictions or labels, of any model) of a row received at
+    or before ``cutoff``; ``after`` if there is none after it.
+
+    A row with a lower seq that is not visible yet belongs to a transaction open since before
+    ``cutoff``: the summary lag assumes none stays open that long. Taking every model's rows as
+    the bound moves a quiet model's mark past its neighbours' traffic, so the scans that start
+    from it stay short. Read backwards from the newest row: it stops at the first one old enough.
+    """
+    row = connection.execute(
         text(
-            f"SELECT MIN(seq) FROM {table}"
-            f" WHERE seq > :after AND {model_term} = :model AND received_at > :cutoff"
+            f"SELECT seq FROM {table} WHERE seq > :after AND received_at <= :cutoff"
+            " ORDER BY seq DESC LIMIT 1"
         ),
-        params,
-    ).scalar()
-    if first_late is not None:
-        return max(after, int(first_late) - 1)
-    last = connection.execute(
-        text(f"SELECT MAX(seq) FROM {table} WHERE seq > :after AND {model_term} = :model"),
-        params,
-    ).scalar()
-    return after if last is None else int(last)
+        {"after": after, "cutoff": cutoff},
+    ).first()
+    return after if row is None else int(row[0])
 
 
 def _columns(regression: bool) -> str:
