@@ -495,6 +495,8 @@ class Service:
             hist.delete_buckets_before(connection, cutoff=cutoff)
             labelled.delete_buckets_before(connection, model=None, before=cutoff)
             labelled.delete_stale_before(connection, cutoff=cutoff)
+        if deleted_predictions:  # their labels may be unmatched again
+            self.evaluator.unmatched.invalidate()
         self.metrics.retention_deleted.labels("predictions").inc(deleted_predictions)
         self.metrics.retention_deleted.labels("labels").inc(deleted_labels)
         if deleted_predictions or deleted_labels:

@@ -368,3 +368,45 @@ def test_a_summariser_overtaken_between_its_read_and_its_write_adds_nothing(
     assert overtaken and bucket_count(engine, "clf") == 100
     end = world.clock.now
     assert world.window("clf", end - 3600, end) == world.expected("clf", end - 3600, end)
+
+
+@pytest.mark.parametrize("max_tracked", [100_000, 3])
+def test_unmatched_labels_are_counted_as_predictions_arrive(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, max_tracked: int
+) -> None:
+    from monitor.jobs import unmatched
+
+    monkeypatch.setattr(unmatched, "MAX_TRACKED", max_tracked)
+    world = World(engine)
+    counter = world.service.evaluator.unmatched
+
+    def expected() -> int:
+        return sum(
+            1 for key in world.labels if key.startswith("clf/") and key not in world.predictions
+        )
+
+    n = 0
+    for step in range(8):
+        now = world.clock.now
+        ids = [f"p{n + i}" for i in range(30)]
+        world.predict("clf", ids, list(np.linspace(now - 300, now, 30)))
+        n += 30
+        early = [f"p{n + i}" for i in range(int(world.rng.integers(0, 6)))]  # predicted later
+        world.label("clf", ids[::2] + early + [f"ghost{step}"], [now] * (15 + len(early) + 1))
+        world.label("reg", [f"other{step}"], [now])  # another model's: never counted here
+        assert counter.count("clf") == expected()
+        world.clock.now += 40 if step % 2 else 10  # sometimes past the lag, sometimes not
+    assert expected() >= 8
+    world.clock.now += 60  # every label checked while its prediction is there
+    assert counter.count("clf") == expected()
+    # Retention deletes the oldest predictions and labels: some kept labels lose their
+    # prediction and are unmatched again.
+    world.clock.now = START + 7 * 86400 + 150
+    cutoff = START + 150
+    before = expected()
+    deleted, _ = world.service.apply_retention()
+    assert deleted
+    world.predictions = {k: r for k, r in world.predictions.items() if r["timestamp"] >= cutoff}
+    world.labels = {k: r for k, r in world.labels.items() if r["timestamp"] >= cutoff}
+    assert expected() != before
+    assert counter.count("clf") == expected()

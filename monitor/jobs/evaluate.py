@@ -27,6 +27,7 @@ from monitor.evaluation.histograms import summarize
 from monitor.evaluation.performance import calibrate, evaluate_performance, label_health
 from monitor.ingest.reference import digest_batch
 from monitor.jobs.labelled_windows import LabelledWindows
+from monitor.jobs.unmatched import UnmatchedLabels
 from monitor.metrics import DriftCollector, Metrics
 from monitor.storage import histograms as hist
 from monitor.storage import repository as repo
@@ -91,6 +92,7 @@ class DriftEvaluator:
         self.labelled = LabelledWindows(
             engine=engine, write_lock=write_lock, clock=lambda: self.clock()
         )
+        self.unmatched = UnmatchedLabels(engine=engine, clock=lambda: self.clock())
         metrics.registry.register(DriftCollector(lambda: self.latest))
 
     def evaluate(
@@ -126,8 +128,7 @@ class DriftEvaluator:
         pairs = self.labelled.window(
             config, start=evaluation.window.start, end=evaluation.window.end
         )
-        with self.engine.connect() as connection:
-            unmatched = windows.unmatched_label_count(connection, model=model)
+        unmatched = self.unmatched.count(model)
         evaluation = dataclasses.replace(
             evaluation,
             performance=evaluate_performance(

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, text, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, text, update
 
 from monitor.evaluation.labelled import PairRow
 from monitor.storage.tables import (
@@ -399,3 +399,29 @@ def delete_stale_before(connection: Connection, *, cutoff: float) -> int:
     table = performance_stale
     query = delete(table).where(table.c.prediction_ts < cutoff, table.c.new_label_ts < cutoff)
     return int(connection.execute(query).rowcount)
+
+
+def unmatched_between(
+    connection: Connection, *, model: str, after: int, upto: int = ANY_SEQ
+) -> list[str]:
+    """Ids of the model's labels with seq in ``(after, upto]`` that have no prediction."""
+    model_term = "+l.model" if connection.dialect.name == "sqlite" else "l.model"
+    sql = text(
+        "SELECT l.id FROM labels l"
+        f" WHERE l.seq > :after AND l.seq <= :upto AND {model_term} = :model"
+        " AND NOT EXISTS (SELECT 1 FROM predictions p WHERE p.model = l.model AND p.id = l.id)"
+    )
+    params = {"after": after, "upto": upto, "model": model}
+    return [str(record_id) for record_id in connection.execute(sql, params).scalars()]
+
+
+def ids_present(connection: Connection, *, table: str, model: str, ids: Sequence[str]) -> set[str]:
+    """Which of ``ids`` the model has in ``table`` (predictions or labels)."""
+    found: set[str] = set()
+    for first in range(0, len(ids), 500):
+        chunk = list(ids[first : first + 500])
+        sql = text(f"SELECT id FROM {table} WHERE model = :model AND id IN :ids").bindparams(
+            bindparam("ids", expanding=True)
+        )
+        found.update(connection.execute(sql, {"model": model, "ids": chunk}).scalars())
+    return found
