@@ -296,9 +296,7 @@ class LabelledWindows:
             prediction_upto = store.ready_seq(
                 connection, table="predictions", after=0, cutoff=cutoff
             )
-            label_upto = store.ready_seq(
-                connection, table="labels", after=0, cutoff=cutoff
-            )
+            label_upto = store.ready_seq(connection, table="labels", after=0, cutoff=cutoff)
         held: Labelled | None = None  # the last bucket read: the next chunk may add to it
         held_start = -math.inf
         with self.engine.connect() as reader:
