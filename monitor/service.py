@@ -43,6 +43,7 @@ from monitor.ingest.fast import FastPredictionDecoder
 from monitor.ingest.reference import digest_batch
 from monitor.jobs import Scheduler
 from monitor.jobs.alerting import Alerting
+from monitor.jobs.cloudevents import EXPIRY_INTERVAL, CloudEventPairing
 from monitor.jobs.evaluate import DriftEvaluator
 from monitor.metrics import DATABASE_ERROR_KINDS, Metrics
 from monitor.storage import alerts as alert_store
@@ -127,6 +128,17 @@ class Service:
             save_reference=self._save_reference,
             on_evaluation=self.alerting.apply,
         )
+        self.cloudevents = CloudEventPairing(
+            engine=self.engine,
+            write_lock=self._write_lock,
+            clock=clock,
+            pair_timeout=config.server.cloudevents.pair_timeout,
+            metrics=self.metrics,
+            prepare_predictions=self.prepare_predictions,
+            prepare_labels=self.prepare_labels,
+            counted_predictions=self._counted_predictions,
+            counted_labels=self._counted_labels,
+        )
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -169,6 +181,9 @@ class Service:
                 self.apply_retention,
                 name="retention",
                 run_now=True,
+            )
+            self.scheduler.every(
+                EXPIRY_INTERVAL, self.cloudevents.expire, name="cloudevents-expiry", run_now=True
             )
             self.scheduler.start()
         self.started = True

@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import base64
+import signal
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
-from sqlalchemy import Engine
+from server_process import free_port, start_server
+from sqlalchemy import Engine, func, select
 
-import monitor.api.cloudevents as api_cloudevents
 from monitor.api import create_app
 from monitor.config import Config, parse_config
 from monitor.service import Service
+from monitor.storage import create_database_engine
+from monitor.storage.tables import cloudevent_halves, predictions
 
 CONFIG_YAML = """
 server:
@@ -58,25 +66,32 @@ def config() -> Config:
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    clock = Clock()
-    monkeypatch.setattr(api_cloudevents, "_now", clock)
-    return clock
+def clock() -> Clock:
+    return Clock()
 
 
 @pytest.fixture
-def service(config: Config, engine: Engine) -> Service:
-    return Service(config, engine=engine, registry=CollectorRegistry())
+def service(config: Config, engine: Engine, clock: Clock) -> Service:
+    return Service(config, engine=engine, registry=CollectorRegistry(), clock=clock)
+
+
+@contextmanager
+def serving(service: Service) -> Iterator[TestClient]:
+    """The app of a started service without its scheduled jobs: expiry runs when the tests
+    say (or at an event), on the test's clock."""
+    service.start(run_jobs=False)
+    with TestClient(create_app(service, manage_service=False, stop_service=True)) as client:
+        yield client
 
 
 @pytest.fixture
-def client(service: Service, clock: Clock) -> Iterator[TestClient]:
-    with TestClient(create_app(service)) as client:
+def client(service: Service) -> Iterator[TestClient]:
+    with serving(service) as client:
         yield client
 
 
 def kserve(
-    client: TestClient,
+    client: httpx.Client,
     ce_type: str,
     ce_id: str,
     data: Any,
@@ -495,3 +510,223 @@ def test_config_rejects_unknown_cloudevents_keys() -> None:
     with pytest.raises(ValueError, match="pair_timeout_s"):
         parse_config(CONFIG_YAML.replace("pair_timeout: 30s", "pair_timeout_s: 30"))
     assert parse_config(CONFIG_YAML).server.cloudevents.pair_timeout.total_seconds() == 30
+
+
+# -- pairing state in the database: restarts, replicas, races, expiry -------------------------
+
+
+def replica(config: Config, database_url: str, clock: Clock) -> Service:
+    """A service of its own (engine, registry) on the shared database: another process."""
+    return Service(
+        config,
+        engine=create_database_engine(database_url),
+        registry=CollectorRegistry(),
+        clock=clock,
+    )
+
+
+def stored_ids(database_url: str, model: str = "credit") -> list[str]:
+    engine = create_database_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            return sorted(
+                connection.execute(select(predictions.c.id).where(predictions.c.model == model))
+                .scalars()
+                .all()
+            )
+    finally:
+        engine.dispose()
+
+
+def waiting_halves(database_url: str) -> int:
+    engine = create_database_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            return int(
+                connection.execute(
+                    select(func.count()).where(cloudevent_halves.c.kind != "paired")
+                ).scalar_one()
+            )
+    finally:
+        engine.dispose()
+
+
+def test_a_pending_half_survives_a_restart(config: Config, database_url: str, clock: Clock) -> None:
+    first = replica(config, database_url, clock)
+    with serving(first) as client:
+        assert kserve(client, KSERVE_REQUEST, "ev-1", V1_REQUEST).json()["status"] == "pending"
+    del first  # the process is gone; only the database remains
+    clock.now += 20
+    second = replica(config, database_url, clock)
+    with serving(second) as client:
+        answer = kserve(client, KSERVE_RESPONSE, "ev-1", V1_RESPONSE)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["status"] == "stored"
+        assert answer.json()["accepted"] == 1
+        assert strip_time(exported(client)) == [APPROVED_42]
+        # the request re-sent to the new process is still known
+        assert kserve(client, KSERVE_REQUEST, "ev-1", V1_REQUEST).json()["status"] == "duplicate"
+    assert waiting_halves(database_url) == 0
+
+
+def test_halves_on_two_replicas_pair_once(config: Config, database_url: str, clock: Clock) -> None:
+    a, b = replica(config, database_url, clock), replica(config, database_url, clock)
+    with serving(a) as on_a, serving(b) as on_b:
+        assert kserve(on_a, KSERVE_REQUEST, "ev-1", V1_REQUEST).json()["status"] == "pending"
+        # the same half re-sent, to the other replica
+        assert kserve(on_b, KSERVE_REQUEST, "ev-1", V1_REQUEST).json()["status"] == "duplicate"
+        stored = kserve(on_b, KSERVE_RESPONSE, "ev-1", V1_RESPONSE)
+        assert stored.json() == {
+            "model": "credit",
+            "id": "ev-1",
+            "type": KSERVE_RESPONSE,
+            "status": "stored",
+            "accepted": 1,
+            "duplicates": 0,
+        }
+        assert kserve(on_a, KSERVE_RESPONSE, "ev-1", V1_RESPONSE).json()["status"] == "duplicate"
+        assert kserve(on_a, KSERVE_REQUEST, "ev-1", V1_REQUEST).json()["status"] == "duplicate"
+        # Seldon: a retried half (a new ce-id, the same request id) on the other replica
+        request = {"data": {"ndarray": [[2, "Paris"]]}}
+        response = {"data": {"ndarray": [[100.0]]}}
+        assert seldon(on_a, SELDON_REQUEST, "a1", "puid-1", request).json()["status"] == "pending"
+        assert seldon(on_b, SELDON_RESPONSE, "b1", "puid-1", response).json()["status"] == "stored"
+        retried = seldon(on_b, SELDON_RESPONSE, "b1-retry", "puid-1", response)
+        assert retried.json()["status"] == "duplicate"
+        assert strip_time(exported(on_a)) == strip_time(exported(on_b)) == [APPROVED_42]
+    assert stored_ids(database_url) == ["ev-1"]
+    assert stored_ids(database_url, "price") == ["puid-1"]
+    assert (
+        a.registry.get_sample_value("drift_monitor_records_ingested_total", {"model": "credit"})
+        == 0
+    )
+    assert (
+        b.registry.get_sample_value("drift_monitor_records_ingested_total", {"model": "credit"})
+        == 1
+    )
+
+
+def test_concurrent_halves_on_two_replicas_pair_exactly_once(
+    config: Config, database_url: str, clock: Clock
+) -> None:
+    """Both halves of each inference posted at once, to different replicas, some re-sent; and
+    Seldon responses retried under a new ce-id at once on both replicas. Every pair is stored
+    exactly once (one ``stored`` answer each) and no half is left waiting."""
+    pairs = 60 if database_url.startswith("postgresql") else 30
+    a, b = replica(config, database_url, clock), replica(config, database_url, clock)
+    request = {"data": {"ndarray": [[2, "Paris"]]}}
+    response = {"data": {"ndarray": [[100.0]]}}
+    with serving(a) as on_a, serving(b) as on_b, ThreadPoolExecutor(16) as pool:
+        posts = []
+        for i in range(pairs):
+            first, second = (on_a, on_b) if i % 2 else (on_b, on_a)
+            posts.append((first, KSERVE_REQUEST, f"c-{i}", V1_REQUEST))
+            posts.append((second, KSERVE_RESPONSE, f"c-{i}", V1_RESPONSE))
+            if i % 5 == 0:  # a re-sent request, to the other replica
+                posts.append((second, KSERVE_REQUEST, f"c-{i}", V1_REQUEST))
+        started = time.monotonic()
+        answers = list(pool.map(lambda post: kserve(*post).json(), posts))
+        requests = [(on_a, SELDON_REQUEST, f"a-{i}", f"s-{i}", request) for i in range(pairs)]
+        responses = [
+            (replica_client, SELDON_RESPONSE, f"b-{i}{retry}", f"s-{i}", response)
+            for i in range(pairs)
+            for replica_client, retry in ((on_a, ""), (on_b, "-retry"))
+        ]
+        for posts_at_once in (requests, responses):
+            answers += pool.map(lambda post: seldon(*post).json(), posts_at_once)
+        assert time.monotonic() - started < 10
+    statuses: dict[str, list[str]] = {}
+    for answer in answers:
+        key = answer["id"].removesuffix("-retry").replace("a-", "s-").replace("b-", "s-")
+        statuses.setdefault(key, []).append(answer["status"])
+    for i in range(pairs):
+        resent = ["duplicate"] if i % 5 == 0 else []
+        assert sorted(statuses[f"c-{i}"]) == sorted(["pending", "stored", *resent]), i
+        assert sorted(statuses[f"s-{i}"]) == ["duplicate", "pending", "stored"], i
+    assert stored_ids(database_url) == sorted(f"c-{i}" for i in range(pairs))
+    assert stored_ids(database_url, "price") == sorted(f"s-{i}" for i in range(pairs))
+    assert waiting_halves(database_url) == 0
+    for model in ("credit", "price"):
+        ingested = sum(
+            s.registry.get_sample_value("drift_monitor_records_ingested_total", {"model": model})
+            or 0
+            for s in (a, b)
+        )
+        assert ingested == pairs
+
+
+def test_expiry_counts_unpaired_halves_once_and_deletes_them(
+    config: Config, database_url: str, clock: Clock
+) -> None:
+    a, b = replica(config, database_url, clock), replica(config, database_url, clock)
+    with serving(a) as on_a, serving(b):
+        kserve(on_a, KSERVE_REQUEST, "r-1", V1_REQUEST)
+        kserve(on_a, KSERVE_REQUEST, "r-2", V1_REQUEST)
+        kserve(on_a, KSERVE_RESPONSE, "s-1", V1_RESPONSE)
+        kserve(on_a, KSERVE_REQUEST, "p-1", V1_REQUEST)
+        kserve(on_a, KSERVE_RESPONSE, "p-1", V1_RESPONSE)  # paired: never counted
+        clock.now += 29
+        assert b.cloudevents.expire() == 0
+        assert waiting_halves(database_url) == 3
+        clock.now += 1  # 30 s: the pair_timeout
+        assert b.cloudevents.expire() == 3
+        assert a.cloudevents.expire() == 0  # deleted, and counted, by one replica
+        assert waiting_halves(database_url) == 0
+        assert unpaired(b, "credit", "request") == 2
+        assert unpaired(b, "credit", "response") == 1
+        assert unpaired(a, "credit", "request") == unpaired(a, "credit", "response") == 0
+        # the late other half waits afresh (and the pair's memory outlives the halves)
+        late = kserve(on_a, KSERVE_RESPONSE, "r-1", V1_RESPONSE)
+        assert late.json()["status"] == "pending"
+        assert kserve(on_a, KSERVE_REQUEST, "p-1", V1_REQUEST).json()["status"] == "duplicate"
+    assert stored_ids(database_url) == ["p-1"]
+
+
+def test_expiry_is_a_scheduled_job(config: Config, engine: Engine) -> None:
+    clock = Clock()
+    service = Service(config, engine=engine, registry=CollectorRegistry(), clock=clock)
+    with TestClient(create_app(service)) as client:
+        kserve(client, KSERVE_REQUEST, "lonely", V1_REQUEST)
+        clock.now += 3600
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and unpaired(service, "credit", "request") == 0:
+            time.sleep(0.1)
+        assert unpaired(service, "credit", "request") == 1
+
+
+SERVE_CONFIG = """
+server: {host: 127.0.0.1, port: 1}
+storage: {url: "%s"}
+models:
+  - name: credit
+    inference_service: credit-model
+    task: classification
+    classes: [approved, rejected]
+    features:
+      - {name: age, type: numeric}
+      - {name: income, type: numeric}
+      - {name: country, type: categorical}
+"""
+
+
+def test_a_pending_half_survives_sigkill(database_url: str, tmp_path: Path) -> None:
+    config = tmp_path / "monitor.yaml"
+    config.write_text(SERVE_CONFIG % database_url)
+    log = tmp_path / "server.log"
+    port = free_port()
+    process = start_server(config, port, log)
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+        first = kserve(client, KSERVE_REQUEST, "killed", V1_REQUEST)
+        assert first.json()["status"] == "pending", log.read_text()
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=10)
+
+    restarted = start_server(config, port, log)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            answer = kserve(client, KSERVE_RESPONSE, "killed", V1_RESPONSE)
+            assert answer.json()["status"] == "stored", log.read_text()
+        assert stored_ids(database_url) == ["killed"]
+    finally:
+        restarted.terminate()
+        restarted.wait(timeout=15)

@@ -25,8 +25,8 @@ def batch(ids: list[str], timestamps: list[float]) -> PredictionBatch:
 
 
 def test_migrate_is_idempotent_and_creates_every_table(engine: Engine) -> None:
-    assert migrate(engine) == 9
-    assert migrate(engine) == 9
+    assert migrate(engine) == 10
+    assert migrate(engine) == 10
     tables = set(inspect(engine).get_table_names())
     assert {
         "predictions",
@@ -39,6 +39,8 @@ def test_migrate_is_idempotent_and_creates_every_table(engine: Engine) -> None:
         "performance_buckets",
         "performance_watermarks",
         "performance_stale",
+        "cloudevent_halves",
+        "cloudevent_seen",
     } <= tables
 
 
@@ -65,7 +67,7 @@ def test_migration_7_re_encodes_json_objects_as_msgpack(engine: Engine) -> None:
             )
         )
         connection.execute(schema_version.update().values(version=6))
-    assert migrate(engine) == 9
+    assert migrate(engine) == 10
     with engine.connect() as connection:
         stored = connection.execute(
             select(predictions.c.features, predictions.c.scores).order_by(predictions.c.seq)

@@ -2,13 +2,13 @@
 Core v1 (request logger), as prediction records and labels.
 
 Answers 200 on success and only then: KServe's logger counts any other status, 202 included, as
-an error and does not retry. The pairing state lives in memory (``ingest.cloudevents.PairStore``):
-halves still waiting are lost on restart, and expired ones are counted at the next event.
+an error and does not retry. A half is answered only once it is committed to the database, where
+it waits for the other half (``jobs.cloudevents``): a restart loses nothing, and the other half
+may reach another replica.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -22,17 +22,11 @@ from monitor.ingest import cloudevents as ce
 from monitor.service import Service
 
 
-def _now() -> float:
-    """The pairing clock (tests replace it)."""
-    return time.monotonic()
-
-
 def build_cloudevents_router(service: Service) -> APIRouter:
     router = APIRouter()
     tokens = TokenChecker(service.config.server.auth)
     ingest = [Depends(tokens.dependency("ingest"))]
     server = service.config.server
-    store = ce.PairStore(server.cloudevents.pair_timeout.total_seconds(), clock=lambda: _now())
 
     async def read_body(request: Request) -> bytes:
         limit = server.max_body_bytes
@@ -59,8 +53,6 @@ def build_cloudevents_router(service: Service) -> APIRouter:
         binary or structured content mode. A request and its response (paired by ``ce-id``,
         Seldon's by ``ce-requestid``) become one prediction record per row, id ``<ce-id>`` (or
         ``<ce-id>-<row>`` for several rows); Seldon feedback's ``truth`` becomes their labels."""
-        for half in store.expire():
-            service.metrics.cloudevents_unpaired.labels(half.model, half.kind).inc()
         body = await read_body(request)
         headers = {name.lower(): value for name, value in request.headers.items()}
         try:
@@ -77,41 +69,26 @@ def build_cloudevents_router(service: Service) -> APIRouter:
                 kind="model-not-found",
             )
         out: dict[str, Any] = {"model": model.name, "id": event.id, "type": event.type}
-        if store.seen(event):
-            return JSONResponse({**out, "status": "duplicate"})
+        pairing = service.cloudevents
         try:
             if event.kind == "feedback":
                 key = event.request_id or event.id
                 labels = ce.labels_of(key, ce.truth_rows(model, event), event.time)
-                result = await run_in_threadpool(service.store_labels, model.name, labels)
-                store.mark_seen(event)
-                return JSONResponse({**out, "status": "stored", "labels": result.accepted})
-            half = ce.Half(
-                model=model.name,
-                kind=event.kind,
-                event=event,
-                rows=ce.request_rows(model, event) if event.kind == "request" else None,
-                outputs=ce.response_rows(model, event) if event.kind == "response" else None,
-            )
-            partner = store.match(half)
-            if partner is None:
-                store.mark_seen(event)
-                return JSONResponse({**out, "status": "pending"})
-            request_half, response_half = (
-                (half, partner) if half.kind == "request" else (partner, half)
-            )
-            assert request_half.rows is not None and response_half.outputs is not None
-            records = ce.records_of(
-                event.pair_key,
-                request_half.rows,
-                response_half.outputs,
-                request_half.event.time or response_half.event.time,
-            )
+                received = await run_in_threadpool(pairing.feedback, model.name, event, labels)
+            else:
+                payload = ce.pack(
+                    ce.request_rows(model, event)
+                    if event.kind == "request"
+                    else ce.response_rows(model, event)
+                )
+                received = await run_in_threadpool(pairing.half, model.name, event, payload)
         except ce.CloudEventError as exc:
             raise bad(exc) from None
-        result = await run_in_threadpool(service.store_predictions, model.name, records)
-        store.mark_seen(event)
-        store.done(event)
+        result = received.result
+        if result is None:
+            return JSONResponse({**out, "status": received.status})
+        if event.kind == "feedback":
+            return JSONResponse({**out, "status": "stored", "labels": result.accepted})
         return JSONResponse(
             {
                 **out,

@@ -1,28 +1,28 @@
 """CloudEvents from KServe's InferenceService logger and Seldon Core v1's request logger, as
-prediction records and labels. Pure: parsing, pairing state and mapping; no I/O.
+prediction records and labels. Pure: parsing and mapping; no I/O.
 
 KServe logs each inference twice, as a request event and (on HTTP 200 only) a response event
 sharing one ``ce-id``; Seldon Core v1 does the same with ``ce-requestid`` and also logs feedback
-(``io.seldon.serving.feedback``) whose ``truth`` holds the labels. ``PairStore`` keeps the first
-half until its partner arrives or ``pair_timeout`` passes; ``records_of`` maps a pair to one
-record per row, ``labels_of`` maps feedback to labels with the same ids.
+(``io.seldon.serving.feedback``) whose ``truth`` holds the labels. The first half waits, its
+parsed payload ``pack``-ed, in the database until the other arrives (``jobs.cloudevents``);
+``paired_records`` maps a pair to one record per row, ``labels_of`` maps feedback to labels
+with the same ids.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import threading
-import time
-from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import unquote
 
 import orjson
 
+from monitor import codec
 from monitor.config import ModelConfig
+from monitor.ingest.validate import MAX_ID_LENGTH
 
 Kind = Literal["request", "response", "feedback"]
 Flavor = Literal["kserve", "seldon"]
@@ -97,6 +97,7 @@ def parse_event(headers: Mapping[str, str], body: bytes) -> Event:
         )
     if data is None:
         raise CloudEventError("the event has no data")
+    _check_lengths(attributes)
     return Event(
         id=attributes["id"],
         type=event_type,
@@ -111,6 +112,23 @@ def parse_event(headers: Mapping[str, str], body: bytes) -> Event:
 
 
 _DATA_KEYS = ("data", "data_base64")
+_MAX_TIME_LENGTH = 64  # an RFC 3339 timestamp is at most 35 characters long
+
+
+def _check_lengths(attributes: Mapping[str, Any]) -> None:
+    """The ids become record ids (at most ``MAX_ID_LENGTH`` characters), so an event with a
+    longer one could never be stored; neither can one whose ``time`` is no timestamp."""
+    for name in ("id", "requestid"):
+        value = attributes.get(name)
+        if isinstance(value, str) and len(value) > MAX_ID_LENGTH:
+            raise CloudEventError(
+                f"ce-{name} is {len(value)} characters long; record ids are at most "
+                f"{MAX_ID_LENGTH}",
+                422,
+            )
+    value = attributes.get("time")
+    if isinstance(value, str) and len(value) > _MAX_TIME_LENGTH:
+        raise CloudEventError(f"ce-time is {len(value)} characters long: not a timestamp", 422)
 
 
 def _optional(value: Any) -> str | None:
@@ -408,81 +426,23 @@ def labels_of(base: str, truths: list[Any], timestamp: str | None) -> list[dict[
     return labels
 
 
-# -- pairing --------------------------------------------------------------------------------
+# -- waiting halves ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Half:
-    model: str
-    kind: Kind
-    event: Event
-    rows: list[Row] | None  # a request's
-    outputs: list[Output] | None  # a response's
+def pack(rows: list[Row] | list[Output]) -> bytes:
+    """A half's parsed rows (request) or outputs (response), as it waits for the other half."""
+    return codec.encode(rows)
 
 
-class PairStore:
-    """Halves waiting for their partner, for ``ttl`` seconds of ``clock``; and the events
-    already handled, remembered for ``remember`` seconds so that a re-sent one is ignored."""
+def paired_records(
+    base: str, *, request: bytes, response: bytes, timestamp: str | None
+) -> list[dict[str, Any]]:
+    """Prediction records of a request's and a response's ``pack``-ed payloads.
 
-    def __init__(
-        self,
-        ttl: float,
-        *,
-        remember: float | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.ttl = ttl
-        self.remember = remember if remember is not None else max(10 * ttl, 600.0)
-        self.clock = clock
-        self._pending: OrderedDict[tuple[str, str], tuple[float, Half]] = OrderedDict()
-        self._seen: OrderedDict[tuple[str, str], float] = OrderedDict()
-        self._done: OrderedDict[tuple[str, str], float] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def expire(self) -> list[Half]:
-        """Drop and return the halves whose partner did not come in time."""
-        now = self.clock()
-        dropped = []
-        with self._lock:
-            while self._pending:
-                key, (deadline, half) = next(iter(self._pending.items()))
-                if deadline > now:
-                    break
-                del self._pending[key]
-                dropped.append(half)
-            for memory in (self._seen, self._done):
-                while memory and next(iter(memory.values())) <= now:
-                    memory.popitem(last=False)
-        return dropped
-
-    def seen(self, event: Event) -> bool:
-        """Whether this (ce-id, ce-type) was handled, or its pair already stored."""
-        with self._lock:
-            return (event.id, event.type) in self._seen or (
-                event.kind != "feedback" and (event.flavor, event.pair_key) in self._done
-            )
-
-    def mark_seen(self, event: Event) -> None:
-        with self._lock:
-            self._seen[(event.id, event.type)] = self.clock() + self.remember
-
-    def match(self, half: Half) -> Half | None:
-        """The waiting partner of ``half`` (removed), or None after keeping ``half`` to wait;
-        a second half of the same kind replaces the first."""
-        key = (half.event.flavor, half.event.pair_key)
-        with self._lock:
-            waiting = self._pending.get(key)
-            if waiting is not None and waiting[1].kind != half.kind:
-                del self._pending[key]
-                return waiting[1]
-            self._pending.pop(key, None)
-            self._pending[key] = (self.clock() + self.ttl, half)
-            return None
-
-    def done(self, event: Event) -> None:
-        """The pair of ``event`` is stored: a re-sent half of it is a duplicate."""
-        with self._lock:
-            self._done[(event.flavor, event.pair_key)] = self.clock() + self.remember
-
-    def pending(self) -> int:
-        return len(self._pending)
+    >>> rows = pack([{"age": 42}])
+    >>> paired_records("ev-1", request=rows, response=pack([("yes", None)]), timestamp=None)
+    [{'id': 'ev-1', 'features': {'age': 42}, 'prediction': 'yes'}]
+    """
+    rows: list[Row] = codec.decode(request)
+    outputs: list[Output] = [(prediction, scores) for prediction, scores in codec.decode(response)]
+    return records_of(base, rows, outputs, timestamp)

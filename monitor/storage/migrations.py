@@ -23,6 +23,8 @@ from monitor.storage.engine import is_postgresql
 from monitor.storage.tables import (
     alert_history,
     alerts,
+    cloudevent_halves,
+    cloudevent_seen,
     deliveries,
     evaluations,
     histogram_buckets,
@@ -136,6 +138,12 @@ def _v9_performance_buckets(connection: Connection) -> None:
     performance_stale.create(connection, checkfirst=True)
 
 
+def _v10_cloudevents(connection: Connection) -> None:
+    # CloudEvents pairing state, shared by replicas and kept across restarts.
+    cloudevent_halves.create(connection, checkfirst=True)
+    cloudevent_seen.create(connection, checkfirst=True)
+
+
 #: Ordered steps; step N brings the schema from version N-1 to N. Append, never edit.
 STEPS: tuple[Callable[[Connection], None], ...] = (
     _v1_initial,
@@ -147,6 +155,7 @@ STEPS: tuple[Callable[[Connection], None], ...] = (
     _v7_stored_objects_as_msgpack,
     _v8_alerts,
     _v9_performance_buckets,
+    _v10_cloudevents,
 )
 _LOCK_KEY = 0x64726966  # "drif": pg_advisory_xact_lock key that serialises migrations
 

@@ -222,3 +222,33 @@ performance_stale = Table(
     Column("old_label_ts", Seconds, nullable=False),
     Column("new_label_ts", Seconds, nullable=False),
 )
+
+# Halves of logged inferences (CloudEvents from KServe or Seldon) waiting for their other half,
+# one row per (flavor, pair_key): kind "request" or "response" with the parsed rows or outputs
+# as a MessagePack array in ``payload``; or, once the pair is stored, kind "paired" (no
+# payload), kept until ``expires_at`` so that a half re-sent later is known as a duplicate.
+cloudevent_halves = Table(
+    "cloudevent_halves",
+    metadata,
+    Column("flavor", String(16), primary_key=True),  # kserve | seldon
+    Column("pair_key", String(256), primary_key=True),  # ce-id (Seldon: ce-requestid)
+    Column("kind", String(16), nullable=False),  # request | response | paired
+    Column("model", String(128), nullable=False),
+    Column("event_id", String(256), nullable=False),
+    Column("event_type", String(128), nullable=False),
+    Column("event_time", String(64)),  # ce-time as sent
+    Column("payload", LargeBinary),
+    Column("expires_at", Seconds, nullable=False),
+    Index("ix_cloudevent_halves_expires_at", "expires_at"),
+)
+
+# Events already handled, by (ce-id, ce-type), remembered until ``expires_at``: a re-sent one is
+# answered as a duplicate.
+cloudevent_seen = Table(
+    "cloudevent_seen",
+    metadata,
+    Column("event_id", String(256), primary_key=True),
+    Column("event_type", String(128), primary_key=True),
+    Column("expires_at", Seconds, nullable=False),
+    Index("ix_cloudevent_seen_expires_at", "expires_at"),
+)
