@@ -652,10 +652,12 @@ class Clock:
 def open_service(db: Path, clock: Clock) -> Any:
     from prometheus_client import CollectorRegistry
 
+    from monitor import runtime
     from monitor.config import parse_config
     from monitor.service import Service
     from monitor.storage import create_database_engine
 
+    runtime.tune_memory_allocator()  # as `monitor serve` does before starting its service
     engine = create_database_engine(f"sqlite:///{db}")
     service = Service(
         parse_config(config_text()), engine=engine, registry=CollectorRegistry(), clock=clock
@@ -1204,9 +1206,9 @@ def breakdown_table(rows: list[ServiceRow]) -> str:
     columns: list[tuple[str, dict[str, list[float]], float]] = []
     for row in rows:
         name = f"{count_label(row.n)} {row.regime.label.split(' (')[0]}"
-        steps = [("steady", row.steady_step)]
+        steps = [("first", "evaluate #1"), ("steady", row.steady_step)]
         if not row.exact:
-            steps = [("first", "evaluate #1"), *steps, ("tick", "tick")]
+            steps.append(("tick", "tick"))
         for kind, step in steps:
             if step in row.evaluate["phases"]:
                 phases = row.evaluate["phases"][step]

@@ -3,11 +3,15 @@
 What is measured: for windows of 100k and 1M labelled predictions (every prediction of the
 window has a label), the work a performance evaluation does in ``DriftEvaluator.evaluate``:
 
-* ours: ``monitor.storage.windows.labelled_between`` (the predictions-labels join over the
-  window, read into columns; "read") and then ``evaluate_performance`` on its columns, with no
-  calibration, so no label-free estimate ("metrics": accuracy with its Wilson interval,
-  per-class and macro precision, recall and F1, the confusion matrix and, from the decoded
-  score JSON, ROC AUC, average precision and log loss; regression: MAE, RMSE, MAPE, R2);
+* ours: what ``DriftEvaluator.evaluate`` does for the window's performance:
+  ``LabelledWindows.window`` (bring the per-bucket summaries of labelled predictions up to date,
+  merge the window's buckets and the pairs not summarised yet; "read") and then
+  ``evaluate_performance`` on those columns, with no calibration, so no label-free estimate
+  ("metrics": accuracy with its Wilson interval, per-class and macro precision, recall and F1,
+  the confusion matrix and ROC AUC, average precision and log loss; regression: MAE, RMSE,
+  MAPE, R2). Its clock is past the summary lag, as for a service whose scheduler kept the
+  buckets current; "first build" is the evaluation that builds them from the rows (a model's
+  first), and "tick" the next one a minute of new labelled predictions (n / 60) later;
 * the floor: the same join and filter written plainly, ``predictions p JOIN labels l`` on
   model and id ``WHERE p.model = ? AND p.ts > ? AND p.ts <= ?`` (the database orders the join),
   run on a raw DB-API cursor of the service's pool (``sqlite3`` or ``psycopg``, so with the

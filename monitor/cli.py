@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
 import os
 import sys
 import time
 from collections.abc import Sequence
 
-from monitor import __version__
+from monitor import __version__, runtime
 from monitor.errors import ConfigError
 
 
@@ -279,6 +278,7 @@ def serve_command(args: argparse.Namespace) -> int:
     if not path:
         print("monitor serve: give --config PATH or set MONITOR_CONFIG", file=sys.stderr)
         return 2
+    runtime.tune_memory_allocator()
     try:
         config = load_config(path)
         service = Service(config)
@@ -289,8 +289,8 @@ def serve_command(args: argparse.Namespace) -> int:
         return 1
     logging.getLogger("monitor").info("database: %s", _redact(database_url(config)))
     app = create_app(service, manage_service=False, stop_service=True)
-    _tune_garbage_collector()
-    _tune_thread_switching()
+    runtime.tune_garbage_collector()
+    runtime.tune_thread_switching()
     host = args.host or config.server.host
     port = args.port or config.server.port
     try:
@@ -306,25 +306,6 @@ def serve_command(args: argparse.Namespace) -> int:
     finally:
         service.stop()
     return 0
-
-
-def _tune_garbage_collector() -> None:
-    """Ingest allocates tens of thousands of short-lived, acyclic objects per request (parsed
-    JSON), which refcounting frees. The default thresholds would run a collection every 700
-    allocations, each traversing the long-lived objects of the whole process; freezing those
-    and collecting less often keeps parsing at the speed of the parser."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
-
-
-def _tune_thread_switching() -> None:
-    """The writer thread inserts without the GIL (SQLite runs a statement's rows in one call)
-    while the decode thread parses the next body; each time the writer needs the GIL back it
-    waits until the decoder yields it, after up to the switch interval (5 ms by default), a
-    few times per batch. 0.5 ms keeps that wait short of the insert it would otherwise
-    serialise."""
-    sys.setswitchinterval(0.0005)
 
 
 def _redact(url: str) -> str:

@@ -28,6 +28,7 @@ from monitor.config import ModelConfig
 from monitor.evaluation import labelled as cols
 from monitor.evaluation.labelled import Labelled, PairRow
 from monitor.storage import labelled as store
+from monitor.storage import windows
 from monitor.storage.labelled import Mark
 
 SUMMARY_LAG_SECONDS = 30.0
@@ -52,6 +53,9 @@ class LabelledWindows:
     def window(self, config: ModelConfig, *, start: float, end: float) -> Labelled:
         """The labelled predictions whose prediction (or label) time is in ``(start, end]``."""
         spec = _Spec.of(config)
+        with self.engine.connect() as connection:
+            if not windows.has_labels(connection, model=spec.model):
+                return cols.empty(spec.n_classes)  # nothing to summarise (yet)
         if self.summarize(config, window_start=start, window_end=end):
             with self._write_lock, self.engine.begin() as connection:
                 mark = store.watermark(connection, model=spec.model, clock=spec.clock, lock=True)

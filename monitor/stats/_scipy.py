@@ -49,3 +49,8 @@ def rel_entr(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]) -> npt.NDAr
 def xlogy(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """Elementwise ``x * log(y)`` with ``0 * log(y) = 0``."""
     return np.asarray(_special.xlogy(x, y), dtype=np.float64)
+
+
+def gammaln(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Elementwise ``log |Gamma(x)|``."""
+    return np.asarray(_special.gammaln(x), dtype=np.float64)
