@@ -352,17 +352,17 @@ def test_a_summariser_overtaken_between_its_read_and_its_write_adds_nothing(
     ours.summarize(config, window_start=START - 3500, window_end=START + 100)  # first build
     world.label("clf", ids, [START + 100] * 100)
     world.clock.now = START + 200
-    read_pairs = labelled_windows.store.pairs_of_labels
+    read_pairs = labelled_windows.store.pairs_after
     overtaken = []
 
     def overtake(*args: Any, **kwargs: Any) -> Any:
         rows = read_pairs(*args, **kwargs)
-        if not overtaken:
+        if not overtaken and kwargs["driver"] == "labels":
             overtaken.append(True)
             other.summarize(config, window_start=START - 3400, window_end=START + 200)
         return rows
 
-    monkeypatch.setattr(labelled_windows.store, "pairs_of_labels", overtake)
+    monkeypatch.setattr(labelled_windows.store, "pairs_after", overtake)
     ours.summarize(config, window_start=START - 3400, window_end=START + 200)
     monkeypatch.undo()
     assert overtaken and bucket_count(engine, "clf") == 100

@@ -3,18 +3,14 @@ the accuracy estimated from scores alone (CBPE). Pure: rows in, domain values ou
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
-from operator import attrgetter
 from typing import Any
 
-import msgspec
 import numpy as np
 
-from monitor import codec
 from monitor.config import ModelConfig
 from monitor.domain import LabelHealth, Performance, Status
-from monitor.evaluation.labelled import Labelled
+from monitor.evaluation.labelled import Labelled, score_rows
 from monitor.stats.performance import (
     Calibration,
     classification_metrics_of_codes,
@@ -45,18 +41,6 @@ def label_health(*, predictions: int, pairs: Labelled, unmatched: int) -> LabelH
     )
 
 
-@functools.lru_cache(maxsize=32)
-def _score_decoder(classes: tuple[str, ...]) -> Any:
-    names = [f"c{i}" for i in range(len(classes))]
-    struct = msgspec.defstruct(
-        "StoredScores",
-        [(name, float) for name in names],
-        rename=dict(zip(names, classes, strict=True)),
-        gc=False,
-    )
-    return codec.decoder(list[struct])  # type: ignore[valid-type]
-
-
 def score_matrix(scores: Sequence[bytes | None], classes: Sequence[str]) -> np.ndarray | None:
     """Stored score objects as an (n, classes) array; None unless every row has every class.
 
@@ -67,17 +51,8 @@ def score_matrix(scores: Sequence[bytes | None], classes: Sequence[str]) -> np.n
     """
     if not scores or any(blob is None for blob in scores):
         return None
-    buffer = codec.concat(scores)  # type: ignore[arg-type]  # no None: checked above
-    try:
-        rows = _score_decoder(tuple(classes)).decode(buffer)
-    except msgspec.ValidationError:
-        return None
-    return np.column_stack(
-        [
-            np.fromiter(map(attrgetter(f"c{i}"), rows), dtype=np.float64, count=len(rows))
-            for i in range(len(classes))
-        ]
-    )
+    matrix = score_rows(scores, classes)
+    return None if bool(np.isnan(matrix).any()) else matrix
 
 
 def calibrate(

@@ -67,22 +67,26 @@ class LabelledWindows:
                         start=spec.bucket_of(start),
                         end=end,
                     )
-                    tail, _ = store.pairs_of_labels(
+                    # Not summarised yet: the labels after the mark (with any prediction),
+                    # and the predictions after it whose label is summarised already.
+                    tail, _ = store.pairs_after(
                         connection,
                         model=spec.model,
                         regression=spec.regression,
                         clock=spec.clock,
-                        label_after=mark.label_seq,
+                        driver="labels",
+                        after=mark.label_seq,
                         since=start,
                         until=end,
                     )
-                    newer, _ = store.pairs_of_predictions(
+                    newer, _ = store.pairs_after(
                         connection,
                         model=spec.model,
                         regression=spec.regression,
                         clock=spec.clock,
-                        prediction_after=mark.prediction_seq,
-                        label_upto=mark.label_seq,
+                        driver="predictions",
+                        after=mark.prediction_seq,
+                        other_upto=mark.label_seq,
                         since=start,
                         until=end,
                     )
@@ -125,8 +129,8 @@ class LabelledWindows:
         if mark is None or spec.bucket_of(window_start) < mark.horizon:
             return self._build(spec, horizon=wanted, now=now)
         cutoff = now - SUMMARY_LAG_SECONDS
-        for advance in (self._advance_labels, self._advance_predictions):
-            advanced = advance(spec, mark, cutoff)
+        for table in ("labels", "predictions"):
+            advanced = self._advance(spec, mark, cutoff, table)
             if advanced is None:
                 return True  # another summariser moved first; what is stored is consistent
             mark = advanced
@@ -135,60 +139,33 @@ class LabelledWindows:
             self._move_horizon(spec, mark, wanted)
         return True
 
-    def _advance_labels(self, spec: _Spec, mark: Mark, cutoff: float) -> Mark | None:
-        """Add the pairs of labels received up to ``cutoff`` since the mark."""
+    def _advance(self, spec: _Spec, mark: Mark, cutoff: float, table: str) -> Mark | None:
+        """Add the pairs of the rows of ``table`` ("labels" or "predictions") received up to
+        ``cutoff`` since the mark: that table's watermark moves, the other one holds."""
+        own, other = (
+            ("label_seq", "prediction_seq")
+            if table == "labels"
+            else ("prediction_seq", "label_seq")
+        )
         while True:
+            after = getattr(mark, own)
             with self.engine.connect() as connection:
-                target = store.ready_seq(
-                    connection,
-                    table="labels",
-                    after=mark.label_seq,
-                    cutoff=cutoff,
-                )
-                if target == mark.label_seq:
+                target = store.ready_seq(connection, table=table, after=after, cutoff=cutoff)
+                if target == after:
                     return mark
-                rows, last = store.pairs_of_labels(
+                rows, last = store.pairs_after(
                     connection,
                     model=spec.model,
                     regression=spec.regression,
                     clock=spec.clock,
-                    label_after=mark.label_seq,
-                    label_upto=target,
-                    prediction_upto=mark.prediction_seq,
+                    driver=table,
+                    after=after,
+                    upto=target,
+                    other_upto=getattr(mark, other),
                     since=mark.horizon,
                     limit=CHUNK,
                 )
-            advanced = dataclasses.replace(mark, label_seq=target if last is None else last)
-            if not self._add(spec, mark, advanced, rows):
-                return None
-            mark = advanced
-            if last is None:
-                return mark
-
-    def _advance_predictions(self, spec: _Spec, mark: Mark, cutoff: float) -> Mark | None:
-        """Add the pairs of predictions received up to ``cutoff`` since the mark."""
-        while True:
-            with self.engine.connect() as connection:
-                target = store.ready_seq(
-                    connection,
-                    table="predictions",
-                    after=mark.prediction_seq,
-                    cutoff=cutoff,
-                )
-                if target == mark.prediction_seq:
-                    return mark
-                rows, last = store.pairs_of_predictions(
-                    connection,
-                    model=spec.model,
-                    regression=spec.regression,
-                    clock=spec.clock,
-                    prediction_after=mark.prediction_seq,
-                    prediction_upto=target,
-                    label_upto=mark.label_seq,
-                    since=mark.horizon,
-                    limit=CHUNK,
-                )
-            advanced = dataclasses.replace(mark, prediction_seq=target if last is None else last)
+            advanced = dataclasses.replace(mark, **{own: target if last is None else last})
             if not self._add(spec, mark, advanced, rows):
                 return None
             mark = advanced

@@ -128,68 +128,7 @@ def _pair(row: Any) -> PairRow:
     return (row[1], row[2], row[3], row[4], None if scores is None else bytes(scores))
 
 
-def pairs_of_labels(
-    connection: Connection,
-    *,
-    model: str,
-    regression: bool,
-    clock: str,
-    label_after: int,
-    label_upto: int = ANY_SEQ,
-    prediction_upto: int = ANY_SEQ,
-    since: float = -ANY_TIME,
-    until: float = ANY_TIME,
-    limit: int | None = None,
-) -> tuple[list[PairRow], int | None]:
-    """Pairs of the labels with seq in ``(label_after, label_upto]`` whose prediction's seq is
-    at most ``prediction_upto`` and whose ``clock`` time is in ``[since, until]``, in label seq
-    order; with the last label seq read when ``limit`` rows came back (None otherwise)."""
-    return _pairs(
-        connection,
-        model=model,
-        regression=regression,
-        clock=clock,
-        driver="labels",
-        after=label_after,
-        upto=label_upto,
-        other_upto=prediction_upto,
-        since=since,
-        until=until,
-        limit=limit,
-    )
-
-
-def pairs_of_predictions(
-    connection: Connection,
-    *,
-    model: str,
-    regression: bool,
-    clock: str,
-    prediction_after: int,
-    prediction_upto: int = ANY_SEQ,
-    label_upto: int = ANY_SEQ,
-    since: float = -ANY_TIME,
-    until: float = ANY_TIME,
-    limit: int | None = None,
-) -> tuple[list[PairRow], int | None]:
-    """``pairs_of_labels`` driven from the predictions with seq in
-    ``(prediction_after, prediction_upto]``, their labels' seq at most ``label_upto``."""
-    return _pairs(
-        connection,
-        model=model,
-        regression=regression,
-        clock=clock,
-        driver="predictions",
-        after=prediction_after,
-        upto=prediction_upto,
-        other_upto=label_upto,
-        since=since,
-        until=until,
-        limit=limit,
-    )
-
-
-def _pairs(
+def pairs_after(
     connection: Connection,
     *,
     model: str,
@@ -197,12 +136,16 @@ def _pairs(
     clock: str,
     driver: str,
     after: int,
-    upto: int,
-    other_upto: int,
-    since: float,
-    until: float,
-    limit: int | None,
+    upto: int = ANY_SEQ,
+    other_upto: int = ANY_SEQ,
+    since: float = -ANY_TIME,
+    until: float = ANY_TIME,
+    limit: int | None = None,
 ) -> tuple[list[PairRow], int | None]:
+    """Pairs of the rows of ``driver`` ("labels" or "predictions") with seq in
+    ``(after, upto]`` whose partner's seq is at most ``other_upto`` and whose ``clock`` time is
+    in ``[since, until]``, in the driver's seq order; with the last driver seq read when
+    ``limit`` rows came back (None otherwise: the range was read to its end)."""
     own, other = ("l", "p") if driver == "labels" else ("p", "l")
     model_term = f"+{own}.model" if connection.dialect.name == "sqlite" else f"{own}.model"
     time = "l.ts" if clock == "label_time" else "p.ts"
