@@ -16,6 +16,7 @@ the window is read by the plain join.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import secrets
 from collections.abc import Callable
@@ -69,26 +70,20 @@ class LabelledWindows:
                     )
                     # Not summarised yet: the labels after the mark (with any prediction),
                     # and the predictions after it whose label is summarised already.
-                    tail, _ = store.pairs_after(
+                    unsummarised = functools.partial(
+                        store.pairs_after,
                         connection,
                         model=spec.model,
                         regression=spec.regression,
                         clock=spec.clock,
-                        driver="labels",
-                        after=mark.label_seq,
                         since=start,
                         until=end,
                     )
-                    newer, _ = store.pairs_after(
-                        connection,
-                        model=spec.model,
-                        regression=spec.regression,
-                        clock=spec.clock,
+                    tail, _ = unsummarised(driver="labels", after=mark.label_seq)
+                    newer, _ = unsummarised(
                         driver="predictions",
                         after=mark.prediction_seq,
                         other_upto=mark.label_seq,
-                        since=start,
-                        until=end,
                     )
                     parts = [cols.decode(blob) for blob in blobs]
                     parts.append(spec.columns(tail + newer))
