@@ -324,9 +324,7 @@ class Service:
                 media_type,
                 received_at,
             )
-        write = functools.partial(
-            repo.insert_predictions, model=model, batch=batch, received_at=received_at
-        )
+        write = repo.PredictionWrite(model, batch, received_at)
         return self._counted_predictions(model, await self.writer.submit(write))
 
     def _decode_predictions(

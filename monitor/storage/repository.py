@@ -7,6 +7,7 @@ import functools
 import itertools
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select
@@ -20,6 +21,7 @@ from monitor.domain import (
     ReferenceInfo,
 )
 from monitor.storage import labelled
+from monitor.storage.group_commit import CombinedWork
 from monitor.storage.tables import labels, predictions, reference_records, references
 
 _CHUNK = 500  # ids per IN (...) list; well under every backend's bound-parameter limit
@@ -35,6 +37,139 @@ def _is_postgresql(connection: Connection) -> bool:
     return connection.dialect.name == "postgresql"
 
 
+#: The columns of a stored prediction, in the order the PostgreSQL statements bind them.
+_POSTGRESQL_COLUMNS = (
+    "model, id, ts, received_at, features, prediction_class, prediction_value, scores"
+)
+
+#: One statement a batch, its columns bound as arrays in PostgreSQL's binary format (``%b``):
+#: psycopg's text format escaped every byte of the feature objects and every id through a
+#: regular expression, two thirds of the insert's time at 1000 records, and the server then
+#: parsed that text back. Model and receipt time are bound once.
+_POSTGRESQL_INSERT_PREDICTIONS = (
+    f"INSERT INTO predictions ({_POSTGRESQL_COLUMNS})"
+    " SELECT %(model)b::text, id, ts, %(received)b::float8, features, prediction_class,"
+    " prediction_value, scores"
+    " FROM unnest(%(ids)b::text[], %(ts)b::float8[], %(features)b::bytea[],"
+    " %(classes)b::text[], %(values)b::float8[], %(scores)b::bytea[])"
+    " AS batch (id, ts, features, prediction_class, prediction_value, scores)"
+    " ON CONFLICT (model, id) DO NOTHING"
+)
+
+#: Several small batches in one statement: every column per row, and the stored rows' keys
+#: returned so that each batch gets its own count.
+_POSTGRESQL_INSERT_MERGED = (
+    f"INSERT INTO predictions ({_POSTGRESQL_COLUMNS})"
+    f" SELECT {_POSTGRESQL_COLUMNS}"
+    " FROM unnest(%(models)b::text[], %(ids)b::text[], %(ts)b::float8[],"
+    " %(received)b::float8[], %(features)b::bytea[], %(classes)b::text[],"
+    " %(values)b::float8[], %(scores)b::bytea[])"
+    f" AS batch ({_POSTGRESQL_COLUMNS})"
+    " ON CONFLICT (model, id) DO NOTHING RETURNING model, id"
+)
+
+#: Batches below this many records share statements on PostgreSQL (at most
+#: ``_MERGED_ROWS`` records each); larger ones are inserted alone, where a merged statement
+#: measured no faster (at 100 records) or slower (at 1000: the merged lists and the returned
+#: keys cost more than the round trips they save).
+_MERGE_BELOW = 64
+_MERGED_ROWS = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class PredictionWrite(CombinedWork):
+    """A batch to store (``insert_predictions``) as a group-commit work.
+
+    Neighbouring writes of a group share statements on PostgreSQL: at batch 1 a statement's
+    round trip, binding and parsing cost far more than its record, so a group of eight single
+    records took eight times as long as one of them. SQLite inserts each as before."""
+
+    model: str
+    batch: PredictionBatch
+    received_at: float
+
+    def __call__(self, connection: Connection) -> IngestResult:
+        return insert_predictions(
+            connection, model=self.model, batch=self.batch, received_at=self.received_at
+        )
+
+    @classmethod
+    def write_together(
+        cls, connection: Connection, works: Sequence[PredictionWrite]
+    ) -> list[IngestResult]:
+        if not _is_postgresql(connection):
+            return [work(connection) for work in works]
+        results: list[IngestResult] = []
+        for statement in _merged_statements(works):
+            if len(statement) == 1:
+                results.append(statement[0](connection))
+            else:
+                results.extend(_postgresql_insert_merged(connection, statement))
+        return results
+
+
+def _merged_statements(works: Sequence[PredictionWrite]) -> Iterator[list[PredictionWrite]]:
+    """``works`` in order, cut into the writes of one statement each.
+
+    A statement never holds the same (model, id) twice: which of two equal rows an
+    ``INSERT ... ON CONFLICT DO NOTHING`` stores is the first in scan order, which no
+    contract guarantees, so a write repeating a key of the statement starts the next one.
+    """
+    statement: list[PredictionWrite] = []
+    keys: set[tuple[str, str]] = set()
+    rows = 0
+    for work in works:
+        n = len(work.batch)
+        if n >= _MERGE_BELOW:
+            if statement:
+                yield statement
+                statement, keys, rows = [], set(), 0
+            yield [work]
+            continue
+        own = {(work.model, record_id) for record_id in work.batch.ids}
+        if statement and (rows + n > _MERGED_ROWS or not keys.isdisjoint(own)):
+            yield statement
+            statement, keys, rows = [], set(), 0
+        statement.append(work)
+        keys |= own
+        rows += n
+    if statement:
+        yield statement
+
+
+def _postgresql_insert_merged(
+    connection: Connection, works: Sequence[PredictionWrite]
+) -> list[IngestResult]:
+    """Insert the batches of ``works`` (no (model, id) twice among them) in one statement."""
+    columns: dict[str, list[Any]] = {
+        name: []
+        for name in ("models", "ids", "ts", "received", "features", "classes", "values", "scores")
+    }
+    for work in works:
+        batch, n = work.batch, len(work.batch)
+        columns["models"] += [work.model] * n
+        columns["ids"] += batch.ids
+        # float(): a binary array takes one Python type, and batches may differ in theirs
+        columns["ts"] += map(float, batch.timestamps)
+        columns["received"] += [float(work.received_at)] * n
+        columns["features"] += batch.features
+        columns["classes"] += batch.prediction_classes
+        columns["values"] += (None if v is None else float(v) for v in batch.prediction_values)
+        columns["scores"] += batch.scores
+    result = connection.exec_driver_sql(_POSTGRESQL_INSERT_MERGED, columns)
+    stored = {(model, record_id) for model, record_id in result}
+    results = []
+    for work in works:
+        accepted = sum((work.model, record_id) in stored for record_id in work.batch.ids)
+        results.append(
+            IngestResult(
+                accepted=accepted,
+                duplicates=len(work.batch) - accepted + work.batch.duplicates_in_batch,
+            )
+        )
+    return results
+
+
 def insert_predictions(
     connection: Connection, *, model: str, batch: PredictionBatch, received_at: float
 ) -> IngestResult:
@@ -43,17 +178,12 @@ def insert_predictions(
         return IngestResult(accepted=0, duplicates=batch.duplicates_in_batch)
     if _is_postgresql(connection):
         accepted = connection.exec_driver_sql(
-            "INSERT INTO predictions (model, id, ts, received_at, features, prediction_class,"
-            " prediction_value, scores)"
-            " SELECT %(model)s, * FROM unnest(%(ids)s::text[], %(ts)s::float8[],"
-            " %(received)s::float8[], %(features)s::bytea[], %(classes)s::text[],"
-            " %(values)s::float8[], %(scores)s::bytea[])"
-            " ON CONFLICT (model, id) DO NOTHING",
+            _POSTGRESQL_INSERT_PREDICTIONS,
             {
                 "model": model,
+                "received": received_at,
                 "ids": batch.ids,
                 "ts": batch.timestamps,
-                "received": [received_at] * len(batch),
                 "features": batch.features,
                 "classes": batch.prediction_classes,
                 "values": batch.prediction_values,
