@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import json
 import logging
 import math
@@ -53,6 +54,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -211,6 +213,9 @@ class _Base:
     initial_backoff: float = 0.1
     #: the longest wait between two attempts, a ``Retry-After`` answer included
     max_backoff: float = 30.0
+    #: held while the caller's path touches the queue and the counters: the thread flavour's
+    #: condition; nothing for the asyncio flavour, whose caller and sender share one thread
+    _guard: AbstractContextManager[Any] = contextlib.nullcontext()
 
     def __init__(
         self,
@@ -327,6 +332,56 @@ class _Base:
             error,
         )
 
+    # -- the caller's path -----------------------------------------------------------------
+
+    def log_prediction(
+        self,
+        id: str | int,
+        features: Mapping[str, Any],
+        prediction: Any,
+        scores: Mapping[str, float] | None = None,
+        timestamp: Timestamp = None,
+    ) -> None:
+        """Queue a prediction record; returns at once and never raises."""
+        try:
+            body = self._prediction(id, features, prediction, scores, timestamp)
+        except Exception as error:
+            with self._guard:
+                self._local_reject("predictions", error)
+            return
+        self._push("predictions", body)
+
+    def log_label(self, id: str | int, label: Any, timestamp: Timestamp = None) -> None:
+        """Queue a ground-truth label for the prediction ``id``; returns at once, never raises."""
+        try:
+            body = self._label(id, label, timestamp)
+        except Exception as error:
+            with self._guard:
+                self._local_reject("labels", error)
+            return
+        self._push("labels", body)
+
+    def _push(self, kind: Kind, body: bytes) -> None:
+        """Queue a record's body and wake the sender when it should look (each flavour)."""
+        raise NotImplementedError
+
+    def _enqueue(self, kind: Kind, body: bytes) -> bool | None:
+        """Queue a record's body; None if it was dropped (the client is closed or the queue
+        full: counted, and warned of once), else whether the sender should wake: the kind's
+        first queued record, or a full batch. Call under ``_guard``."""
+        if self._closed or not self._queue.push(kind, body, time.monotonic()):
+            self._counts["dropped"] += 1
+            reason = "closed" if self._closed else "full"
+            self._warn_once(
+                f"dropped:{reason}",
+                "drift-monitor client: %s dropped, the client is %s (repeats at debug)",
+                kind[:-1],
+                "closed" if self._closed else "at max_queue",
+            )
+            return None
+        length = len(self._queue.fifos[kind])
+        return length == 1 or length == self.batch_size
+
     # -- the sender's path -----------------------------------------------------------------
 
     def _outcome(
@@ -408,6 +463,7 @@ class Monitor(_Base):
         )
         self.exit_timeout = exit_timeout
         self._cond = threading.Condition()
+        self._guard = self._cond
         self._abort = threading.Event()
         self._flushing = 0
         self._closing = False
@@ -419,47 +475,9 @@ class Monitor(_Base):
 
     # -- the caller's path -----------------------------------------------------------------
 
-    def log_prediction(
-        self,
-        id: str | int,
-        features: Mapping[str, Any],
-        prediction: Any,
-        scores: Mapping[str, float] | None = None,
-        timestamp: Timestamp = None,
-    ) -> None:
-        """Queue a prediction record; returns at once and never raises."""
-        try:
-            body = self._prediction(id, features, prediction, scores, timestamp)
-        except Exception as error:
-            with self._cond:
-                self._local_reject("predictions", error)
-            return
-        self._push("predictions", body)
-
-    def log_label(self, id: str | int, label: Any, timestamp: Timestamp = None) -> None:
-        """Queue a ground-truth label for the prediction ``id``; returns at once, never raises."""
-        try:
-            body = self._label(id, label, timestamp)
-        except Exception as error:
-            with self._cond:
-                self._local_reject("labels", error)
-            return
-        self._push("labels", body)
-
     def _push(self, kind: Kind, body: bytes) -> None:
         with self._cond:
-            if self._closed or not self._queue.push(kind, body, time.monotonic()):
-                self._counts["dropped"] += 1
-                reason = "closed" if self._closed else "full"
-                self._warn_once(
-                    f"dropped:{reason}",
-                    "drift-monitor client: %s dropped, the client is %s (repeats at debug)",
-                    kind[:-1],
-                    "closed" if self._closed else "at max_queue",
-                )
-                return
-            length = len(self._queue.fifos[kind])
-            if length == 1 or length == self.batch_size:
+            if self._enqueue(kind, body):
                 self._cond.notify_all()
 
     def stats(self) -> dict[str, int]:
@@ -629,44 +647,11 @@ class AsyncMonitor(_Base):
 
     # -- the caller's path -----------------------------------------------------------------
 
-    def log_prediction(
-        self,
-        id: str | int,
-        features: Mapping[str, Any],
-        prediction: Any,
-        scores: Mapping[str, float] | None = None,
-        timestamp: Timestamp = None,
-    ) -> None:
-        """Queue a prediction record; returns at once and never raises."""
-        try:
-            body = self._prediction(id, features, prediction, scores, timestamp)
-        except Exception as error:
-            self._local_reject("predictions", error)
-            return
-        self._push("predictions", body)
-
-    def log_label(self, id: str | int, label: Any, timestamp: Timestamp = None) -> None:
-        """Queue a ground-truth label for the prediction ``id``; returns at once, never raises."""
-        try:
-            body = self._label(id, label, timestamp)
-        except Exception as error:
-            self._local_reject("labels", error)
-            return
-        self._push("labels", body)
-
     def _push(self, kind: Kind, body: bytes) -> None:
-        if self._closed or not self._queue.push(kind, body, time.monotonic()):
-            self._counts["dropped"] += 1
-            reason = "closed" if self._closed else "full"
-            self._warn_once(
-                f"dropped:{reason}",
-                "drift-monitor client: %s dropped, the client is %s (repeats at debug)",
-                kind[:-1],
-                "closed" if self._closed else "at max_queue",
-            )
+        wake = self._enqueue(kind, body)
+        if wake is None:
             return
-        length = len(self._queue.fifos[kind])
-        if length == 1 or length == self.batch_size:
+        if wake:
             self._wakeup.set()
         self._start()
 

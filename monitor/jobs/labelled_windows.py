@@ -15,11 +15,12 @@ the window is read by the plain join.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import math
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 
 import numpy as np
@@ -169,13 +170,31 @@ class LabelledWindows:
 
     def _add(self, spec: _Spec, expected: Mark, advanced: Mark, rows: list[PairRow]) -> bool:
         """Add pairs to their buckets and move the mark, unless it moved meanwhile."""
-        groups = spec.buckets(spec.columns(rows))
+        return self._merge(spec, expected, spec.buckets(spec.columns(rows)), advanced)
+
+    @contextlib.contextmanager
+    def _unmoved(self, spec: _Spec, expected: Mark | None) -> Iterator[Connection | None]:
+        """A write transaction holding the mark's lock; None instead of the connection if the
+        mark is no longer ``expected`` (another summariser moved first: leave it to that one)."""
         with self._write_lock, self.engine.begin() as connection:
             current = store.watermark(connection, model=spec.model, clock=spec.clock, lock=True)
-            if current != expected:
+            yield connection if current == expected else None
+
+    def _merge(
+        self,
+        spec: _Spec,
+        expected: Mark,
+        groups: dict[float, Labelled],
+        advanced: Mark | None = None,
+    ) -> bool:
+        """Add ``groups`` to their buckets (and move the mark to ``advanced``), unless the mark
+        moved meanwhile."""
+        with self._unmoved(spec, expected) as connection:
+            if connection is None:
                 return False
             self._merge_into(connection, spec, groups)
-            store.set_watermark(connection, model=spec.model, clock=spec.clock, mark=advanced)
+            if advanced is not None:
+                store.set_watermark(connection, model=spec.model, clock=spec.clock, mark=advanced)
         return True
 
     def _merge_into(
@@ -211,9 +230,8 @@ class LabelledWindows:
             times = (old_label_ts, new_label_ts) if spec.by_label_time else (prediction_ts,)
             starts.update(spec.bucket_of(t) for t in times)
         starts = {start for start in starts if start >= mark.horizon}
-        with self._write_lock, self.engine.begin() as connection:
-            current = store.watermark(connection, model=spec.model, clock=spec.clock, lock=True)
-            if current != mark:
+        with self._unmoved(spec, mark) as connection:
+            if connection is None:
                 return None
             existing = store.stored_buckets(
                 connection, model=spec.model, clock=spec.clock, starts=sorted(starts)
@@ -246,9 +264,8 @@ class LabelledWindows:
 
     def _move_horizon(self, spec: _Spec, mark: Mark, horizon: float) -> None:
         """Drop the buckets before ``horizon``: windows only move forward."""
-        with self._write_lock, self.engine.begin() as connection:
-            current = store.watermark(connection, model=spec.model, clock=spec.clock, lock=True)
-            if current != mark:
+        with self._unmoved(spec, mark) as connection:
+            if connection is None:
                 return
             store.delete_buckets_before(
                 connection, model=spec.model, clock=spec.clock, before=horizon
@@ -294,25 +311,10 @@ class LabelledWindows:
                     )
                 held_start = max(groups)
                 held = groups.pop(held_start)
-                if groups and not self._write_new(spec, building, groups):
+                if groups and not self._merge(spec, building, groups):
                     return False
-        if held is not None and not self._write_new(spec, building, {held_start: held}):
-            return False
         done = Mark(prediction_upto, label_upto, horizon)
-        with self._write_lock, self.engine.begin() as connection:
-            current = store.watermark(connection, model=spec.model, clock=spec.clock, lock=True)
-            if current != building:
-                return False
-            store.set_watermark(connection, model=spec.model, clock=spec.clock, mark=done)
-        return True
-
-    def _write_new(self, spec: _Spec, building: Mark, groups: dict[float, Labelled]) -> bool:
-        with self._write_lock, self.engine.begin() as connection:
-            current = store.watermark(connection, model=spec.model, clock=spec.clock, lock=True)
-            if current != building:
-                return False  # reset by another summariser: leave it to that one
-            self._merge_into(connection, spec, groups)
-        return True
+        return self._merge(spec, building, {} if held is None else {held_start: held}, done)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -171,6 +171,17 @@ def pairs_after(
     return [_pair(row) for row in rows], last
 
 
+def _by_time_sql(connection: Connection, *, regression: bool, clock: str, upper: str) -> str:
+    """Pairs with ``clock`` time from ``:start`` to ``:end`` (compared with ``upper``) within
+    the seqs, driven from that time's index."""
+    driver, own = ("labels", "l") if clock == "label_time" else ("predictions", "p")
+    return (
+        f"SELECT {own}.seq, {_columns(regression)} FROM {_join(connection, driver)}"
+        f" WHERE {own}.model = :model AND {own}.ts >= :start AND {own}.ts {upper} :end"
+        f" AND p.seq <= :prediction_upto AND l.seq <= :label_upto ORDER BY {own}.ts"
+    )
+
+
 def pairs_between(
     connection: Connection,
     *,
@@ -184,15 +195,9 @@ def pairs_between(
     inclusive_end: bool = False,
 ) -> list[PairRow]:
     """Pairs whose ``clock`` time is in ``[start, end)`` (``[start, end]`` with
-    ``inclusive_end``), within the given seqs: driven from that time's index."""
-    by_label = clock == "label_time"
-    driver = "labels" if by_label else "predictions"
-    own = "l" if by_label else "p"
-    upper = "<=" if inclusive_end else "<"
-    sql = (
-        f"SELECT {own}.seq, {_columns(regression)} FROM {_join(connection, driver)}"
-        f" WHERE {own}.model = :model AND {own}.ts >= :start AND {own}.ts {upper} :end"
-        " AND p.seq <= :prediction_upto AND l.seq <= :label_upto"
+    ``inclusive_end``), within the given seqs, in time order."""
+    sql = _by_time_sql(
+        connection, regression=regression, clock=clock, upper="<=" if inclusive_end else "<"
     )
     params = {
         "model": model,
@@ -217,18 +222,11 @@ def stream_pairs_since(
 ) -> Iterator[list[PairRow]]:
     """Every pair with ``clock`` time at or after ``since`` within the seqs, in chunks, in time
     order (a first build)."""
-    by_label = clock == "label_time"
-    driver = "labels" if by_label else "predictions"
-    own = "l" if by_label else "p"
-    sql = (
-        f"SELECT {own}.seq, {_columns(regression)} FROM {_join(connection, driver)}"
-        f" WHERE {own}.model = :model AND {own}.ts >= :since"
-        " AND p.seq <= :prediction_upto AND l.seq <= :label_upto"
-        f" ORDER BY {own}.ts"
-    )
+    sql = _by_time_sql(connection, regression=regression, clock=clock, upper="<=")
     params = {
         "model": model,
-        "since": since,
+        "start": since,
+        "end": ANY_TIME,
         "prediction_upto": prediction_upto,
         "label_upto": label_upto,
     }

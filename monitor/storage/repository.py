@@ -257,7 +257,8 @@ def upsert_labels(
     connection: Connection, *, model: str, batch: LabelBatch, received_at: float
 ) -> IngestResult:
     """Store labels; a different label for a stored id replaces it and counts as a correction,
-    the same label again counts as a duplicate."""
+    the same label again counts as a duplicate. A correction of a stored prediction's label
+    leaves a stale mark for its performance buckets (``storage.labelled``)."""
     existing: dict[str, tuple[str | None, float | None]] = {}
     existing_ts: dict[str, float] = {}
     for ids in _chunks(batch.ids):
@@ -267,7 +268,8 @@ def upsert_labels(
         for record_id, label_class, label_value, ts in connection.execute(query):
             existing[record_id] = (label_class, label_value)
             existing_ts[record_id] = float(ts)
-    new_rows, changed_rows = [], []
+    new_rows: list[dict[str, Any]] = []
+    changed_rows: list[dict[str, Any]] = []
     for record_id, ts, label_class, label_value in zip(
         batch.ids, batch.timestamps, batch.label_classes, batch.label_values, strict=False
     ):
@@ -297,22 +299,25 @@ def upsert_labels(
                 corrections=labels.c.corrections + 1,
             )
         )
-    if changed_rows:
-        _mark_corrections_stale(connection, model=model, rows=changed_rows, old_ts=existing_ts)
+    # One lookup of the prediction times, for the new labels' delays and the stale marks.
+    predicted_at = _prediction_times(
+        connection, model=model, ids=[str(row["id"]) for row in new_rows + changed_rows]
+    )
+    labelled.mark_stale(
+        connection,
+        model=model,
+        rows=[
+            (predicted_at[row["id"]], existing_ts[row["id"]], float(row["ts"]))
+            for row in changed_rows
+            if row["id"] in predicted_at
+        ],
+    )
     duplicates = len(batch) - len(new_rows) - len(changed_rows) + batch.duplicates_in_batch
-    predicted_at: dict[str, float] = {}
-    new_ids = [str(row["id"]) for row in new_rows]
-    new_ids_set = set(new_ids)
-    for ids in _chunks(new_ids):
-        query = select(predictions.c.id, predictions.c.ts).where(
-            predictions.c.model == model, predictions.c.id.in_(ids)
-        )
-        for record_id, ts in connection.execute(query):
-            predicted_at[record_id] = float(ts)
+    new_ids = {str(row["id"]) for row in new_rows}
     delays = tuple(
         ts - predicted_at[record_id]
         for record_id, ts in zip(batch.ids, batch.timestamps, strict=True)
-        if record_id in predicted_at and record_id in new_ids_set
+        if record_id in predicted_at and record_id in new_ids
     )
     return IngestResult(
         accepted=len(new_rows),
@@ -322,29 +327,15 @@ def upsert_labels(
     )
 
 
-def _mark_corrections_stale(
-    connection: Connection,
-    *,
-    model: str,
-    rows: Sequence[dict[str, Any]],
-    old_ts: dict[str, float],
-) -> None:
-    """Corrected labels of stored predictions leave their performance buckets stale."""
-    predicted_at: dict[str, float] = {}
-    for ids in _chunks([str(row["id"]) for row in rows]):
+def _prediction_times(connection: Connection, *, model: str, ids: list[str]) -> dict[str, float]:
+    """Prediction time of each of ``ids`` that has a stored prediction."""
+    found: dict[str, float] = {}
+    for chunk in _chunks(ids):
         query = select(predictions.c.id, predictions.c.ts).where(
-            predictions.c.model == model, predictions.c.id.in_(ids)
+            predictions.c.model == model, predictions.c.id.in_(chunk)
         )
-        predicted_at.update((record_id, float(ts)) for record_id, ts in connection.execute(query))
-    labelled.mark_stale(
-        connection,
-        model=model,
-        rows=[
-            (predicted_at[row["id"]], old_ts[row["id"]], float(row["ts"]))
-            for row in rows
-            if row["id"] in predicted_at
-        ],
-    )
+        found.update((record_id, float(ts)) for record_id, ts in connection.execute(query))
+    return found
 
 
 def store_reference(
