@@ -256,8 +256,7 @@ def labelled_windows(service: Service, now: float) -> LabelledWindows:
     """The service's window reader on a clock past the summary lag: the scheduler kept the
     buckets current up to the records received at ``now``."""
     return LabelledWindows(
-        engine=service.engine,
-        write_lock=service._write_lock,
+        database=service.database,
         clock=lambda: now + SUMMARY_LAG_SECONDS + 1.0,
     )
 

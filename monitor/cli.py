@@ -310,6 +310,6 @@ def serve_command(args: argparse.Namespace) -> int:
 
 def _redact(url: str) -> str:
     """Hide a password in a database URL before it is logged."""
-    from sqlalchemy.engine import make_url
+    from monitor.storage.database import redact
 
-    return make_url(url).render_as_string(hide_password=True)
+    return redact(url)

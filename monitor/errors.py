@@ -9,7 +9,8 @@
     ├── InvalidRecordsError(ValueError)  a batch has invalid records; carries every RecordIssue
     ├── PayloadError(ValueError)         a body that cannot be read at all (syntax, encoding)
     │   └── PayloadTooLargeError         the body (or its decompressed form) exceeds a limit
-    ├── StorageError(RuntimeError)       the database refused or is unreachable
+    ├── StorageError(RuntimeError)       the database refused an operation
+    │   └── StorageUnavailableError      unreachable, locked, out of space, busy: try again
     ├── ReplayInputError(ValueError)     rows of a replayed file are invalid; carries every RowIssue
     └── ReplayTargetError(RuntimeError)  the service a replay sends to refused or failed
 """
@@ -86,7 +87,12 @@ class PayloadTooLargeError(PayloadError):
 
 
 class StorageError(MonitorError, RuntimeError):
-    """The database refused an operation or could not be reached."""
+    """The database refused an operation (``storage.Database`` translates driver errors)."""
+
+
+class StorageUnavailableError(StorageError):
+    """The database cannot be used now (unreachable, locked, out of space, every connection
+    busy); the same request may succeed later."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,18 +6,15 @@ import asyncio
 import functools
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, nullcontext
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
-from sqlalchemy import Connection, Engine, event, text
-from sqlalchemy.engine import ExceptionContext
+from sqlalchemy import Connection, Engine
 
 from monitor.config import Config, ModelConfig
 from monitor.domain import (
@@ -35,6 +32,7 @@ from monitor.errors import (
     ModelNotFoundError,
     PayloadError,
     RouteNotFoundError,
+    StorageError,
 )
 from monitor.evaluation import export
 from monitor.evaluation.document import from_document
@@ -45,13 +43,13 @@ from monitor.jobs import Scheduler
 from monitor.jobs.alerting import Alerting
 from monitor.jobs.cloudevents import EXPIRY_INTERVAL, CloudEventPairing
 from monitor.jobs.evaluate import DriftEvaluator
-from monitor.metrics import DATABASE_ERROR_KINDS, Metrics
+from monitor.metrics import Metrics
 from monitor.storage import alerts as alert_store
 from monitor.storage import create_database_engine, labelled, migrate, windows
 from monitor.storage import deliveries as outbox
 from monitor.storage import histograms as hist
 from monitor.storage import repository as repo
-from monitor.storage.engine import checkpoint_sqlite
+from monitor.storage.database import Database
 from monitor.storage.evaluations import (
     evaluation_history,
     latest_evaluation,
@@ -88,27 +86,23 @@ class Service:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
-        self.engine = engine or create_database_engine(database_url(config))
         self.registry = registry or CollectorRegistry()
         self.metrics = Metrics(
             self.registry, [m.name for m in config.models], [w.name for w in config.webhooks]
+        )
+        self.database = Database(
+            engine or create_database_engine(database_url(config)),
+            on_error=lambda kind: self.metrics.database_errors.labels(kind).inc(),
         )
         self.clock = clock
         self.validators = {m.name: RecordValidator(m) for m in config.models}
         self._fast_decoders = {m.name: FastPredictionDecoder(m) for m in config.models}
         self.scheduler = Scheduler()
         self.started = False
-        # SQLite has one writer at a time; queueing writers on a lock here hands the database
-        # over at once, where SQLite's own busy handler would make them sleep and poll.
-        self._write_lock: AbstractContextManager[object] = (
-            threading.Lock() if self.engine.dialect.name == "sqlite" else nullcontext()
-        )
-        self.writer = GroupCommitWriter(self.engine, self._write_lock)
-        event.listen(self.engine, "handle_error", self._count_database_error)
+        self.writer = GroupCommitWriter(self.database)
         self._decode_thread = ThreadPoolExecutor(1, thread_name_prefix="decode")
         self.webhooks = WebhookSender(
-            engine=self.engine,
-            write_lock=self._write_lock,
+            database=self.database,
             routes={w.name: w for w in config.webhooks},
             metrics=self.metrics,
             clock=clock,
@@ -121,16 +115,14 @@ class Service:
             renderer=self.renderer,
         )
         self.evaluator = DriftEvaluator(
-            engine=self.engine,
-            write_lock=self._write_lock,
+            database=self.database,
             clock=clock,
             metrics=self.metrics,
             save_reference=self._save_reference,
             on_evaluation=self.alerting.apply,
         )
         self.cloudevents = CloudEventPairing(
-            engine=self.engine,
-            write_lock=self._write_lock,
+            database=self.database,
             clock=clock,
             pair_timeout=config.server.cloudevents.pair_timeout,
             metrics=self.metrics,
@@ -147,7 +139,7 @@ class Service:
         for model in self.config.models:
             if model.reference is not None and model.reference.path is not None:
                 self._load_reference_file(model, model.reference.path)
-            with self.engine.connect() as connection:
+            with self.database.read() as connection:
                 info = repo.latest_reference(connection, model=model.name)
                 document = latest_evaluation(connection, model=model.name)
             if info is not None:
@@ -155,15 +147,15 @@ class Service:
                 if model.reference is None or not model.reference.previous_window:
                     # the reference's profiles, loaded (or built) once now rather than by the
                     # first evaluation
-                    with self.engine.connect() as connection:
+                    with self.database.read() as connection:
                         self.evaluator.reference_profiles(connection, model, self.clock())
             if document is not None:
                 self.evaluator.latest[model.name] = from_document(document)
         if run_jobs:
-            if self.engine.dialect.name == "sqlite":
+            if self.database.is_sqlite:
                 self.scheduler.every(
                     timedelta(seconds=1),
-                    functools.partial(checkpoint_sqlite, self.engine),
+                    self.database.checkpoint,
                     name="sqlite-checkpoint",
                 )
             for model in self.config.models:
@@ -192,43 +184,54 @@ class Service:
         self.scheduler.stop()  # waits for a running job, e.g. a webhook attempt in flight
         self._decode_thread.shutdown(wait=True)  # a fresh one starts its thread when used
         self._decode_thread = ThreadPoolExecutor(1, thread_name_prefix="decode")
-        self.engine.dispose()
+        self.database.dispose()
         self.started = False
 
-    def _count_database_error(self, context: ExceptionContext) -> None:
-        error = context.original_exception
-        # the DB-API class names of PEP 249 are the same in every driver
-        kind = next(
-            (k.__name__ for k in type(error).__mro__ if k.__name__ in DATABASE_ERROR_KINDS),
-            "other",
-        )
-        self.metrics.database_errors.labels(kind).inc()
+    @property
+    def engine(self) -> Engine:
+        return self.database.engine
 
     # -- export ----------------------------------------------------------------------------
 
     def export(self, model: str, *, start: float, end: float, media_type: str) -> Iterator[bytes]:
-        """The window's records (with labels) as JSON Lines or CSV, produced a chunk at a
-        time; the database is read while the body is sent."""
+        """The window's records (with labels) as JSON Lines or CSV, produced a page at a
+        time while the body is sent. Each page is read in a short block of its own, so no
+        connection, snapshot or lock is held while a slow client reads, and a client that
+        hangs up (or a row that fails to format) leaves nothing open behind it."""
         config = self.model(model)
-        with self.engine.connect() as connection:
-            chunks = windows.export_chunks(
-                connection,
-                model=model,
-                start=start,
-                end=end,
-                regression=config.task == "regression",
-            )
-            if media_type == "text/csv":
-                yield from export.csv_rows(config, chunks)
-            else:
-                yield from export.jsonl(chunks)
+        chunks = self._export_pages(
+            model, start=start, end=end, regression=config.task == "regression"
+        )
+        if media_type == "text/csv":
+            yield from export.csv_rows(config, chunks)
+        else:
+            yield from export.jsonl(chunks)
+
+    def _export_pages(
+        self, model: str, *, start: float, end: float, regression: bool
+    ) -> Iterator[list[tuple[Any, ...]]]:
+        after: windows.ExportKey | None = None
+        while True:
+            with self.database.read() as connection:
+                page = windows.export_page(
+                    connection,
+                    model=model,
+                    start=start,
+                    end=end,
+                    regression=regression,
+                    after=after,
+                )
+            if not page.rows:
+                return
+            yield page.rows
+            after = page.last
 
     # -- alerts ----------------------------------------------------------------------------
 
     def active_alerts(self, model: str | None = None) -> list[alert_store.Stored]:
         if model is not None:
             self.model(model)
-        with self.engine.connect() as connection:
+        with self.database.read() as connection:
             return alert_store.active(connection, model=model)
 
     def alert_history(
@@ -236,7 +239,7 @@ class Service:
     ) -> list[alert_store.HistoryEntry]:
         if model is not None:
             self.model(model)
-        with self.engine.connect() as connection:
+        with self.database.read() as connection:
             return alert_store.history(connection, model=model, since=since, limit=limit)
 
     # -- webhooks --------------------------------------------------------------------------
@@ -246,7 +249,7 @@ class Service:
         if route not in self.webhooks.routes:
             raise RouteNotFoundError(route)
         document = webhook_test_event(route, self.clock())
-        with self._write_lock, self.engine.begin() as connection:
+        with self.database.write() as connection:
             outbox.enqueue(
                 connection,
                 event_id=document["id"],
@@ -257,12 +260,12 @@ class Service:
         return str(document["id"])
 
     def deliveries(self, *, status: str | None, limit: int) -> list[outbox.Delivery]:
-        with self.engine.connect() as connection:
+        with self.database.read() as connection:
             return outbox.list_deliveries(connection, status=status, limit=limit)
 
     def resend(self, event_id: str, route: str | None) -> int:
         """Queue a delivered or failed event again; the number of deliveries queued."""
-        with self._write_lock, self.engine.begin() as connection:
+        with self.database.write() as connection:
             return outbox.resend(connection, event_id=event_id, route=route, now=self.clock())
 
     # -- lookups ---------------------------------------------------------------------------
@@ -275,21 +278,20 @@ class Service:
 
     def database_ready(self) -> bool:
         try:
-            with self.engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
+            self.database.ping()
             return True
-        except Exception:
-            log.warning("database is not reachable", exc_info=True)
+        except StorageError as exc:
+            log.warning("database is not reachable: %s", exc)
             return False
 
     def counts(self, model: str) -> ModelCounts:
         self.model(model)
-        with self.engine.connect() as connection:
+        with self.database.read() as connection:
             return repo.model_counts(connection, model=model)
 
     def reference(self, model: str) -> ReferenceInfo | None:
         self.model(model)
-        with self.engine.connect() as connection:
+        with self.database.read() as connection:
             return repo.latest_reference(connection, model=model)
 
     # -- ingest ----------------------------------------------------------------------------
@@ -297,7 +299,7 @@ class Service:
     def store_predictions(self, model: str, records: list[Any]) -> IngestResult:
         """Validate and store a batch of prediction records, all or nothing."""
         write = self.prepare_predictions(model, records)
-        with self._write_lock, self.engine.begin() as connection:
+        with self.database.write() as connection:
             result = write(connection)
         return self._counted_predictions(model, result)
 
@@ -344,7 +346,7 @@ class Service:
 
     def store_labels(self, model: str, records: list[Any]) -> IngestResult:
         write = self.prepare_labels(model, records)
-        with self._write_lock, self.engine.begin() as connection:
+        with self.database.write() as connection:
             result = write(connection)
         return self._counted_labels(model, result)
 
@@ -428,7 +430,7 @@ class Service:
     def _save_reference(
         self, model: str, batch: ReferenceBatch, *, source: str, digest: str
     ) -> ReferenceInfo:
-        with self._write_lock, self.engine.begin() as connection:
+        with self.database.write() as connection:
             info = repo.store_reference(
                 connection, model=model, batch=batch, source=source, digest=digest
             )
@@ -458,7 +460,7 @@ class Service:
         except PayloadError as exc:
             raise ConfigError([ConfigIssue(str(path), None, "", str(exc))]) from None
         digest = digest_batch(batch)
-        with self.engine.connect() as connection:
+        with self.database.read() as connection:
             latest = repo.latest_reference(connection, model=model.name)
         if latest is not None and latest.digest == digest:
             return
@@ -480,14 +482,14 @@ class Service:
 
     def latest_evaluation(self, model: str) -> dict[str, Any] | None:
         self.model(model)
-        with self.engine.connect() as connection:
+        with self.database.read() as connection:
             return latest_evaluation(connection, model=model)
 
     def evaluation_history(
         self, model: str, *, since: float | None, until: float | None, limit: int
     ) -> list[dict[str, Any]]:
         self.model(model)
-        with self.engine.connect() as connection:
+        with self.database.read() as connection:
             return evaluation_history(
                 connection, model=model, since=since, until=until, limit=limit
             )
@@ -498,13 +500,13 @@ class Service:
         cutoff = self.clock() - self.config.storage.retention.total_seconds()
         deleted_predictions = deleted_labels = 0
         while True:
-            with self._write_lock, self.engine.begin() as connection:
+            with self.database.write() as connection:
                 chunk = repo.delete_older_than(connection, cutoff=cutoff)
             deleted_predictions += chunk[0]
             deleted_labels += chunk[1]
             if chunk == (0, 0):
                 break
-        with self._write_lock, self.engine.begin() as connection:
+        with self.database.write() as connection:
             hist.delete_buckets_before(connection, cutoff=cutoff)
             labelled.delete_buckets_before(connection, model=None, before=cutoff)
             labelled.delete_stale_before(connection, cutoff=cutoff)

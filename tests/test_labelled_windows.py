@@ -276,7 +276,7 @@ def test_a_window_reaching_before_the_buckets_rebuilds_them(engine: Engine) -> N
 
 def test_two_summarisers_never_count_a_pair_twice(engine: Engine) -> None:
     world = World(engine)
-    other = LabelledWindows(engine=engine, write_lock=world.service._write_lock, clock=world.clock)
+    other = LabelledWindows(database=world.service.database, clock=world.clock)
     n = 0
     for step in range(6):
         now = world.clock.now
@@ -343,7 +343,7 @@ def test_a_summariser_overtaken_between_its_read_and_its_write_adds_nothing(
     from monitor.jobs import labelled_windows
 
     world = World(engine)
-    other = LabelledWindows(engine=engine, write_lock=world.service._write_lock, clock=world.clock)
+    other = LabelledWindows(database=world.service.database, clock=world.clock)
     config = world.config()
     ids = [f"r{i}" for i in range(100)]
     world.predict("clf", ids, list(np.linspace(START - 3000, START - 100, 100)))

@@ -5,7 +5,6 @@ group-commit writer that hands them over."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import pytest
 from sqlalchemy import Connection, Engine, select
@@ -13,9 +12,10 @@ from sqlalchemy.exc import DBAPIError
 
 from monitor import codec
 from monitor.domain import IngestResult, PredictionBatch
-from monitor.errors import ModelNotFoundError
+from monitor.errors import ModelNotFoundError, StorageError
 from monitor.storage import migrate
 from monitor.storage import repository as repo
+from monitor.storage.database import Database
 from monitor.storage.group_commit import GroupCommitWriter
 from monitor.storage.tables import predictions
 
@@ -173,7 +173,7 @@ def test_group_commit_writes_concurrent_batches_together(engine: Engine) -> None
     """Concurrent requests share one transaction: merged writes each get their counts, a
     refused work fails alone, and a write the database refuses fails the whole group."""
     migrate(engine)
-    writer = GroupCommitWriter(engine, contextlib.nullcontext())
+    writer = GroupCommitWriter(Database(engine))
 
     def refused(_connection: Connection) -> IngestResult:
         raise ModelNotFoundError("nope")
@@ -202,5 +202,5 @@ def test_group_commit_writes_concurrent_batches_together(engine: Engine) -> None
             return_exceptions=True,
         )
 
-    assert all(isinstance(r, DBAPIError) for r in asyncio.run(failing_group()))
+    assert all(isinstance(r, StorageError) for r in asyncio.run(failing_group()))
     assert [row[1] for row in stored_rows(engine)] == ["a", "b", "c", "d"]

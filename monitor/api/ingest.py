@@ -22,7 +22,7 @@ from starlette.requests import ClientDisconnect
 
 from monitor.api.auth import TokenChecker
 from monitor.api.body import RECORD_TYPES, ingest_body
-from monitor.api.problems import PROBLEM_JSON, Problem, ProblemError, problem_for
+from monitor.api.problems import PROBLEM_JSON, Problem, ProblemError, log_problem, problem_for
 from monitor.api.schemas import IngestOut, LabelIn, LabelIngestOut, PredictionIn, body_doc
 from monitor.service import Service
 
@@ -59,6 +59,8 @@ class IngestMiddleware:
             if problem is None:
                 log.exception("%s %s failed", scope["method"], scope["path"])
                 problem = Problem(500, "Internal Server Error", "the request failed; see the log")
+            else:
+                log_problem(problem, exc, scope["method"], scope["path"])
             headers = [(b"content-type", PROBLEM_JSON.encode())]
             headers += [(k.lower().encode(), v.encode()) for k, v in problem.headers.items()]
             await _respond(send, problem.status, problem.body(scope["path"]), headers)

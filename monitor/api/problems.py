@@ -6,6 +6,7 @@ ingest endpoint (``api.ingest``) both answer with it, so an error reads the same
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -13,7 +14,6 @@ from typing import Any
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -24,8 +24,10 @@ from monitor.errors import (
     PayloadTooLargeError,
     RouteNotFoundError,
     StorageError,
+    StorageUnavailableError,
 )
 
+log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
 _TYPE = "urn:drift-monitor:problem:"
 
@@ -111,15 +113,21 @@ def problem_for(exc: Exception) -> Problem | None:
         )
     if isinstance(exc, PayloadError):
         return Problem(400, "Malformed body", str(exc), "malformed-body")
-    if isinstance(exc, StorageError):
-        return Problem(503, "Storage unavailable", str(exc), "storage")
-    if isinstance(exc, OperationalError):  # unreachable, locked, out of space...: try again
+    # The database's own message stays in the log: it may name tables, values or hosts.
+    if isinstance(exc, StorageUnavailableError):  # unreachable, locked, out of space...
         return Problem(
             503,
             "Storage unavailable",
             "the database could not be used; nothing of this request was stored",
             "storage",
             headers={"Retry-After": "5"},
+        )
+    if isinstance(exc, StorageError):
+        return Problem(
+            500,
+            "Storage error",
+            "the database refused the request; nothing of this request was stored",
+            "storage-error",
         )
     if isinstance(exc, RequestValidationError):
         errors = [
@@ -142,11 +150,19 @@ def problem_for(exc: Exception) -> Problem | None:
     return None
 
 
+def log_problem(problem: Problem, exc: Exception, method: str, path: str) -> None:
+    """Server-side failures (5xx) are logged with the error's own message, which the client
+    does not see; refusals of bad requests (4xx) are the client's to read, not the log's."""
+    if problem.status >= 500:
+        log.warning("%s %s answered %d: %s", method, path, problem.status, exc)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     async def handle(request: Request, exc: Exception) -> Response:
         found = problem_for(exc)
         if found is None:  # not registered for such an exception; kept for the type checker
             raise exc
+        log_problem(found, exc, request.method, request.url.path)
         return found.response(request.url.path)
 
     for kind in (
@@ -155,8 +171,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         ModelNotFoundError,
         RouteNotFoundError,
         PayloadError,  # PayloadTooLargeError included
-        StorageError,
-        OperationalError,
+        StorageError,  # StorageUnavailableError included
         RequestValidationError,
         StarletteHTTPException,
     ):

@@ -14,17 +14,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection
 
 from monitor.domain import IngestResult
 from monitor.ingest import cloudevents as ce
 from monitor.metrics import Metrics
 from monitor.storage import cloudevents as store
+from monitor.storage.database import Database
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +55,7 @@ class CloudEventPairing:
     def __init__(
         self,
         *,
-        engine: Engine,
-        write_lock: AbstractContextManager[object],
+        database: Database,
         clock: Callable[[], float],
         pair_timeout: timedelta,
         metrics: Metrics,
@@ -65,12 +64,11 @@ class CloudEventPairing:
         counted_predictions: Count,
         counted_labels: Count,
     ) -> None:
-        self.engine = engine
+        self.database = database
         self.clock = clock
         self.ttl = pair_timeout.total_seconds()
         self.remember = max(10 * self.ttl, 600.0)
         self.metrics = metrics
-        self._write_lock = write_lock
         self._prepare_predictions = prepare_predictions
         self._prepare_labels = prepare_labels
         self._counted_predictions = counted_predictions
@@ -94,7 +92,7 @@ class CloudEventPairing:
             payload=payload,
         )
         result = None
-        with self._write_lock, self.engine.begin() as connection:
+        with self.database.write() as connection:
             if not self._remember(connection, event, now):
                 return Received("duplicate")
             offer = store.offer(
@@ -123,7 +121,7 @@ class CloudEventPairing:
         """Handle a Seldon feedback event: store its labels, unless it was handled before."""
         now = self._expire_at_event()
         write = self._prepare_labels(model, labels)
-        with self._write_lock, self.engine.begin() as connection:
+        with self.database.write() as connection:
             if not self._remember(connection, event, now):
                 return Received("duplicate")
             result = write(connection)
@@ -132,7 +130,7 @@ class CloudEventPairing:
     def expire(self) -> int:
         """Delete the halves (and remembered events) past their time; count the unpaired
         halves by model and kind. Returns how many halves went unpaired."""
-        with self._write_lock, self.engine.begin() as connection:
+        with self.database.write() as connection:
             unpaired = store.expire(connection, now=self.clock())
         self._count_unpaired(unpaired)
         if unpaired:

@@ -12,9 +12,8 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection
 
 from monitor.config import ModelConfig
 from monitor.domain import Evaluation, ReferenceBatch, ReferenceInfo, Window
@@ -32,6 +31,7 @@ from monitor.metrics import DriftCollector, Metrics
 from monitor.storage import histograms as hist
 from monitor.storage import repository as repo
 from monitor.storage import windows
+from monitor.storage.database import Database
 from monitor.storage.evaluations import load_profiles, store_evaluation, store_profiles
 from monitor.storage.windows import Rows
 
@@ -74,25 +74,21 @@ class DriftEvaluator:
     def __init__(
         self,
         *,
-        engine: Engine,
-        write_lock: AbstractContextManager[object],
+        database: Database,
         clock: Callable[[], float],
         metrics: Metrics,
         save_reference: SaveReference,
         on_evaluation: OnEvaluation | None = None,
     ) -> None:
-        self.engine = engine
-        self._write_lock = write_lock
+        self.database = database
         self.clock = clock
         self.metrics = metrics
         self._save_reference = save_reference
         self._on_evaluation = on_evaluation
         self.latest: dict[str, Evaluation] = {}
         self._profiles: dict[str, ReferenceProfiles] = {}
-        self.labelled = LabelledWindows(
-            engine=engine, write_lock=write_lock, clock=lambda: self.clock()
-        )
-        self.unmatched = UnmatchedLabels(engine=engine, clock=lambda: self.clock())
+        self.labelled = LabelledWindows(database=database, clock=lambda: self.clock())
+        self.unmatched = UnmatchedLabels(database=database, clock=lambda: self.clock())
         metrics.registry.register(DriftCollector(lambda: self.latest))
 
     def evaluate(
@@ -108,7 +104,7 @@ class DriftEvaluator:
         model = config.name
         started = time.perf_counter()
         now = self.clock() if at is None else at
-        with self.engine.connect() as connection:
+        with self.database.read() as connection:
             profiles = self.reference_profiles(connection, config, now)
             large = (
                 profiles is not None
@@ -141,7 +137,7 @@ class DriftEvaluator:
             labels=label_health(predictions=evaluation.window.n, pairs=pairs, unmatched=unmatched),
         )
         evaluation = dataclasses.replace(evaluation, duration_seconds=time.perf_counter() - started)
-        with self._write_lock, self.engine.begin() as connection:
+        with self.database.write() as connection:
             store_evaluation(
                 connection,
                 model=model,
@@ -188,7 +184,7 @@ class DriftEvaluator:
         kinds = {name: "numeric" for name in profiles.numeric}
         kinds.update({name: "categorical" for name in profiles.categorical})
         kinds.pop("__label__", None)
-        with self.engine.connect() as connection:
+        with self.database.read() as connection:
             start = math.ceil(self._window_start(connection, config, now) / bucket) * bucket
             mark = hist.watermark(connection, model=config.name, version=profiles.version)
             counts = hist.merged_counts(
@@ -247,7 +243,7 @@ class DriftEvaluator:
         bucket = config.drift.bucket.total_seconds()
         while True:
             cutoff = self.clock() - SUMMARY_LAG_SECONDS
-            with self.engine.connect() as connection:
+            with self.database.read() as connection:
                 mark = hist.watermark(connection, model=config.name, version=profiles.version)
                 rows = hist.rows_after(
                     connection,
@@ -264,7 +260,7 @@ class DriftEvaluator:
             if not rows:
                 return total
             additions = _bucket_counts(config, profiles, rows, bucket)
-            with self._write_lock, self.engine.begin() as connection:
+            with self.database.write() as connection:
                 current = hist.watermark(
                     connection, model=config.name, version=profiles.version, lock=True
                 )
@@ -347,7 +343,7 @@ class DriftEvaluator:
                 version=info.version,
                 calibration=calibrate(config, rows.labels, rows.scores),
             )
-            with self._write_lock, self.engine.begin() as writer:
+            with self.database.write() as writer:
                 store_profiles(
                     writer, model=config.name, version=info.version, blobs=profiles.to_blobs()
                 )

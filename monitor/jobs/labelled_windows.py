@@ -21,16 +21,16 @@ import functools
 import math
 import secrets
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
 
 import numpy as np
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection
 
 from monitor.config import ModelConfig
 from monitor.evaluation import labelled as cols
 from monitor.evaluation.labelled import Labelled, PairRow
 from monitor.storage import labelled as store
 from monitor.storage import windows
+from monitor.storage.database import Database
 from monitor.storage.labelled import Mark
 
 SUMMARY_LAG_SECONDS = 30.0
@@ -44,22 +44,20 @@ class LabelledWindows:
     def __init__(
         self,
         *,
-        engine: Engine,
-        write_lock: AbstractContextManager[object],
+        database: Database,
         clock: Callable[[], float],
     ) -> None:
-        self.engine = engine
-        self._write_lock = write_lock
+        self.database = database
         self.clock = clock
 
     def window(self, config: ModelConfig, *, start: float, end: float) -> Labelled:
         """The labelled predictions whose prediction (or label) time is in ``(start, end]``."""
         spec = _Spec.of(config)
-        with self.engine.connect() as connection:
+        with self.database.read() as connection:
             if not windows.has_labels(connection, model=spec.model):
                 return cols.empty(spec.n_classes)  # nothing to summarise (yet)
         if self.summarize(config, window_start=start, window_end=end):
-            with self._write_lock, self.engine.begin() as connection:
+            with self.database.write() as connection:
                 mark = store.watermark(connection, model=spec.model, clock=spec.clock, lock=True)
                 if mark is not None and mark.building_since is None and start >= mark.horizon:
                     blobs = store.bucket_blobs(
@@ -90,7 +88,7 @@ class LabelledWindows:
                     parts.append(spec.columns(tail + newer))
                     merged = cols.concat(parts, spec.n_classes)
                     return merged.within(start, end, by_label_time=spec.by_label_time)
-        with self.engine.connect() as connection:
+        with self.database.read() as connection:
             rows = store.pairs_between(
                 connection,
                 model=spec.model,
@@ -115,7 +113,7 @@ class LabelledWindows:
         margin = max(window_end - window_start, spec.bucket)
         wanted = spec.bucket_of(window_start - margin)
         now = self.clock()
-        with self.engine.connect() as connection:
+        with self.database.read() as connection:
             mark = store.watermark(connection, model=spec.model, clock=spec.clock)
         if mark is not None and mark.building_since is not None:
             building = now - mark.building_since < BUILD_TIMEOUT_SECONDS
@@ -145,7 +143,7 @@ class LabelledWindows:
         )
         while True:
             after = getattr(mark, own)
-            with self.engine.connect() as connection:
+            with self.database.read() as connection:
                 target = store.ready_seq(connection, table=table, after=after, cutoff=cutoff)
                 if target == after:
                     return mark
@@ -176,7 +174,7 @@ class LabelledWindows:
     def _unmoved(self, spec: _Spec, expected: Mark | None) -> Iterator[Connection | None]:
         """A write transaction holding the mark's lock; None instead of the connection if the
         mark is no longer ``expected`` (another summariser moved first: leave it to that one)."""
-        with self._write_lock, self.engine.begin() as connection:
+        with self.database.write() as connection:
             current = store.watermark(connection, model=spec.model, clock=spec.clock, lock=True)
             yield connection if current == expected else None
 
@@ -221,7 +219,7 @@ class LabelledWindows:
 
     def _rebuild_stale(self, spec: _Spec, mark: Mark) -> Mark | None:
         """Rebuild the buckets that held a label corrected since."""
-        with self.engine.connect() as connection:
+        with self.database.read() as connection:
             stale = store.stale_rows(connection, model=spec.model)
         if not stale:
             return mark
@@ -282,7 +280,7 @@ class LabelledWindows:
         token = secrets.randbits(48) + 1
         building = Mark(-token, 0, horizon, building_since=now)
         cutoff = now - SUMMARY_LAG_SECONDS
-        with self._write_lock, self.engine.begin() as connection:
+        with self.database.write() as connection:
             store.watermark(connection, model=spec.model, clock=spec.clock, lock=True)
             store.reset(connection, model=spec.model)
             store.set_watermark(connection, model=spec.model, clock=spec.clock, mark=building)
@@ -292,7 +290,7 @@ class LabelledWindows:
             label_upto = store.ready_seq(connection, table="labels", after=0, cutoff=cutoff)
         held: Labelled | None = None  # the last bucket read: the next chunk may add to it
         held_start = -math.inf
-        with self.engine.connect() as reader:
+        with self.database.read() as reader:
             for rows in store.stream_pairs_since(
                 reader,
                 model=spec.model,

@@ -15,11 +15,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine
-
 from monitor.jobs.labelled_windows import SUMMARY_LAG_SECONDS
 from monitor.storage import labelled as store
 from monitor.storage import windows
+from monitor.storage.database import Database
 
 MAX_TRACKED = 100_000
 
@@ -33,8 +32,8 @@ class _Tracked:
 class UnmatchedLabels:
     """Counts each model's labels that have no prediction."""
 
-    def __init__(self, *, engine: Engine, clock: Callable[[], float]) -> None:
-        self.engine = engine
+    def __init__(self, *, database: Database, clock: Callable[[], float]) -> None:
+        self.database = database
         self.clock = clock
         self._tracked: dict[str, _Tracked] = {}
         self._untracked: set[str] = set()
@@ -45,11 +44,11 @@ class UnmatchedLabels:
 
     def count(self, model: str) -> int:
         if model in self._untracked:
-            with self.engine.connect() as connection:
+            with self.database.read() as connection:
                 return windows.unmatched_label_count(connection, model=model)
         tracked = self._tracked.setdefault(model, _Tracked())
         cutoff = self.clock() - SUMMARY_LAG_SECONDS
-        with self.engine.connect() as connection:
+        with self.database.read() as connection:
             upto = store.ready_seq(connection, table="labels", after=tracked.seq, cutoff=cutoff)
             if tracked.ids:
                 ids = sorted(tracked.ids)

@@ -19,12 +19,12 @@ import abc
 import asyncio
 import itertools
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
 from typing import Any, Self, TypeVar, cast
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection
 
 from monitor.errors import MonitorError
+from monitor.storage.database import Database
 
 T = TypeVar("T")
 
@@ -52,9 +52,8 @@ class CombinedWork(abc.ABC):
 
 
 class GroupCommitWriter:
-    def __init__(self, engine: Engine, lock: AbstractContextManager[object]) -> None:
-        self._engine = engine
-        self._lock = lock
+    def __init__(self, database: Database) -> None:
+        self._database = database
         self._pending: list[tuple[Callable[[Connection], Any], asyncio.Future[Any]]] = []
         self._draining = False
 
@@ -91,7 +90,7 @@ class GroupCommitWriter:
 
     def _write(self, works: list[Callable[[Connection], Any]]) -> list[Any]:
         results: list[Any] = []
-        with self._lock, self._engine.begin() as connection:
+        with self._database.write() as connection:
             for kind, run in itertools.groupby(works, key=type):
                 if issubclass(kind, CombinedWork):
                     results.extend(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -166,19 +165,36 @@ def unmatched_label_count(connection: Connection, *, model: str) -> int:
     return int(connection.execute(query).scalar_one())
 
 
-def export_chunks(
+@dataclass(frozen=True, slots=True)
+class ExportKey:
+    """Where an export page ended: the last row's prediction time and ingest sequence."""
+
+    ts: float
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class ExportPage:
+    rows: list[tuple[Any, ...]]
+    last: ExportKey | None
+
+
+def export_page(
     connection: Connection,
     *,
     model: str,
     start: float,
     end: float,
     regression: bool,
-    chunk: int = 5_000,
-) -> Iterator[list[tuple[Any, ...]]]:
-    """The model's predictions with prediction time in ``(start, end]``, oldest first, with
-    their labels when they have one: lists of up to ``chunk`` rows of (id, ts, features,
-    prediction, scores, label, label ts), read as they are sent so a long window never sits in
-    memory whole."""
+    after: ExportKey | None = None,
+    limit: int = 5_000,
+) -> ExportPage:
+    """Up to ``limit`` of the model's predictions with prediction time in ``(start, end]``,
+    oldest first (by time, then ingest order) and after ``after``, with their labels when
+    they have one: rows of (id, ts, features, prediction, scores, label, label ts).
+
+    Each page is one short query (keyset pagination on ``(ts, seq)``), so an export of any
+    length holds no cursor or snapshot open between pages."""
     prediction = predictions.c.prediction_value if regression else predictions.c.prediction_class
     label = labels.c.label_value if regression else labels.c.label_class
     query = (
@@ -190,6 +206,7 @@ def export_chunks(
             predictions.c.scores,
             label,
             labels.c.ts,
+            predictions.c.seq,
         )
         .select_from(
             predictions.outerjoin(
@@ -198,7 +215,15 @@ def export_chunks(
         )
         .where(predictions.c.model == model, predictions.c.ts > start, predictions.c.ts <= end)
         .order_by(predictions.c.ts, predictions.c.seq)
+        .limit(limit)
     )
-    result = connection.execution_options(stream_results=True, yield_per=chunk).execute(query)
-    for rows in result.partitions(chunk):
-        yield [tuple(row) for row in rows]
+    if after is not None:
+        query = query.where(
+            predictions.c.ts >= after.ts,
+            (predictions.c.ts > after.ts) | (predictions.c.seq > after.seq),
+        )
+    rows = [tuple(row) for row in connection.execute(query)]
+    if not rows:
+        return ExportPage([], None)
+    last = ExportKey(float(rows[-1][1]), int(rows[-1][-1]))
+    return ExportPage([row[:-1] for row in rows], last)

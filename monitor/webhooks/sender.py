@@ -24,18 +24,17 @@ import logging
 import random
 import socket
 from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import Engine
 
 from monitor import __version__
 from monitor.config import WebhookConfig
 from monitor.metrics import Metrics
 from monitor.storage import deliveries as outbox
+from monitor.storage.database import Database
 from monitor.webhooks import signing
 from monitor.webhooks.addresses import address_reason, private_address_reason
 
@@ -99,8 +98,7 @@ class WebhookSender:
     def __init__(
         self,
         *,
-        engine: Engine,
-        write_lock: AbstractContextManager[object],
+        database: Database,
         routes: Mapping[str, WebhookConfig],
         metrics: Metrics,
         clock: Callable[[], float],
@@ -108,8 +106,7 @@ class WebhookSender:
         resolve: Resolve = _system_resolve,
         rng: random.Random | None = None,
     ) -> None:
-        self.engine = engine
-        self._write_lock = write_lock
+        self.database = database
         self.routes = dict(routes)
         self.metrics = metrics
         self.clock = clock
@@ -124,7 +121,7 @@ class WebhookSender:
         """Attempt every due delivery (up to ``BATCH``); return how many were attempted."""
         now = self.clock()
         longest = max((r.timeout.total_seconds() for r in self.routes.values()), default=10.0)
-        with self._write_lock, self.engine.begin() as connection:
+        with self.database.write() as connection:
             claimed = outbox.claim_due(
                 connection, now=now, lease_until=now + longest + 30.0, limit=BATCH
             )
@@ -135,7 +132,7 @@ class WebhookSender:
             else:
                 outcome = self._attempt(delivery, route)
             self._record(delivery, route, outcome)
-        with self.engine.connect() as connection:
+        with self.database.read() as connection:
             pending = outbox.backlog(connection)
         for name in self.routes:
             self.metrics.webhook_backlog.labels(name).set(pending.get(name, 0))
@@ -160,7 +157,7 @@ class WebhookSender:
                 status, label = outbox.FAILED, "failed"
         else:
             status, next_at, label = outbox.FAILED, now, "failed"
-        with self._write_lock, self.engine.begin() as connection:
+        with self.database.write() as connection:
             outbox.record_attempt(
                 connection,
                 event_id=delivery.event_id,
