@@ -23,9 +23,14 @@ Row = tuple[Any, ...]  # id, ts, features, prediction, scores, label, label ts
 
 
 def _instant(seconds: float | None) -> str | None:
+    """RFC 3339 UTC; None for no time, or for one no calendar date holds (a row stored
+    before times were range-checked at ingest must not end an export mid-stream)."""
     if seconds is None:
         return None
-    return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
+    try:
+        return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def jsonl(chunks: Iterable[list[Row]]) -> Iterator[bytes]:

@@ -165,6 +165,10 @@ def unmatched_label_count(connection: Connection, *, model: str) -> int:
     return int(connection.execute(query).scalar_one())
 
 
+#: Rows per export page (one query each).
+EXPORT_PAGE = 5_000
+
+
 @dataclass(frozen=True, slots=True)
 class ExportKey:
     """Where an export page ended: the last row's prediction time and ingest sequence."""
@@ -187,7 +191,7 @@ def export_page(
     end: float,
     regression: bool,
     after: ExportKey | None = None,
-    limit: int = 5_000,
+    limit: int | None = None,
 ) -> ExportPage:
     """Up to ``limit`` of the model's predictions with prediction time in ``(start, end]``,
     oldest first (by time, then ingest order) and after ``after``, with their labels when
@@ -215,7 +219,7 @@ def export_page(
         )
         .where(predictions.c.model == model, predictions.c.ts > start, predictions.c.ts <= end)
         .order_by(predictions.c.ts, predictions.c.seq)
-        .limit(limit)
+        .limit(EXPORT_PAGE if limit is None else limit)
     )
     if after is not None:
         query = query.where(
