@@ -502,3 +502,8 @@ def test_an_alias_inside_its_own_anchor_is_an_error() -> None:
     assert errors_of(text) == [
         "monitor.yaml:6: models[0].drift.more: an alias refers to a node that contains it"
     ]
+
+
+def test_nesting_too_deep_is_a_config_error() -> None:
+    text = "server: " + "[" * 600 + "]" * 600 + "\n" + MINIMAL
+    assert errors_of(text) == ["monitor.yaml: invalid YAML: nested too deeply"]

@@ -95,6 +95,14 @@ def read_yaml(text: str, *, file: str, schema: type[BaseModel]) -> tuple[Any, di
     yaml.Resolver = _PlainScalarsOpen
     try:
         node = yaml.compose(text)
+        if node is None:
+            return None, {}
+        builder = _Builder(file)
+        return builder.build(node, schema, ()), builder.lines
+    except RecursionError:  # both ruamel's composer and the builder recurse per level
+        raise ConfigError(
+            [ConfigIssue(file, None, "", "invalid YAML: nested too deeply")]
+        ) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -102,10 +110,6 @@ def read_yaml(text: str, *, file: str, schema: type[BaseModel]) -> tuple[Any, di
         raise ConfigError([ConfigIssue(file, line, "", f"invalid YAML: {problem}")]) from None
     except YAMLError as exc:
         raise ConfigError([ConfigIssue(file, None, "", f"invalid YAML: {exc}")]) from None
-    if node is None:
-        return None, {}
-    builder = _Builder(file)
-    return builder.build(node, schema, ()), builder.lines
 
 
 class _PlainScalarsOpen(VersionedResolver):
