@@ -284,3 +284,226 @@ def test_yes_and_no_stay_strings() -> None:
     config = parse_config(text + "server: {auth: {protect_metrics: true}}\n")
     assert config.models[0].classes == ["yes", "no"]
     assert config.server.auth.protect_metrics is True
+
+
+# YAML 1.2, and the text written wherever the schema expects a string (issue 12, item 8)
+
+CLASSIFIER = """\
+models:
+  - name: m
+    task: classification
+    features:
+      - {name: x, type: numeric}
+"""
+
+
+def test_unquoted_class_labels_keep_the_text_written() -> None:
+    # YAML 1.1 read these as 8, 90, a date, booleans and None; YAML 1.2 as 10, 8, 31, 1000.0 ...
+    labels = "010, 1:30, 2026-01-01, yes, no, on, off, 0o10, 0x1F, 1e3, 1.50, True, +1, .inf"
+    config = parse_config(CLASSIFIER + f"    classes: [{labels}]\n")
+    assert config.models[0].classes == labels.split(", ")
+
+
+def test_null_and_tilde_are_text_where_only_a_string_fits() -> None:
+    config = parse_config(CLASSIFIER + "    classes: [null, ~, NULL]\n")
+    assert config.models[0].classes == ["null", "~", "NULL"]
+
+
+def test_an_empty_class_label_is_an_error_not_an_empty_string() -> None:
+    text = CLASSIFIER + "    classes:\n      - a\n      -\n"
+    assert errors_of(text) == [
+        "monitor.yaml:8: models[0].classes[1]: a class label must be a string, an integer or "
+        "a boolean"
+    ]
+
+
+def test_quoted_class_labels_are_their_quoted_text() -> None:
+    config = parse_config(CLASSIFIER + "    classes: ['010', \"1:30\", 'null']\n")
+    assert config.models[0].classes == ["010", "1:30", "null"]
+
+
+def test_feature_names_rule_features_and_override_keys_keep_their_text() -> None:
+    text = """\
+    models:
+      - name: m
+        task: regression
+        features:
+          - {name: true, type: numeric}
+          - {name: null, type: categorical}
+          - {name: on, type: categorical}
+        thresholds:
+          psi:
+            warning: 0.2
+            features: [true, null, on]
+            overrides: {null: {critical: 1e-3}, true: {warning: 1}}
+    """
+    model = parse_config(textwrap.dedent(text)).models[0]
+    assert [f.name for f in model.features] == ["true", "null", "on"]
+    psi = model.thresholds["psi"]
+    assert psi.features == ["true", "null", "on"]
+    assert list(psi.overrides) == ["null", "true"]
+    assert psi.overrides["null"].critical == 0.001 and type(psi.overrides["null"].critical) is float
+    assert psi.overrides["true"].warning == 1.0 and type(psi.overrides["true"].warning) is float
+
+
+def test_a_list_of_strings_reports_the_text_written() -> None:
+    # before: 010 was the integer 8, refused as "input should be a valid string"
+    text = MINIMAL + "    thresholds: {psi: {warning: 0.1, features: [x, 010]}}\n"
+    assert errors_of(text) == [
+        "monitor.yaml:6: models[0].thresholds.psi.features[1]: '010' is not a feature of model 'm'"
+    ]
+
+
+def test_numbers_booleans_and_nulls_follow_yaml_1_2_where_the_schema_wants_them() -> None:
+    text = """\
+    server:
+      port: 0o17620
+      max_body_bytes: 0x10000
+      max_decompressed_bytes: 0200000
+      auth: {protect_metrics: True}
+    storage: {url: ~}
+    models:
+      - name: m
+        task: regression
+        features: [{name: x, type: numeric}]
+        min_samples: +25
+        reference: {previous_window: TRUE}
+        thresholds:
+          psi: {warning: 0.2, critical: 1e-3}
+          ks_pvalue: {critical: 1}
+          mae: {warning: .5, critical: null}
+        inference_service: NULL
+        drift: {bins: 010}
+    """
+    config = parse_config(textwrap.dedent(text))
+    assert config.server.port == 8080
+    assert config.server.max_body_bytes == 65536
+    assert config.server.max_decompressed_bytes == 200000  # YAML 1.2: decimal, not octal
+    assert config.server.auth.protect_metrics is True
+    assert config.storage.url is None
+    model = config.models[0]
+    assert model.min_samples == 25 and model.drift.bins == 10
+    assert model.reference is not None and model.reference.previous_window is True
+    assert model.inference_service is None
+    thresholds = {name: (t.warning, t.critical) for name, t in model.thresholds.items()}
+    assert thresholds == {"psi": (0.2, 0.001), "ks_pvalue": (None, 1.0), "mae": (0.5, None)}
+    assert type(model.thresholds["ks_pvalue"].critical) is float
+
+
+def test_optional_strings_are_text_unless_null() -> None:
+    text = MINIMAL + "    inference_service: 2026-01-01\n"
+    assert parse_config(text).models[0].inference_service == "2026-01-01"
+    text = MINIMAL + "    inference_service: 010\n"
+    assert parse_config(text).models[0].inference_service == "010"
+    for empty in ("~", "null", "Null", ""):
+        text = MINIMAL + f"    inference_service: {empty}\n"
+        assert parse_config(text).models[0].inference_service is None
+
+
+def test_tokens_and_header_values_keep_their_text() -> None:
+    text = (
+        "server: {auth: {read_tokens: [0123456789012345678]}}\n"
+        + MINIMAL
+        + "webhooks:\n  - {name: w, url: 'https://x.test/h', headers: {X-Id: 0x0A, X-N: 007}}\n"
+    )
+    config = parse_config(text)
+    assert [t.get_secret_value() for t in config.server.auth.read_tokens] == ["0123456789012345678"]
+    headers = config.webhooks[0].headers
+    assert {k: v.get_secret_value() for k, v in headers.items()} == {"X-Id": "0x0A", "X-N": "007"}
+
+
+def test_a_duration_written_as_a_bare_number_is_named_in_the_error() -> None:
+    assert errors_of(MINIMAL + "    schedule: 60\n") == [
+        "monitor.yaml:6: models[0].schedule: '60' is not a duration such as 30s, 5m, 1h or 7d"
+    ]
+    assert errors_of(MINIMAL + "    schedule: 1:30\n") == [
+        "monitor.yaml:6: models[0].schedule: '1:30' is not a duration such as 30s, 5m, 1h or 7d"
+    ]
+
+
+def test_a_number_where_a_number_is_wanted_is_still_checked() -> None:
+    assert errors_of(MINIMAL + "    min_samples: 1:30\n") == [
+        "monitor.yaml:6: models[0].min_samples: input should be a valid integer, unable to "
+        "parse string as an integer"
+    ]
+    assert errors_of(MINIMAL + "    min_samples: 2026-01-01\n") == [
+        "monitor.yaml:6: models[0].min_samples: input should be a valid integer, unable to "
+        "parse string as an integer"
+    ]
+
+
+def test_environment_substitution_keeps_text_and_numbers() -> None:
+    text = "server: {port: '${PORT}'}\n" + MINIMAL + "    inference_service: ${SVC:-010}\n"
+    config = parse_config(text, environ={"PORT": "9000"})
+    assert config.server.port == 9000
+    assert config.models[0].inference_service == "010"
+
+
+def test_error_in_a_flow_sequence_element_names_its_line() -> None:
+    text = MINIMAL + "    alerts: {routes: [ok,\n                      1bad]}\n"
+    [error] = errors_of(text)
+    assert error.startswith("monitor.yaml:7: models[0].alerts.routes[1]: must start with a letter")
+
+
+def test_error_in_a_nested_flow_mapping_names_its_line() -> None:
+    text = (
+        MINIMAL + "    thresholds: {psi: {warning: 0.1,\n                       critical: high}}\n"
+    )
+    assert errors_of(text) == [
+        "monitor.yaml:7: models[0].thresholds.psi.critical: input should be a valid number, "
+        "unable to parse string as a number"
+    ]
+
+
+def test_error_in_a_nested_block_mapping_names_its_line() -> None:
+    text = MINIMAL + "    thresholds:\n      psi:\n        warning: 0.1\n        critical: 1:30\n"
+    assert errors_of(text) == [
+        "monitor.yaml:9: models[0].thresholds.psi.critical: input should be a valid number, "
+        "unable to parse string as a number"
+    ]
+
+
+def test_merge_keys_fill_in_what_a_mapping_leaves_out() -> None:
+    text = """\
+    models:
+      - &base
+        name: a
+        task: regression
+        features: [{name: x, type: numeric}]
+        min_samples: 5
+      - <<: *base
+        name: b
+        features: [{name: on, type: categorical}]
+    """
+    config = parse_config(textwrap.dedent(text))
+    assert [(m.name, m.min_samples) for m in config.models] == [("a", 5), ("b", 5)]
+    assert [(f.name, f.type) for f in config.models[1].features] == [("on", "categorical")]
+    assert errors_of(text + "    name: c\n") == [
+        "monitor.yaml:10: models[1].name: key is written twice"
+    ]
+
+
+def test_explicit_tags() -> None:
+    text = (
+        CLASSIFIER + "    classes: [!!str 010, !!int 010, !!bool true]\n    min_samples: !!int 7\n"
+    )
+    model = parse_config(text).models[0]
+    assert model.classes == ["010", "10", "true"] and model.min_samples == 7
+    assert errors_of(MINIMAL + "    min_samples: !!int 1.5\n") == [
+        "monitor.yaml:6: models[0].min_samples: '1.5' is not a !!int"
+    ]
+    assert errors_of(MINIMAL + "    schedule: !!timestamp 2026-01-01\n") == [
+        "monitor.yaml:6: models[0].schedule: unsupported tag !!timestamp"
+    ]
+
+
+def test_an_alias_inside_its_own_anchor_is_an_error() -> None:
+    text = MINIMAL + "    drift: &d {bins: 5, more: *d}\n"
+    assert errors_of(text) == [
+        "monitor.yaml:6: models[0].drift.more: an alias refers to a node that contains it"
+    ]
+
+
+def test_nesting_too_deep_is_a_config_error() -> None:
+    text = "server: " + "[" * 600 + "]" * 600 + "\n" + MINIMAL
+    assert errors_of(text) == ["monitor.yaml: invalid YAML: nested too deeply"]

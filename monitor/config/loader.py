@@ -1,4 +1,4 @@
-"""Read monitor.yaml: YAML with line numbers, ``${VAR}`` substitution, validation, cross-checks.
+"""Read monitor.yaml: YAML 1.2 with line numbers, ``${VAR}`` substitution, validation, cross-checks.
 
 Every problem becomes a ``ConfigIssue`` naming file, line and key path, and all of them are
 reported together in one ``ConfigError``.
@@ -13,30 +13,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, get_args
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
+from monitor.config.paths import PathKey, format_path, line_for
 from monitor.config.schema import Config, StatisticName
+from monitor.config.yaml_reader import read_yaml
 from monitor.errors import ConfigError, ConfigIssue
 
-PathKey = tuple[str | int, ...]
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
-class _Loader(yaml.SafeLoader):
-    """YAML 1.2 booleans: only true/false. YAML 1.1's yes/no/on/off would turn
-    ``classes: [yes, no]`` into booleans; here they stay the strings a user wrote."""
-
-
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool",
-    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-    list("tTfF"),
-)
 
 
 def load_config(path: str | os.PathLike[str], environ: Mapping[str, str] | None = None) -> Config:
@@ -59,7 +43,7 @@ def parse_config(
     environ: Mapping[str, str] | None = None,
 ) -> Config:
     """Validate config text; ``file`` is only used in messages, ``base_dir`` resolves paths."""
-    data, lines = _read_yaml(text, file)
+    data, lines = read_yaml(text, file=file, schema=Config)
     if data is None:
         raise ConfigError([ConfigIssue(file, 1, "", "the config file is empty")])
     if not isinstance(data, dict):
@@ -78,60 +62,6 @@ def parse_config(
     if issues:
         raise ConfigError(issues)
     return config
-
-
-def _read_yaml(text: str, file: str) -> tuple[Any, dict[PathKey, int]]:
-    """Parse YAML safely and map every key path to the 1-based line where it is written."""
-    loader = _Loader(text)
-    try:
-        node = loader.get_single_node()
-        lines: dict[PathKey, int] = {}
-        data = None if node is None else _construct(loader, node, (), lines, file)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        problem = exc.problem or exc.context or "invalid YAML"
-        raise ConfigError([ConfigIssue(file, line, "", f"invalid YAML: {problem}")]) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError([ConfigIssue(file, None, "", f"invalid YAML: {exc}")]) from None
-    finally:
-        loader.dispose()
-    return data, lines
-
-
-def _construct(
-    loader: _Loader, node: yaml.Node, path: PathKey, lines: dict[PathKey, int], file: str
-) -> Any:
-    lines.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)  # resolves YAML merge keys (<<)
-        result: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
-            if not isinstance(key, (str, int, float, bool)):
-                line = key_node.start_mark.line + 1
-                raise ConfigError(
-                    [ConfigIssue(file, line, _format_path(path), "keys must be scalars")]
-                )
-            if key in result:
-                line = key_node.start_mark.line + 1
-                raise ConfigError(
-                    [
-                        ConfigIssue(
-                            file, line, _format_path((*path, str(key))), "key is written twice"
-                        )
-                    ]
-                )
-            child = (*path, str(key))
-            lines[child] = key_node.start_mark.line + 1
-            result[key] = _construct(loader, value_node, child, lines, file)
-        return result
-    if isinstance(node, yaml.SequenceNode):
-        return [
-            _construct(loader, item, (*path, index), lines, file)
-            for index, item in enumerate(node.value)
-        ]
-    return loader.construct_object(node, deep=True)
 
 
 def _substitute_env(
@@ -165,8 +95,8 @@ def _substitute_env(
         issues.append(
             ConfigIssue(
                 file,
-                _line_for(path, lines),
-                _format_path(path),
+                line_for(path, lines),
+                format_path(path),
                 f"environment variable {name} is not set",
             )
         )
@@ -182,7 +112,7 @@ def _issues_from_validation(
     for error in exc.errors(include_url=False):
         loc: PathKey = tuple(part for part in error["loc"] if part != "[key]")
         issues.append(
-            ConfigIssue(file, _line_for(loc, lines), _format_path(loc), _message(error, loc))
+            ConfigIssue(file, line_for(loc, lines), format_path(loc), _message(error, loc))
         )
     return issues
 
@@ -255,8 +185,8 @@ def _cross_check(config: Config, lines: dict[PathKey, int], file: str) -> list[C
                 issues.append(
                     ConfigIssue(
                         file,
-                        _line_for(loc, lines),
-                        _format_path(loc),
+                        line_for(loc, lines),
+                        format_path(loc),
                         f"no webhook named {route!r} (webhooks: {known})",
                     )
                 )
@@ -275,28 +205,9 @@ def _cross_check(config: Config, lines: dict[PathKey, int], file: str) -> list[C
                     issues.append(
                         ConfigIssue(
                             file,
-                            _line_for(loc, lines),
-                            _format_path(loc),
+                            line_for(loc, lines),
+                            format_path(loc),
                             f"{name!r} is not a feature of model {model.name!r}",
                         )
                     )
     return issues
-
-
-def _line_for(loc: PathKey, lines: dict[PathKey, int]) -> int | None:
-    """The line of the key path, or of its nearest written ancestor (for a missing key)."""
-    for end in range(len(loc), -1, -1):
-        key = tuple(str(p) if not isinstance(p, int) else p for p in loc[:end])
-        if key in lines:
-            return lines[key]
-    return None
-
-
-def _format_path(loc: PathKey) -> str:
-    text = ""
-    for part in loc:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            text += f".{part}" if text else str(part)
-    return text
