@@ -413,6 +413,20 @@ def test_a_name_that_does_not_resolve_is_tried_again(
     service.stop()
 
 
+def test_localhost_through_the_system_resolver_with_allow_private(
+    engine: Engine, receiver: Receiver
+) -> None:
+    # from /etc/hosts; where it answers ::1 first and nobody listens there, the next is tried
+    clock = Clock()
+    service = make_service(engine, f"http://localhost:{receiver.port}/hook", clock)
+    event_id = service.send_test_event("hook")
+    service.webhooks.run_once()
+    assert delivery(service, event_id).status == "delivered"
+    ((headers, _),) = receiver.requests
+    assert headers["host"] == f"localhost:{receiver.port}"
+    service.stop()
+
+
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A self-signed certificate (and its key) for the name hooks.example.test only."""
