@@ -1,7 +1,9 @@
-"""A webhook receiver for tests: an HTTP server on 127.0.0.1 that answers from a script."""
+"""A webhook receiver for tests: an HTTP(S) server on a loopback address that answers from a
+script."""
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,12 +21,16 @@ class Answer:
 
 
 class Receiver:
-    """An HTTP server on 127.0.0.1 that answers from a script (then 200) and keeps every
-    request it got."""
+    """An HTTP server on ``host`` (127.0.0.1) that answers from a script (then 200) and keeps
+    every request it got; with ``tls``, HTTPS, keeping the server name (SNI) of each
+    handshake."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(
+        self, port: int = 0, *, host: str = "127.0.0.1", tls: ssl.SSLContext | None = None
+    ) -> None:
         self.script: list[Answer] = []
         self.requests: list[tuple[dict[str, str], bytes]] = []
+        self.server_names: list[str | None] = []
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -42,14 +48,23 @@ class Receiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        if tls is not None:
+
+            def record(connection: ssl.SSLObject, name: str | None, _: ssl.SSLContext) -> None:
+                receiver.server_names.append(name)
+
+            tls.sni_callback = record
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        self.host = host
+        self.scheme = "http" if tls is None else "https"
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
+        return f"{self.scheme}://{self.host}:{self.port}/hook"
 
     def stop(self) -> None:
         self.server.shutdown()

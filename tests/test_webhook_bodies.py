@@ -142,6 +142,11 @@ def write_config(tmp_path: Path, route: str, template: str | None = None) -> Pat
             None,
             "webhooks[0].headers: webhook-id: set by drift-monitor itself",
         ),
+        (
+            '{name: t, url: "https://x.example.com", headers: {Host: y.example.com}}',
+            None,
+            "webhooks[0].headers: host: set by drift-monitor itself, from the url",
+        ),
     ],
 )
 def test_route_mistakes_are_config_errors(

@@ -1,7 +1,13 @@
 """Webhook delivery against a real HTTP receiver started by each test: signed deliveries that
 verify with the ``standardwebhooks`` package, retries on errors, timeouts, 429 (honouring
 Retry-After) and 5xx, a receiver down then up, pending deliveries surviving a restart, failures
-kept and re-sent, and private destinations refused. On SQLite and PostgreSQL.
+kept and re-sent, and private destinations refused; the host resolved once per attempt and
+the request sent to exactly the checked address, with the host name in ``Host``, in the TLS
+server name and in the certificate check. On SQLite and PostgreSQL.
+
+No test sends a packet beyond loopback: ``socket.create_connection`` is replaced for the
+tests that use host names, so that a name never reaches the system resolver and a
+non-loopback address is refused as if nobody listened there.
 
 The sender is driven one step at a time (``run_once``) on a clock the test moves, so each
 retry's schedule is checked exactly; one test runs it from the scheduler instead.
@@ -9,9 +15,14 @@ retry's schedule is checked exactly; one test runs it from the scheduler instead
 
 from __future__ import annotations
 
+import ipaddress
+import shutil
 import socket
+import ssl
+import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -238,28 +249,274 @@ def test_retries_stop_after_max_retry(engine: Engine, receiver: Receiver) -> Non
     service.stop()
 
 
-def test_a_name_resolving_to_a_private_address_is_refused(engine: Engine) -> None:
+class Connections:
+    """Stands in for ``socket.create_connection``: records every (host, port) connected to;
+    looks a name up in ``dns`` (the answer at connect time, never the system resolver);
+    connects to a loopback address and refuses any other, with no packet sent."""
+
+    def __init__(self) -> None:
+        self.real = socket.create_connection
+        self.dns: dict[str, str] = {}
+        self.made: list[tuple[str, int]] = []
+
+    def __call__(self, address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
+        host, port = address
+        self.made.append((host, port))
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            if host not in self.dns:
+                raise socket.gaierror(socket.EAI_NONAME, "Name or service not known") from None
+            ip = ipaddress.ip_address(self.dns[host])
+        if not ip.is_loopback:
+            raise ConnectionRefusedError(111, "Connection refused (test: not loopback)")
+        return self.real((str(ip), port), *args, **kwargs)
+
+
+@pytest.fixture
+def connections(monkeypatch: pytest.MonkeyPatch) -> Connections:
+    fake = Connections()
+    monkeypatch.setattr(socket, "create_connection", fake)
+    return fake
+
+
+class Resolver:
+    """An injected resolver whose answer changes from call to call (the last one repeats)."""
+
+    def __init__(self, *answers: list[str]) -> None:
+        self.answers = list(answers)
+        self.calls: list[tuple[str, int]] = []
+
+    def __call__(self, host: str, port: int) -> list[str]:
+        self.calls.append((host, port))
+        answer = self.answers[min(len(self.calls), len(self.answers)) - 1]
+        if not answer:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return answer
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        (["10.1.2.3"], "10.1.2.3 is in 10.0.0.0/8 (private use, RFC 1918)"),
+        (
+            ["100.100.100.200"],
+            "100.100.100.200 is in 100.64.0.0/10 (shared address space, carrier-grade NAT, "
+            "RFC 6598)",
+        ),
+        (["192.0.0.1"], "192.0.0.1 is in 192.0.0.0/29 (IPv4 service continuity prefix, RFC 7335)"),
+        (["2002:a9fe:a9fe::1"], "2002:a9fe:a9fe::1 is in 2002::/16 (6to4, RFC 3056)"),
+        (
+            ["64:ff9b::a9fe:a9fe"],
+            "64:ff9b::a9fe:a9fe embeds 169.254.169.254, in 169.254.0.0/16 (link local, RFC 3927)",
+        ),
+        (["1.2.3.4", "fd00::1"], "fd00::1 is in fc00::/7 (unique local, RFC 4193)"),  # any one
+    ],
+)
+def test_a_name_resolving_to_a_special_purpose_address_is_refused(
+    engine: Engine, connections: Connections, answer: list[str], reason: str
+) -> None:
     clock = Clock()
     service = make_service(engine, "https://hooks.example.com/x", clock, allow_private=False)
-    service.webhooks._resolve = lambda host, port: ["10.1.2.3"]
+    service.webhooks._resolve = resolver = Resolver(answer)
     event_id = service.send_test_event("hook")
     service.webhooks.run_once()
     refused = delivery(service, event_id)
-    assert refused.status == "failed"
-    assert refused.last_error == (
-        "refused: hooks.example.com resolves to a private address (10.1.2.3) "
-        "(allow_private is not set)"
+    assert (refused.status, refused.last_error) == (
+        "failed",
+        f"refused: hooks.example.com: {reason} (allow_private is not set)",
     )
+    assert resolver.calls == [("hooks.example.com", 443)] and connections.made == []
+    service.stop()
+
+
+def test_the_address_checked_is_the_address_connected_to(
+    engine: Engine, receiver: Receiver, connections: Connections
+) -> None:
+    # DNS rebinding: a public answer when the sender checks, loopback when it would connect
+    clock = Clock()
+    url = f"http://hooks.example.com:{receiver.port}/hook"
+    service = make_service(engine, url, clock, allow_private=False)
+    service.webhooks._resolve = resolver = Resolver(["1.2.3.4"], ["127.0.0.1"])
+    connections.dns["hooks.example.com"] = "127.0.0.1"
+    event_id = service.send_test_event("hook")
+    service.webhooks.run_once()
+    first = delivery(service, event_id)
+    assert first.status == "pending"
+    assert first.last_error == "ConnectError: [Errno 111] Connection refused (test: not loopback)"
+    assert connections.made == [("1.2.3.4", receiver.port)] and len(resolver.calls) == 1
+    clock.now = first.next_attempt_at
+    service.webhooks.run_once()  # resolved again: now refused, and nothing connected
+    second = delivery(service, event_id)
+    assert (second.status, second.last_error) == (
+        "failed",
+        "refused: hooks.example.com: 127.0.0.1 is in 127.0.0.0/8 (loopback, RFC 1122) "
+        "(allow_private is not set)",
+    )
+    assert connections.made == [("1.2.3.4", receiver.port)] and len(resolver.calls) == 2
+    assert receiver.requests == []
+    service.stop()
+
+
+def test_the_request_goes_to_the_resolved_address_for_the_host_name(
+    engine: Engine, receiver: Receiver, connections: Connections
+) -> None:
+    pinned = Receiver(receiver.port, host="127.0.0.2")
+    try:
+        clock = Clock()
+        service = make_service(engine, f"http://hooks.example.test:{receiver.port}/hook", clock)
+        service.webhooks._resolve = Resolver(["127.0.0.2"])
+        connections.dns["hooks.example.test"] = "127.0.0.1"  # a later answer: never asked
+        event_id = service.send_test_event("hook")
+        service.webhooks.run_once()
+        assert delivery(service, event_id).status == "delivered"
+        ((headers, body),) = pinned.requests
+        assert headers["host"] == f"hooks.example.test:{receiver.port}"
+        assert verify(headers, body)["id"] == event_id
+        assert receiver.requests == [] and connections.made == [("127.0.0.2", receiver.port)]
+        service.stop()
+    finally:
+        pinned.stop()
+
+
+def test_each_checked_address_is_tried_until_one_connects(
+    engine: Engine, receiver: Receiver, connections: Connections
+) -> None:
+    clock = Clock()
+    service = make_service(engine, f"http://hooks.example.test:{receiver.port}/hook", clock)
+    service.webhooks._resolve = Resolver(["192.0.2.1", "127.0.0.1", "127.0.0.1"])
+    event_id = service.send_test_event("hook")
+    service.webhooks.run_once()
+    assert delivery(service, event_id).status == "delivered"
+    assert connections.made == [("192.0.2.1", receiver.port), ("127.0.0.1", receiver.port)]
+    assert len(receiver.requests) == 1
+    service.stop()
+
+
+def test_a_name_that_does_not_resolve_is_tried_again(
+    engine: Engine, receiver: Receiver, connections: Connections
+) -> None:
+    clock = Clock()
+    service = make_service(engine, f"http://hooks.example.test:{receiver.port}/hook", clock)
+    service.webhooks._resolve = Resolver([], ["127.0.0.1"])
+    event_id = service.send_test_event("hook")
+    service.webhooks.run_once()
+    unresolved = delivery(service, event_id)
+    assert (unresolved.status, unresolved.last_error) == (
+        "pending",
+        "cannot resolve hooks.example.test: [Errno -2] Name or service not known",
+    )
+    assert connections.made == []
+    clock.now = unresolved.next_attempt_at
+    service.webhooks.run_once()
+    assert delivery(service, event_id).status == "delivered"
+    service.stop()
+
+
+def test_localhost_through_the_system_resolver_with_allow_private(
+    engine: Engine, receiver: Receiver
+) -> None:
+    # from /etc/hosts; where it answers ::1 first and nobody listens there, the next is tried
+    clock = Clock()
+    service = make_service(engine, f"http://localhost:{receiver.port}/hook", clock)
+    event_id = service.send_test_event("hook")
+    service.webhooks.run_once()
+    assert delivery(service, event_id).status == "delivered"
+    ((headers, _),) = receiver.requests
+    assert headers["host"] == f"localhost:{receiver.port}"
+    service.stop()
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate (and its key) for the name hooks.example.test only."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("the openssl command is needed to make a test certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2",
+         "-subj", "/CN=hooks.example.test", "-addext", "subjectAltName=DNS:hooks.example.test"],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+@pytest.fixture
+def tls_receiver(
+    certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Receiver]:
+    """An HTTPS receiver on 127.0.0.1 with that certificate, which the sender trusts."""
+    cert, key = certificate
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # read when the sender is built
+    running = Receiver(tls=context)
+    yield running
+    running.stop()
+
+
+def test_tls_names_and_verifies_the_host_name_not_the_address(
+    engine: Engine, tls_receiver: Receiver, connections: Connections
+) -> None:
+    clock = Clock()
+    url = f"https://hooks.example.test:{tls_receiver.port}/hook"
+    service = make_service(engine, url, clock)
+    service.webhooks._resolve = Resolver(["127.0.0.1"])
+    event_id = service.send_test_event("hook")
+    service.webhooks.run_once()
+    assert delivery(service, event_id).status == "delivered"
+    assert tls_receiver.server_names == ["hooks.example.test"]  # SNI
+    ((headers, _),) = tls_receiver.requests
+    assert headers["host"] == f"hooks.example.test:{tls_receiver.port}"
+    assert connections.made == [("127.0.0.1", tls_receiver.port)]
+    service.stop()
+
+
+def test_tls_to_a_name_the_certificate_is_not_for_fails(
+    engine: Engine, tls_receiver: Receiver, connections: Connections
+) -> None:
+    clock = Clock()
+    url = f"https://other.example.test:{tls_receiver.port}/hook"
+    service = make_service(engine, url, clock)
+    service.webhooks._resolve = Resolver(["127.0.0.1"])
+    event_id = service.send_test_event("hook")
+    service.webhooks.run_once()
+    failed = delivery(service, event_id)
+    assert failed.status == "pending" and failed.last_error is not None
+    assert failed.last_error.startswith("ConnectError: [SSL: CERTIFICATE_VERIFY_FAILED]")
+    assert "Hostname mismatch, certificate is not valid for 'other.example.test'" in (
+        failed.last_error
+    )
+    assert tls_receiver.server_names == ["other.example.test"] and tls_receiver.requests == []
     service.stop()
 
 
 @pytest.mark.parametrize(
     ("url", "reason"),
     [
-        ("http://127.0.0.1:9/x", "127.0.0.1 is a loopback address"),
-        ("http://localhost/x", "localhost is this host"),
-        ("http://169.254.169.254/latest", "169.254.169.254 is a link-local address"),
-        ("http://[fd00::1]/x", "fd00::1 is a private address"),
+        ("http://127.0.0.1:9/x", "127.0.0.1 is in 127.0.0.0/8 (loopback, RFC 1122)"),
+        ("http://localhost/x", "localhost is this host (RFC 6761)"),
+        (
+            "http://169.254.169.254/latest",
+            "169.254.169.254 is in 169.254.0.0/16 (link local, RFC 3927)",
+        ),
+        ("http://[fd00::1]/x", "fd00::1 is in fc00::/7 (unique local, RFC 4193)"),
+        (
+            "http://100.100.100.200/latest",
+            "100.100.100.200 is in 100.64.0.0/10 (shared address space, carrier-grade NAT, "
+            "RFC 6598)",
+        ),
+        (
+            "https://192.0.0.192/x",
+            "192.0.0.192 is in 192.0.0.0/24 (IETF protocol assignments, RFC 6890)",
+        ),
+        ("https://[2002:7f00:1::]/x", "2002:7f00:1:: is in 2002::/16 (6to4, RFC 3056)"),
+        ("https://[2002:808:808::]/x", "2002:808:808:: is in 2002::/16 (6to4, RFC 3056)"),
+        ("http://2130706433/x", "127.0.0.1 is in 127.0.0.0/8 (loopback, RFC 1122)"),
     ],
 )
 def test_private_urls_are_config_errors_unless_allowed(url: str, reason: str) -> None:

@@ -333,6 +333,8 @@ class WebhookConfig(_Strict):
             lowered = name.lower()
             if lowered.startswith("webhook-") or lowered in ("content-type", "content-length"):
                 raise ValueError(f"{name}: set by drift-monitor itself")
+            if lowered == "host":  # the request goes to the checked address, for the URL's host
+                raise ValueError(f"{name}: set by drift-monitor itself, from the url")
         return headers
 
     @model_validator(mode="after")

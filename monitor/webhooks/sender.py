@@ -9,8 +9,11 @@ Outcomes of an attempt:
   ``max_retry`` since the event was queued has passed: then failed;
 * any other answer (a 3xx is not followed; 4xx other than 429): failed at once, since sending
   the same request again would get the same answer;
-* a destination that resolves to a private, loopback or link-local address when the route
-  does not say ``allow_private: true``: failed at once, not sent.
+* a destination in a special-purpose range (``addresses``: private, loopback, link-local,
+  carrier-grade NAT ...), or a name any of whose addresses is, when the route does not say
+  ``allow_private: true``: failed at once, not sent; a name that does not resolve: tried
+  again. The host is resolved once per attempt and the request sent to exactly the checked
+  address (``destinations``).
 
 Failed deliveries stay in the outbox (``GET /v1/deliveries?status=failed``) and can be sent
 again (``POST /v1/deliveries/{event_id}/resend``). Errors are recorded without the URL, which
@@ -19,14 +22,12 @@ may itself be a secret (a Slack or GitHub hook), and secrets are never logged.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import random
-import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from email.utils import parsedate_to_datetime
-from urllib.parse import urlsplit
 
 import httpx
 
@@ -36,7 +37,13 @@ from monitor.metrics import Metrics
 from monitor.storage import deliveries as outbox
 from monitor.storage.database import Database
 from monitor.webhooks import signing
-from monitor.webhooks.addresses import address_reason, private_address_reason
+from monitor.webhooks.destinations import (
+    Destination,
+    Refusal,
+    Resolve,
+    destination,
+    system_resolve,
+)
 
 log = logging.getLogger(__name__)
 # httpx logs every request's full URL at INFO, and a webhook URL may itself be a secret (a
@@ -47,7 +54,6 @@ for _name in ("httpx", "httpcore"):
 BASE_DELAY_SECONDS = 1.0
 MAX_DELAY_SECONDS = 3600.0
 BATCH = 50  # deliveries claimed per run
-Resolve = Callable[[str, int], list[str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,11 +95,6 @@ def retry_after_seconds(value: str | None, now: float) -> float | None:
     return max(0.0, when.timestamp() - now)
 
 
-def _system_resolve(host: str, port: int) -> list[str]:
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return [str(info[4][0]) for info in infos]
-
-
 class WebhookSender:
     def __init__(
         self,
@@ -103,7 +104,7 @@ class WebhookSender:
         metrics: Metrics,
         clock: Callable[[], float],
         transport: httpx.BaseTransport | None = None,
-        resolve: Resolve = _system_resolve,
+        resolve: Resolve = system_resolve,
         rng: random.Random | None = None,
     ) -> None:
         self.database = database
@@ -112,7 +113,7 @@ class WebhookSender:
         self.clock = clock
         self._resolve = resolve
         self._rng = rng or random.Random()
-        self._client = httpx.Client(follow_redirects=False, transport=transport)
+        self._client = httpx.Client(follow_redirects=False, transport=transport or _direct())
 
     def close(self) -> None:
         self._client.close()
@@ -178,26 +179,21 @@ class WebhookSender:
             )
 
     def _attempt(self, delivery: outbox.Delivery, route: WebhookConfig) -> Outcome:
-        refused = None if route.allow_private else self._private_destination(route.url)
-        if refused is not None:
-            return Outcome(False, f"refused: {refused} (allow_private is not set)")
+        target = destination(route.url, allow_private=route.allow_private, resolve=self._resolve)
+        if isinstance(target, Refusal):
+            return Outcome(False, target.reason, retry=target.retry)
         timestamp = int(self.clock())
         secret = None if route.secret is None else route.secret.get_secret_value()
         headers = {name: value.get_secret_value() for name, value in route.headers.items()}
         headers.update(signing.headers(delivery.event_id, timestamp, delivery.body, secret))
         headers["content-type"] = "application/json"
         headers["user-agent"] = f"drift-monitor/{__version__}"
-        try:
-            response = self._client.post(
-                route.url,
-                content=delivery.body,
-                headers=headers,
-                timeout=route.timeout.total_seconds(),
-            )
-        except httpx.TimeoutException:
-            return Outcome(False, "timed out", retry=True)
-        except httpx.TransportError as exc:
-            return Outcome(False, _transport_error(exc, route.url), retry=True)
+        headers["host"] = target.host
+        response = self._post(
+            target, body=delivery.body, headers=headers, timeout=route.timeout, url=route.url
+        )
+        if isinstance(response, Outcome):
+            return response
         status = response.status_code
         if 200 <= status < 300:
             return Outcome(True)
@@ -209,29 +205,44 @@ class WebhookSender:
             error += " (redirects are not followed)"
         return Outcome(False, error)
 
-    def _private_destination(self, url: str) -> str | None:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        reason = private_address_reason(host)
-        if reason is not None:
-            return reason
-        try:
-            ipaddress.ip_address(host)
-            return None  # a public address literal
-        except ValueError:
-            pass
-        try:
-            addresses = self._resolve(host, parts.port or (443 if parts.scheme == "https" else 80))
-        except OSError:
-            return None  # let the attempt fail (and be retried) as a connection error
-        for address in addresses:
-            found = address_reason(ipaddress.ip_address(address.split("%")[0]))
-            if found is not None:
-                return f"{host} resolves to {found.split(' is ', 1)[1]} ({address})"
-        return None
+    def _post(
+        self,
+        target: Destination,
+        *,
+        body: bytes,
+        headers: dict[str, str],
+        timeout: timedelta,
+        url: str,
+    ) -> httpx.Response | Outcome:
+        """POST to the first of the checked addresses that accepts a connection."""
+        failed = Outcome(False, "no address to send to", retry=True)
+        for sent_to in target.urls:
+            try:
+                return self._client.post(
+                    sent_to,
+                    content=body,
+                    headers=headers,
+                    timeout=timeout.total_seconds(),
+                    extensions=target.extensions,
+                )
+            except httpx.TimeoutException:
+                return Outcome(False, "timed out", retry=True)
+            except httpx.ConnectError as exc:  # nothing was sent: try the next address
+                failed = Outcome(False, _transport_error(exc, url, sent_to), retry=True)
+            except httpx.TransportError as exc:
+                return Outcome(False, _transport_error(exc, url, sent_to), retry=True)
+        return failed
 
 
-def _transport_error(exc: httpx.TransportError, url: str) -> str:
+def _direct() -> httpx.HTTPTransport:
+    """Connections made for one request only: each attempt connects to the address checked
+    for it, and a connection verified for one host name never carries another's request
+    (two routes' names may resolve to the same address). Not through an environment proxy,
+    which would resolve the name itself."""
+    return httpx.HTTPTransport(limits=httpx.Limits(max_keepalive_connections=0))
+
+
+def _transport_error(exc: httpx.TransportError, url: str, sent_to: httpx.URL) -> str:
     """The error without the URL (it may carry a token)."""
-    text = str(exc).replace(url, "<url>") or type(exc).__name__
+    text = str(exc).replace(url, "<url>").replace(str(sent_to), "<url>") or type(exc).__name__
     return f"{type(exc).__name__}: {text}"
