@@ -284,3 +284,15 @@ def test_yes_and_no_stay_strings() -> None:
     config = parse_config(text + "server: {auth: {protect_metrics: true}}\n")
     assert config.models[0].classes == ["yes", "no"]
     assert config.server.auth.protect_metrics is True
+
+
+@pytest.mark.parametrize("written", ["ref.csv", "./data/../ref.csv", "ABSOLUTE"])
+def test_reference_path_is_resolved_and_remembered_as_written(tmp_path: Path, written: str) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "ref.csv").write_text("x\n1\n")
+    written = str(tmp_path / "ref.csv") if written == "ABSOLUTE" else written
+    config = parse_config(MINIMAL + f"    reference: {{path: '{written}'}}\n", base_dir=tmp_path)
+    reference = config.models[0].reference
+    assert reference is not None
+    assert reference.path is not None and reference.path.resolve() == tmp_path / "ref.csv"
+    assert reference.written_path == written

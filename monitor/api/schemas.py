@@ -205,6 +205,8 @@ class ModelOut(BaseModel):
         source = None
         if model.reference is not None:
             source = model.reference.model_dump(mode="json", exclude_defaults=True)
+            if model.reference.path is not None:  # as written: never the host's absolute path
+                source["path"] = model.reference.written_path
         return cls(
             name=model.name,
             task=model.task,
