@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
-from starlette.routing import Match, Route
+from starlette.routing import Match
 
 from monitor.errors import (
     InvalidRecordsError,
@@ -210,13 +210,19 @@ def install_problem_handlers(app: FastAPI) -> None:
 
 
 def _allowed(request: Request) -> str:
-    """Every method of the routes with the request's path. Starlette's 405 names only the
+    """Every method some route serves at the request's path. Starlette's 405 names only the
     first such route's (``GET`` of ``/v1/models/{m}/reference`` and not its ``PUT``)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        if isinstance(route, Route) and route.matches(request.scope)[0] is not Match.NONE:
-            methods |= route.methods or set()
-    return ", ".join(sorted(methods))
+    routes = request.app.router.routes
+    return ", ".join(
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    )
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 
 
 def _reason(status: int) -> str:

@@ -243,7 +243,9 @@ def body_doc(
 ) -> dict[str, Any]:
     """``openapi_extra`` for a route that reads its raw body: documents the accepted shapes."""
     items = {"$ref": f"#/components/schemas/{schema.__name__}"}
-    records = {"type": "array", "items": items, "minItems": min_records}
+    records: dict[str, Any] = {"type": "array", "items": items}
+    if min_records:
+        records["minItems"] = min_records
     content: dict[str, Any] = {}
     for media_type in media_types:
         if media_type == "application/json":
