@@ -138,7 +138,9 @@ class Service:
         migrate(self.engine)
         for model in self.config.models:
             if model.reference is not None and model.reference.path is not None:
-                self._load_reference_file(model, model.reference.path)
+                self._load_reference_file(
+                    model, model.reference.path, written=model.reference.written_path
+                )
             with self.database.read() as connection:
                 info = repo.latest_reference(connection, model=model.name)
                 document = latest_evaluation(connection, model=model.name)
@@ -437,8 +439,10 @@ class Service:
         self.metrics.reference_version.labels(model).set(info.version)
         return info
 
-    def _load_reference_file(self, model: ModelConfig, path: Path) -> None:
-        """Store the configured reference file as a new version when its content changed."""
+    def _load_reference_file(self, model: ModelConfig, path: Path, *, written: str | None) -> None:
+        """Store the configured reference file as a new version when its content changed.
+        Its source reads ``file:`` and the path as ``written`` in the config, which the API
+        shows to readers, rather than ``path`` resolved on this host."""
         data = path.read_bytes()
         media_type = {".csv": "text/csv", ".json": "application/json"}.get(
             path.suffix.lower(), "application/x-ndjson"
@@ -464,7 +468,9 @@ class Service:
             latest = repo.latest_reference(connection, model=model.name)
         if latest is not None and latest.digest == digest:
             return
-        info = self._save_reference(model.name, batch, source=f"file:{path}", digest=digest)
+        info = self._save_reference(
+            model.name, batch, source=f"file:{written or path}", digest=digest
+        )
         log.info(
             "model %s: reference version %d loaded from %s (%d records)",
             model.name,

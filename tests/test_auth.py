@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
 from monitor.api import create_app
-from monitor.config import parse_config
+from monitor.config import load_config, parse_config
 from monitor.service import Service
 from monitor.storage import create_database_engine
 
@@ -121,3 +121,32 @@ def test_tokens_never_appear_in_logs(tmp_path: Path, caplog: pytest.LogCaptureFi
         client.get("/v1/models", headers=bearer("wrong-token-1234567890"))
     for secret in (INGEST, READ, ADMIN, "wrong-token-1234567890"):
         assert secret not in caplog.text
+
+
+def test_reference_path_is_shown_as_written_not_resolved(tmp_path: Path) -> None:
+    """A read token sees the reference file's path as the config writes it: the resolved
+    absolute path would tell every reader the layout of the host's file system."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "ref.csv").write_text("x\n1\n2\n")
+    (tmp_path / "monitor.yaml").write_text(
+        f"server: {{auth: {{read_tokens: ['{READ}'], admin_tokens: ['{ADMIN}']}}}}\n"
+        "models:\n  - {name: m, task: regression, features: [{name: x, type: numeric}],"
+        " reference: {path: ./data/ref.csv}}\n"
+    )
+    config = load_config(tmp_path / "monitor.yaml")
+    engine = create_database_engine(f"sqlite:///{tmp_path / 'ref.db'}")
+    service = Service(config, engine=engine, registry=CollectorRegistry())
+    with TestClient(create_app(service)) as client:
+        model = client.get("/v1/models/m", headers=bearer(READ))
+        listed = client.get("/v1/models", headers=bearer(READ))
+        reference = client.get("/v1/models/m/reference", headers=bearer(READ))
+    assert model.status_code == listed.status_code == reference.status_code == 200
+    assert model.json()["reference_source"] == {"path": "./data/ref.csv"}
+    assert model.json()["reference"]["source"] == "file:./data/ref.csv"
+    assert listed.json()[0]["reference_source"] == {"path": "./data/ref.csv"}
+    assert reference.json()["source"] == "file:./data/ref.csv"
+    for response in (model, listed, reference):
+        assert str(tmp_path) not in response.text
+    # the service itself still reads the file where the config's folder puts it
+    assert config.models[0].reference is not None
+    assert config.models[0].reference.path == tmp_path / "data" / "ref.csv"

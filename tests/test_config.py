@@ -507,3 +507,15 @@ def test_an_alias_inside_its_own_anchor_is_an_error() -> None:
 def test_nesting_too_deep_is_a_config_error() -> None:
     text = "server: " + "[" * 600 + "]" * 600 + "\n" + MINIMAL
     assert errors_of(text) == ["monitor.yaml: invalid YAML: nested too deeply"]
+
+
+@pytest.mark.parametrize("written", ["ref.csv", "./data/../ref.csv", "ABSOLUTE"])
+def test_reference_path_is_resolved_and_remembered_as_written(tmp_path: Path, written: str) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "ref.csv").write_text("x\n1\n")
+    written = str(tmp_path / "ref.csv") if written == "ABSOLUTE" else written
+    config = parse_config(MINIMAL + f"    reference: {{path: '{written}'}}\n", base_dir=tmp_path)
+    reference = config.models[0].reference
+    assert reference is not None
+    assert reference.path is not None and reference.path.resolve() == tmp_path / "ref.csv"
+    assert reference.written_path == written

@@ -50,7 +50,11 @@ models:
     min_samples: 5
     thresholds: {psi: {warning: 0.0, critical: 0.0}}
 webhooks:
-  - {name: hook, url: "http://127.0.0.1:9/hook", secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", allow_private: true, timeout: 1s}
+  - name: hook
+    url: "http://127.0.0.1:9/hook"
+    secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    allow_private: true
+    timeout: 1s
 """
 assert "credit-model" in CLOUDEVENTS_YAML  # the events below are addressed to that service
 

@@ -12,6 +12,7 @@ from fastapi.openapi.utils import get_openapi
 from monitor import __version__
 from monitor.api.cloudevents import build_cloudevents_router
 from monitor.api.ingest import IngestMiddleware, operations
+from monitor.api.openapi import complete
 from monitor.api.problems import install_problem_handlers
 from monitor.api.request_metrics import RequestMetrics
 from monitor.api.routes import build_router
@@ -64,13 +65,14 @@ def create_app(
             schema = get_openapi(
                 title=app.title, version=app.version, description=app.description, routes=app.routes
             )
-            schema["paths"] = {**operations(), **schema["paths"]}
+            auth = service.config.server.auth.enabled
+            schema["paths"] = {**operations(auth=auth), **schema["paths"]}
             components = schema.setdefault("components", {}).setdefault("schemas", {})
             for model in (PredictionIn, LabelIn, ReferenceRecordIn, IngestOut, LabelIngestOut):
                 components[model.__name__] = model.model_json_schema(
                     ref_template="#/components/schemas/{model}"
                 )
-            app.openapi_schema = schema
+            app.openapi_schema = complete(schema)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import Request
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from monitor.api.problems import ProblemError
 from monitor.config import AuthConfig
 
 Scope = Literal["ingest", "read", "admin"]
+
+# Declares the scheme in the OpenAPI document (and each route using it); never refuses by
+# itself: ``TokenChecker.check`` does, with our problem bodies.
+BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    description="A token of server.auth: ingest_tokens, read_tokens or admin_tokens "
+    "(admin tokens may do everything).",
+)
 
 
 class TokenChecker:
@@ -60,10 +70,18 @@ class TokenChecker:
                 403, "Forbidden", f"this endpoint needs a {scope} token", kind="forbidden"
             )
 
-    def dependency(self, scope: Scope) -> Callable[[Request], Awaitable[None]]:
-        """The check as a FastAPI dependency."""
+    def dependency(self, scope: Scope) -> Callable[..., Awaitable[None]]:
+        """The check as a FastAPI dependency. With tokens set, it also puts the bearer
+        scheme on the route in the OpenAPI document (``api.openapi`` adds the 401 and 403
+        there); without, the route is open and documented so."""
 
-        async def check(request: Request) -> None:
+        async def check(
+            request: Request,
+            _scheme: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
+        ) -> None:
             self.check(request.headers.get("authorization"), scope)
 
-        return check
+        async def open_route() -> None:
+            return None
+
+        return check if self.enabled else open_route

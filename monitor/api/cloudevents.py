@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
 from monitor.api.auth import TokenChecker
+from monitor.api.openapi import problems
 from monitor.api.problems import ProblemError
 from monitor.errors import PayloadTooLargeError
 from monitor.ingest import cloudevents as ce
@@ -47,7 +48,24 @@ def build_cloudevents_router(service: Service) -> APIRouter:
             return ProblemError(400, "Malformed CloudEvent", str(exc), kind="malformed-cloudevent")
         return ProblemError(422, "Unusable CloudEvent", str(exc), kind="invalid-cloudevent")
 
-    @router.post("/v1/cloudevents", dependencies=ingest, tags=["ingest"])
+    @router.post(
+        "/v1/cloudevents",
+        dependencies=ingest,
+        tags=["ingest"],
+        responses=problems(
+            400,
+            404,
+            408,
+            413,
+            422,
+            503,
+            say={
+                400: "Not a CloudEvent: a required attribute or header is missing or malformed",
+                404: "No configured model has the event's inference service",
+                422: "A CloudEvent, but its data does not fit the model",
+            },
+        ),
+    )
     async def post_cloudevent(request: Request) -> JSONResponse:
         """A CloudEvent of KServe's inference logger or Seldon Core v1's request logger, in
         binary or structured content mode. A request and its response (paired by ``ce-id``,

@@ -22,6 +22,7 @@ from starlette.requests import ClientDisconnect
 
 from monitor.api.auth import TokenChecker
 from monitor.api.body import RECORD_TYPES, ingest_body
+from monitor.api.openapi import problems
 from monitor.api.problems import PROBLEM_JSON, Problem, ProblemError, log_problem, problem_for
 from monitor.api.schemas import IngestOut, LabelIn, LabelIngestOut, PredictionIn, body_doc
 from monitor.service import Service
@@ -130,12 +131,11 @@ async def _respond(
     await send({"type": "http.response.body", "body": body})
 
 
-def operations() -> dict[str, dict[str, Any]]:
-    """OpenAPI path items of the two routes, for the app's document."""
+def operations(*, auth: bool) -> dict[str, dict[str, Any]]:
+    """OpenAPI path items of the two routes, for the app's document; with ``auth`` (tokens
+    are set), they need a bearer token of the ingest (or admin) scope."""
 
-    def operation(
-        summary: str, description: str, record: type, out: type, responses: dict[str, Any]
-    ) -> dict[str, Any]:
+    def operation(summary: str, description: str, record: type, out: type) -> dict[str, Any]:
         return {
             "post": {
                 "tags": ["ingest"],
@@ -152,6 +152,7 @@ def operations() -> dict[str, dict[str, Any]]:
                     }
                 ],
                 **body_doc(record, RECORD_TYPES),
+                **({"security": [{"bearer": []}]} if auth else {}),
                 "responses": {
                     "202": {
                         "description": "Stored",
@@ -161,32 +162,39 @@ def operations() -> dict[str, dict[str, Any]]:
                             }
                         },
                     },
-                    **responses,
+                    **{
+                        str(status): response
+                        for status, response in problems(
+                            400,
+                            404,
+                            408,
+                            413,
+                            415,
+                            422,
+                            503,
+                            say={
+                                415: "Content-Type neither JSON nor NDJSON, or a "
+                                "Content-Encoding other than gzip",
+                                422: "Invalid records (each named); nothing of the batch "
+                                "was stored",
+                            },
+                        ).items()
+                    },
                 },
             }
         }
 
-    problems = {
-        "401": {"description": "A bearer token is required (when tokens are configured)"},
-        "403": {"description": "The token has neither the ingest nor the admin scope"},
-        "404": {"description": "Unknown model"},
-        "413": {"description": "Body over server.max_body_bytes (or decompressed limit)"},
-        "415": {"description": "Content-Type is neither JSON nor NDJSON"},
-        "422": {"description": "Invalid records (each named); nothing of the batch was stored"},
-    }
     return {
         "/v1/models/{model}/predictions": operation(
             "Post predictions",
             "Store a batch of prediction records, all or nothing.",
             PredictionIn,
             IngestOut,
-            problems,
         ),
         "/v1/models/{model}/labels": operation(
             "Post labels",
             "Store ground-truth labels; they join predictions by id, in either order.",
             LabelIn,
             LabelIngestOut,
-            problems,
         ),
     }

@@ -7,7 +7,7 @@ ingest endpoint (``api.ingest``) both answer with it, so an error reads the same
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http import HTTPStatus
 from typing import Any
 
@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from monitor.errors import (
     InvalidRecordsError,
@@ -30,6 +31,49 @@ from monitor.errors import (
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
 _TYPE = "urn:drift-monitor:problem:"
+
+# The body of every problem below, for the OpenAPI document (``api.openapi``): the RFC 9457
+# members, then the extension members some problems carry. Open to further members, as RFC 9457
+# lets a client ignore the ones it does not know.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "An RFC 9457 problem: what went wrong, and the fields to blame.",
+    "type": "object",
+    "required": ["type", "title", "status", "detail", "instance"],
+    "properties": {
+        "type": {
+            "type": "string",
+            "description": "urn:drift-monitor:problem:<kind> (e.g. invalid-records), or "
+            "about:blank for a plain HTTP error",
+        },
+        "title": {"type": "string"},
+        "status": {"type": "integer", "description": "The HTTP status, repeated."},
+        "detail": {"type": "string"},
+        "instance": {"type": "string", "description": "The path of the request."},
+        "errors": {
+            "type": "array",
+            "description": "invalid-records and invalid-request: every field at fault",
+            "items": {
+                "type": "object",
+                "required": ["field", "reason"],
+                "properties": {
+                    "index": {
+                        "type": "integer",
+                        "description": "The record's position in the batch (records only).",
+                    },
+                    "field": {
+                        "type": "string",
+                        "description": "Dotted path, e.g. features.age or query.since.",
+                    },
+                    "reason": {"type": "string"},
+                },
+            },
+        },
+        "model": {"type": "string", "description": "model-not-found: the name asked for"},
+        "route": {"type": "string", "description": "webhook-not-found: the name asked for"},
+        "limit_bytes": {"type": "integer", "description": "payload-too-large: the limit"},
+    },
+}
 
 
 class ProblemError(Exception):
@@ -163,6 +207,8 @@ def install_problem_handlers(app: FastAPI) -> None:
         if found is None:  # not registered for such an exception; kept for the type checker
             raise exc
         log_problem(found, exc, request.method, request.url.path)
+        if found.status == 405:
+            found = replace(found, headers={**found.headers, "Allow": _allowed(request)})
         return found.response(request.url.path)
 
     for kind in (
@@ -176,6 +222,22 @@ def install_problem_handlers(app: FastAPI) -> None:
         StarletteHTTPException,
     ):
         app.add_exception_handler(kind, handle)
+
+
+def _allowed(request: Request) -> str:
+    """Every method some route serves at the request's path. Starlette's 405 names only the
+    first such route's (``GET`` of ``/v1/models/{m}/reference`` and not its ``PUT``)."""
+    routes = request.app.router.routes
+    return ", ".join(
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    )
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 
 
 def _reason(status: int) -> str:

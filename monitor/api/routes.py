@@ -9,17 +9,20 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from prometheus_client.exposition import choose_encoder
+from pydantic import WithJsonSchema
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from monitor.api.auth import TokenChecker
 from monitor.api.body import REFERENCE_TYPES, ingest_body
+from monitor.api.openapi import INSTANT_SCHEMA, LAST_INSTANT, problems
 from monitor.api.problems import ProblemError
 from monitor.api.schemas import (
     AlertEventOut,
     AlertOut,
     DeliveryOut,
     ModelOut,
+    ReadyOut,
     ReferenceOut,
     ReferenceRecordIn,
     body_doc,
@@ -32,6 +35,8 @@ from monitor.evaluation.document import to_document
 from monitor.service import Service
 
 ModelName = Annotated[str, Path(description="A model name from the config.")]
+# what ``_instant`` reads, for the document
+Instant = WithJsonSchema(INSTANT_SCHEMA)
 
 
 def build_router(service: Service) -> APIRouter:
@@ -58,7 +63,8 @@ def build_router(service: Service) -> APIRouter:
         response_model=ReferenceOut,
         dependencies=admin,
         tags=["reference"],
-        openapi_extra=body_doc(ReferenceRecordIn, REFERENCE_TYPES),
+        openapi_extra=body_doc(ReferenceRecordIn, REFERENCE_TYPES, min_records=1),
+        responses=problems(400, 404, 408, 413, 415, 422, 503),
     )
     async def put_reference(request: Request, model: ModelName) -> JSONResponse:
         """Replace the model's reference data set; earlier versions are kept."""
@@ -77,6 +83,7 @@ def build_router(service: Service) -> APIRouter:
         response_model=ReferenceOut,
         dependencies=read,
         tags=["reference"],
+        responses=problems(404, 503, say={404: "No such model, or it has no reference yet"}),
     )
     def get_reference(model: ModelName) -> ReferenceOut:
         info = service.reference(model)
@@ -86,20 +93,38 @@ def build_router(service: Service) -> APIRouter:
             )
         return ReferenceOut.of(info)
 
-    @router.get("/v1/models", response_model=list[ModelOut], dependencies=read, tags=["models"])
+    @router.get(
+        "/v1/models",
+        response_model=list[ModelOut],
+        dependencies=read,
+        tags=["models"],
+        responses=problems(503),
+    )
     def list_models() -> list[ModelOut]:
         return [ModelOut.of(m, reference=service.reference(m.name)) for m in service.config.models]
 
-    @router.get("/v1/models/{model}", response_model=ModelOut, dependencies=read, tags=["models"])
+    @router.get(
+        "/v1/models/{model}",
+        response_model=ModelOut,
+        dependencies=read,
+        tags=["models"],
+        responses=problems(404, 503),
+    )
     def get_model(model: ModelName) -> ModelOut:
         config = service.model(model)
         return ModelOut.of(config, reference=service.reference(model), counts=service.counts(model))
 
-    @router.post("/v1/models/{model}/evaluate", dependencies=admin, tags=["drift"])
+    @router.post(
+        "/v1/models/{model}/evaluate",
+        dependencies=admin,
+        tags=["drift"],
+        responses=problems(404, 422, 503),
+    )
     async def post_evaluate(
         model: ModelName,
         at: Annotated[
             str | None,
+            Instant,
             Query(description="evaluate as of this time (RFC 3339 or Unix seconds), not now"),
         ] = None,
         webhooks: Annotated[
@@ -115,7 +140,12 @@ def build_router(service: Service) -> APIRouter:
         )
         return JSONResponse(to_document(evaluation))
 
-    @router.get("/v1/models/{model}/drift", dependencies=read, tags=["drift"])
+    @router.get(
+        "/v1/models/{model}/drift",
+        dependencies=read,
+        tags=["drift"],
+        responses=problems(404, 503, say={404: "No such model, or it was not evaluated yet"}),
+    )
     def get_drift(model: ModelName) -> JSONResponse:
         """The latest evaluation."""
         document = service.latest_evaluation(model)
@@ -125,11 +155,16 @@ def build_router(service: Service) -> APIRouter:
             )
         return JSONResponse(document)
 
-    @router.get("/v1/models/{model}/drift/history", dependencies=read, tags=["drift"])
+    @router.get(
+        "/v1/models/{model}/drift/history",
+        dependencies=read,
+        tags=["drift"],
+        responses=problems(404, 422, 503, say={404: "No such model, or no such feature"}),
+    )
     def get_drift_history(
         model: ModelName,
-        since: Annotated[str | None, Query(description="RFC 3339 or Unix seconds")] = None,
-        until: Annotated[str | None, Query(description="RFC 3339 or Unix seconds")] = None,
+        since: Annotated[str | None, Instant, Query(description="from (excluded)")] = None,
+        until: Annotated[str | None, Instant, Query(description="to (included)")] = None,
         feature: Annotated[str | None, Query(description="only this feature")] = None,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     ) -> JSONResponse:
@@ -152,11 +187,16 @@ def build_router(service: Service) -> APIRouter:
                     document[group] = {k: v for k, v in document[group].items() if k == feature}
         return JSONResponse({"model": model, "evaluations": documents})
 
-    @router.get("/v1/models/{model}/performance/history", dependencies=read, tags=["performance"])
+    @router.get(
+        "/v1/models/{model}/performance/history",
+        dependencies=read,
+        tags=["performance"],
+        responses=problems(404, 422, 503),
+    )
     def get_performance_history(
         model: ModelName,
-        since: Annotated[str | None, Query(description="RFC 3339 or Unix seconds")] = None,
-        until: Annotated[str | None, Query(description="RFC 3339 or Unix seconds")] = None,
+        since: Annotated[str | None, Instant, Query(description="from (excluded)")] = None,
+        until: Annotated[str | None, Instant, Query(description="to (included)")] = None,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     ) -> JSONResponse:
         """Performance and label health of stored evaluations, oldest first."""
@@ -187,13 +227,14 @@ def build_router(service: Service) -> APIRouter:
             200: {
                 "content": {"application/x-ndjson": {}, "text/csv": {}},
                 "description": "The window's records, oldest first",
-            }
+            },
+            **problems(404, 422, 503),
         },
     )
     def get_export(
         model: ModelName,
-        start: Annotated[str, Query(description="RFC 3339 date-time or Unix seconds (excluded)")],
-        end: Annotated[str, Query(description="RFC 3339 date-time or Unix seconds (included)")],
+        start: Annotated[str, Instant, Query(description="from (excluded)")],
+        end: Annotated[str, Instant, Query(description="to (included)")],
         format: Annotated[
             Literal["jsonl", "csv"], Query(description="jsonl (default) or csv")
         ] = "jsonl",
@@ -207,7 +248,13 @@ def build_router(service: Service) -> APIRouter:
         body = service.export(model, start=first, end=last, media_type=media_type)
         return StreamingResponse(body, media_type=media_type)
 
-    @router.get("/v1/alerts", response_model=list[AlertOut], dependencies=read, tags=["alerts"])
+    @router.get(
+        "/v1/alerts",
+        response_model=list[AlertOut],
+        dependencies=read,
+        tags=["alerts"],
+        responses=problems(404, 503, say={404: "No such model"}),
+    )
     def get_alerts(
         model: Annotated[str | None, Query(description="Only this model's alerts.")] = None,
     ) -> list[AlertOut]:
@@ -219,12 +266,11 @@ def build_router(service: Service) -> APIRouter:
         response_model=list[AlertEventOut],
         dependencies=read,
         tags=["alerts"],
+        responses=problems(404, 422, 503, say={404: "No such model"}),
     )
     def get_alert_history(
         model: Annotated[str | None, Query(description="Only this model's events.")] = None,
-        since: Annotated[
-            str | None, Query(description="RFC 3339 date-time or Unix seconds")
-        ] = None,
+        since: Annotated[str | None, Instant, Query(description="from (excluded)")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> list[AlertEventOut]:
         """Alert events (firing, escalated, resolved), newest first."""
@@ -232,7 +278,11 @@ def build_router(service: Service) -> APIRouter:
         return [AlertEventOut.of(e) for e in entries]
 
     @router.post(
-        "/v1/webhooks/{route}/test", status_code=202, dependencies=admin, tags=["webhooks"]
+        "/v1/webhooks/{route}/test",
+        status_code=202,
+        dependencies=admin,
+        tags=["webhooks"],
+        responses=problems(404, 503, say={404: "No such webhook"}),
     )
     def post_test_event(
         route: Annotated[str, Path(description="A webhook name from the config.")],
@@ -241,7 +291,11 @@ def build_router(service: Service) -> APIRouter:
         return {"event_id": service.send_test_event(route)}
 
     @router.get(
-        "/v1/deliveries", response_model=list[DeliveryOut], dependencies=read, tags=["webhooks"]
+        "/v1/deliveries",
+        response_model=list[DeliveryOut],
+        dependencies=read,
+        tags=["webhooks"],
+        responses=problems(422, 503),
     )
     def get_deliveries(
         status: Annotated[
@@ -254,7 +308,13 @@ def build_router(service: Service) -> APIRouter:
         return [DeliveryOut.of(d) for d in service.deliveries(status=status, limit=limit)]
 
     @router.post(
-        "/v1/deliveries/{event_id}/resend", status_code=202, dependencies=admin, tags=["webhooks"]
+        "/v1/deliveries/{event_id}/resend",
+        status_code=202,
+        dependencies=admin,
+        tags=["webhooks"],
+        responses=problems(
+            404, 422, 503, say={404: "No delivered or failed delivery of the event (to route)"}
+        ),
     )
     def post_resend(
         event_id: str,
@@ -277,7 +337,17 @@ def build_router(service: Service) -> APIRouter:
         """The process is up."""
         return {"status": "ok"}
 
-    @router.get("/readyz", tags=["health"])
+    @router.get(
+        "/readyz",
+        tags=["health"],
+        responses={
+            503: {
+                "description": "Not ready: the checks say what is not",
+                "model": ReadyOut,
+            }
+        },
+        response_model=ReadyOut,
+    )
     def readyz() -> JSONResponse:
         """The config is loaded and the database answers."""
         checks = {
@@ -292,7 +362,21 @@ def build_router(service: Service) -> APIRouter:
 
     metrics_deps = read if server.auth.protect_metrics else []
 
-    @router.get("/metrics", dependencies=metrics_deps, tags=["health"])
+    @router.get(
+        "/metrics",
+        dependencies=metrics_deps,
+        tags=["health"],
+        response_class=Response,
+        responses={
+            200: {
+                "description": "The metrics",
+                "content": {
+                    "text/plain": {"schema": {"type": "string"}},
+                    "application/openmetrics-text": {"schema": {"type": "string"}},
+                },
+            }
+        },
+    )
     def metrics(request: Request) -> Response:
         """Prometheus text format, or OpenMetrics when the Accept header asks for it."""
         encoder, content_type = choose_encoder(request.headers.get("accept", ""))
@@ -306,9 +390,19 @@ def _instant(value: str | None, field: str) -> float | None:
     if value is None:
         return None
     try:
-        return float(value)
+        seconds = float(value)
     except ValueError:
-        pass
+        seconds = None
+    if seconds is not None:
+        if 0 <= seconds <= LAST_INSTANT:  # False for nan
+            return seconds
+        raise ProblemError(
+            422,
+            "Invalid request",
+            f"{field} must be Unix seconds from 0 to {LAST_INSTANT} (the year 9999)",
+            kind="invalid-request",
+            errors=[{"field": f"query.{field}", "reason": "out of range"}],
+        )
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.config import ModelConfig, format_duration
 from monitor.domain import ModelCounts, ReferenceInfo
@@ -16,6 +16,8 @@ from monitor.storage.deliveries import Delivery
 
 class PredictionIn(BaseModel):
     """One prediction record (documentation of the body; parsing is done by ``ingest``)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     id: str = Field(description="Unique per model; a record with a stored id is a duplicate.")
     timestamp: str | float | None = Field(
@@ -29,15 +31,25 @@ class PredictionIn(BaseModel):
 
 
 class LabelIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     id: str = Field(description="The id of the prediction this label belongs to.")
     label: str | float | int | bool
     timestamp: str | float | None = None
 
 
 class ReferenceRecordIn(BaseModel):
+    """One reference record: a prediction record, or a labelled one, with ``id`` and
+    ``timestamp`` allowed and ignored; no other field."""
+
+    model_config = ConfigDict(extra="forbid")
+
     features: dict[str, float | str | bool | None]
     prediction: str | float | int | bool | None = None
     label: str | float | int | bool | None = None
+    scores: dict[str, float] | None = None
+    id: str | int | None = None
+    timestamp: str | float | None = None
 
 
 class IngestOut(BaseModel):
@@ -154,6 +166,11 @@ class DeliveryOut(BaseModel):
         )
 
 
+class ReadyOut(BaseModel):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, str] = Field(description="config: ok or loading; database: ok or unreachable")
+
+
 class FeatureOut(BaseModel):
     name: str
     type: str
@@ -205,6 +222,8 @@ class ModelOut(BaseModel):
         source = None
         if model.reference is not None:
             source = model.reference.model_dump(mode="json", exclude_defaults=True)
+            if model.reference.path is not None:  # as written: never the host's absolute path
+                source["path"] = model.reference.written_path
         return cls(
             name=model.name,
             task=model.task,
@@ -219,20 +238,26 @@ class ModelOut(BaseModel):
         )
 
 
-def body_doc(schema: type[BaseModel], media_types: tuple[str, ...]) -> dict[str, Any]:
+def body_doc(
+    schema: type[BaseModel], media_types: tuple[str, ...], *, min_records: int = 0
+) -> dict[str, Any]:
     """``openapi_extra`` for a route that reads its raw body: documents the accepted shapes."""
     items = {"$ref": f"#/components/schemas/{schema.__name__}"}
+    records: dict[str, Any] = {"type": "array", "items": items}
+    if min_records:
+        records["minItems"] = min_records
     content: dict[str, Any] = {}
     for media_type in media_types:
         if media_type == "application/json":
             content[media_type] = {
                 "schema": {
                     "oneOf": [
-                        {"type": "array", "items": items},
+                        records,
                         {
                             "type": "object",
-                            "properties": {"records": {"type": "array", "items": items}},
+                            "properties": {"records": records},
                             "required": ["records"],
+                            "additionalProperties": False,  # decode.decode_records
                         },
                     ]
                 }

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Literal, Protocol, TypeVar
+from typing import Annotated, Any, Literal, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -15,7 +15,9 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
     PlainSerializer,
+    PrivateAttr,
     SecretStr,
     ValidationInfo,
     field_validator,
@@ -164,11 +166,33 @@ def _existing_file(path: Path, info: ValidationInfo, what: str) -> Path:
 
 
 class ReferenceConfig(_Strict):
-    """Exactly one of: a file, the first N ingested records, or the previous window."""
+    """Exactly one of: a file, the first N ingested records, or the previous window.
+
+    ``path`` is resolved against the config file's folder, for reading; ``written_path`` is
+    the text the config wrote, for showing: the API shows that one, so a reader of the API
+    does not learn where the host keeps its files."""
 
     path: Path | None = None
     first_records: int | None = Field(None, ge=1)
     previous_window: bool = False
+    _written_path: str | None = PrivateAttr(None)
+
+    @property
+    def written_path(self) -> str | None:
+        """``path`` as written in the config (after ``${ENV}`` substitution)."""
+        if self._written_path is None and self.path is not None:
+            return str(self.path)  # built in code, not from a config file's text
+        return self._written_path
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _remember_written_path(
+        cls, data: Any, handler: ModelWrapValidatorHandler[ReferenceConfig]
+    ) -> ReferenceConfig:
+        reference = handler(data)
+        if isinstance(data, dict) and isinstance(data.get("path"), (str, Path)):
+            reference._written_path = str(data["path"])
+        return reference
 
     @field_validator("path")
     @classmethod
