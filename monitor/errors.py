@@ -10,6 +10,7 @@
     ├── PayloadError(ValueError)         a body that cannot be read at all (syntax, encoding)
     │   └── PayloadTooLargeError         the body (or its decompressed form) exceeds a limit
     ├── StorageError(RuntimeError)       the database refused or is unreachable
+    ├── ServiceNotReadyError(RuntimeError) started without its database, not connected yet
     ├── ReplayInputError(ValueError)     rows of a replayed file are invalid; carries every RowIssue
     └── ReplayTargetError(RuntimeError)  the service a replay sends to refused or failed
 """
@@ -87,6 +88,18 @@ class PayloadTooLargeError(PayloadError):
 
 class StorageError(MonitorError, RuntimeError):
     """The database refused an operation or could not be reached."""
+
+
+class ServiceNotReadyError(MonitorError, RuntimeError):
+    """The service runs but has not reached its database yet (``monitor.startup`` is
+    retrying); ask again after ``retry_after_seconds``."""
+
+    def __init__(self, retry_after_seconds: int = 5) -> None:
+        self.retry_after_seconds = retry_after_seconds
+        super().__init__(
+            "the service is starting and has not reached its database yet; "
+            "nothing of this request was stored"
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,6 +57,7 @@ from monitor.storage.evaluations import (
     latest_evaluation,
 )
 from monitor.storage.group_commit import GroupCommitWriter
+from monitor.storage.unavailable import unavailable_reason
 from monitor.webhooks.bodies import Renderer
 from monitor.webhooks.events import webhook_test_event
 from monitor.webhooks.sender import WebhookSender
@@ -98,6 +99,8 @@ class Service:
         self._fast_decoders = {m.name: FastPredictionDecoder(m) for m in config.models}
         self.scheduler = Scheduler()
         self.started = False
+        #: reference files read ahead of start() (read_reference_files), by model
+        self._reference_files: dict[str, tuple[ReferenceBatch, str]] = {}
         # SQLite has one writer at a time; queueing writers on a lock here hands the database
         # over at once, where SQLite's own busy handler would make them sleep and poll.
         self._write_lock: AbstractContextManager[object] = (
@@ -278,8 +281,9 @@ class Service:
             with self.engine.connect() as connection:
                 connection.execute(text("SELECT 1"))
             return True
-        except Exception:
-            log.warning("database is not reachable", exc_info=True)
+        except Exception as exc:  # one line per probe, not a traceback
+            reason = unavailable_reason(exc, url=self.engine.url) or type(exc).__name__
+            log.warning("database is not reachable: %s", reason)
             return False
 
     def counts(self, model: str) -> ModelCounts:
@@ -435,8 +439,35 @@ class Service:
         self.metrics.reference_version.labels(model).set(info.version)
         return info
 
+    def read_reference_files(self) -> None:
+        """Read and validate the configured reference files now, without the database, so
+        that a file failing validation raises ``ConfigError`` before anything waits for the
+        database; ``start()`` then stores what was read here (reading any file not read)."""
+        for model in self.config.models:
+            if model.reference is not None and model.reference.path is not None:
+                self._reference_files[model.name] = self._read_reference_file(
+                    model, model.reference.path
+                )
+
     def _load_reference_file(self, model: ModelConfig, path: Path) -> None:
         """Store the configured reference file as a new version when its content changed."""
+        read = self._reference_files.pop(model.name, None)
+        batch, digest = read or self._read_reference_file(model, path)
+        with self.engine.connect() as connection:
+            latest = repo.latest_reference(connection, model=model.name)
+        if latest is not None and latest.digest == digest:
+            return
+        info = self._save_reference(model.name, batch, source=f"file:{path}", digest=digest)
+        log.info(
+            "model %s: reference version %d loaded from %s (%d records)",
+            model.name,
+            info.version,
+            path,
+            info.n,
+        )
+
+    def _read_reference_file(self, model: ModelConfig, path: Path) -> tuple[ReferenceBatch, str]:
+        """The file's validated batch and digest; ``ConfigError`` naming the file if invalid."""
         data = path.read_bytes()
         media_type = {".csv": "text/csv", ".json": "application/json"}.get(
             path.suffix.lower(), "application/x-ndjson"
@@ -457,19 +488,7 @@ class Service:
             ) from None
         except PayloadError as exc:
             raise ConfigError([ConfigIssue(str(path), None, "", str(exc))]) from None
-        digest = digest_batch(batch)
-        with self.engine.connect() as connection:
-            latest = repo.latest_reference(connection, model=model.name)
-        if latest is not None and latest.digest == digest:
-            return
-        info = self._save_reference(model.name, batch, source=f"file:{path}", digest=digest)
-        log.info(
-            "model %s: reference version %d loaded from %s (%d records)",
-            model.name,
-            info.version,
-            path,
-            info.n,
-        )
+        return batch, digest_batch(batch)
 
     # -- drift ------------------------------------------------------------------------------
 

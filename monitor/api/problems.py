@@ -23,6 +23,7 @@ from monitor.errors import (
     PayloadError,
     PayloadTooLargeError,
     RouteNotFoundError,
+    ServiceNotReadyError,
     StorageError,
 )
 
@@ -111,6 +112,14 @@ def problem_for(exc: Exception) -> Problem | None:
         )
     if isinstance(exc, PayloadError):
         return Problem(400, "Malformed body", str(exc), "malformed-body")
+    if isinstance(exc, ServiceNotReadyError):
+        return Problem(
+            503,
+            "Service not ready",
+            str(exc),
+            "not-ready",
+            headers={"Retry-After": str(exc.retry_after_seconds)},
+        )
     if isinstance(exc, StorageError):
         return Problem(503, "Storage unavailable", str(exc), "storage")
     if isinstance(exc, OperationalError):  # unreachable, locked, out of space...: try again
@@ -155,6 +164,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         ModelNotFoundError,
         RouteNotFoundError,
         PayloadError,  # PayloadTooLargeError included
+        ServiceNotReadyError,
         StorageError,
         OperationalError,
         RequestValidationError,
