@@ -108,6 +108,11 @@ class StorageConnector:
             return True
         return False
 
+    @property
+    def running(self) -> bool:
+        """Whether the thread of ``start()`` is still attempting."""
+        return self._thread is not None and self._thread.is_alive()
+
     def start(self) -> None:
         """Run the attempts on a daemon thread (a process exiting never waits for one
         stuck in a connect)."""
