@@ -241,9 +241,7 @@ def test_an_invalid_reference_file_still_exits_1_at_once_without_the_database(
     reference = tmp_path / "reference.csv"
     reference.write_text("x,c,prediction\n1.5,k,a\nnot-a-number,k,b\n")
     config = tmp_path / "monitor.yaml"
-    config.write_text(
-        (CONFIG % unreachable) + "    reference: {path: reference.csv}\n"
-    )
+    config.write_text((CONFIG % unreachable) + "    reference: {path: reference.csv}\n")
     result = serve(config)
     assert result.returncode == 1, result.stderr
     assert result.stderr == (

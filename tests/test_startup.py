@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -68,9 +69,7 @@ class FlakyStart:
             raise self.errors.pop(0)
 
 
-def connector_for(
-    start: FlakyStart, waits: list[float], **kwargs: object
-) -> StorageConnector:
+def connector_for(start: FlakyStart, waits: list[float], **kwargs: object) -> StorageConnector:
     def wait(seconds: float) -> bool:
         waits.append(seconds)
         return False
@@ -97,7 +96,10 @@ def test_connector_retries_with_backoff_and_logs_one_line_per_attempt(
     assert connector.attempts == 9
     assert waits == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
     assert connector.failure is None
-    reason = 'connection failed: connection to server at "10.0.0.7", port 5432 failed: Connection refused'
+    reason = (
+        'connection failed: connection to server at "10.0.0.7", port 5432 failed: '
+        "Connection refused"
+    )
     expected = [
         f"database {PG_SHOWN} not reachable (attempt {n}, retrying in {delay}s): {reason}"
         for n, delay in enumerate(["0.5", "1.0", "2.0", "4.0", "8.0", "16.0", "30.0", "30.0"], 1)
@@ -207,10 +209,7 @@ def test_other_errors_are_no_outage() -> None:
     assert unavailable_reason(ConfigError([]), url=PG_URL) is None
 
 
-def test_a_real_unopenable_sqlite_file_is_an_outage(tmp_path: object) -> None:
-    from pathlib import Path
-
-    assert isinstance(tmp_path, Path)
+def test_a_real_unopenable_sqlite_file_is_an_outage(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("not a directory")
     url = f"sqlite:///{tmp_path / 'file' / 'sub' / 'monitor.db'}"
     engine = create_database_engine(url)
@@ -241,8 +240,8 @@ def test_before_start_database_routes_answer_503_with_retry_after(
             "status": "unavailable",
             "checks": {"config": "ok", "database": "starting"},
         }
-        record = {"id": "r1", "features": {"age": 30, "income": 1.0, "country": "fr"},
-                  "prediction": "approved"}  # fmt: skip
+        features = {"age": 30, "income": 1.0, "country": "fr"}
+        record = {"id": "r1", "features": features, "prediction": "approved"}
         for method, path, body in [
             ("POST", "/v1/models/credit/predictions", [record]),
             ("POST", "/v1/models/credit/labels", [{"id": "r1", "label": "approved"}]),
