@@ -263,3 +263,15 @@ def test_a_start_up_error_that_is_no_outage_exits_1(tmp_path: Path) -> None:
     assert result.returncode == 1, result.stderr
     assert "ERROR monitor.startup: start-up failed" in result.stderr
     assert "not reachable" not in result.stderr
+
+
+def test_sigterm_while_waiting_for_the_database_ends_the_process(tmp_path: Path) -> None:
+    unreachable = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/postgres"
+    config = tmp_path / "monitor.yaml"
+    config.write_text(CONFIG % unreachable)
+    log = tmp_path / "server.log"
+    process = start_server(config, free_port(), log, wait_for="/healthz")
+    wait_until(lambda: len(attempt_lines(log)) >= 1, "no attempt logged", log)
+    stop(process)  # within its bounded wait: the retry loop does not hold the process
+    assert "Traceback" not in log.read_text()
+    assert "the service is ready" not in log.read_text()
