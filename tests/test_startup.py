@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from monitor.api import create_app
-from monitor.config import Config
+from monitor.config import Config, load_config
 from monitor.errors import ConfigError, ConfigIssue
 from monitor.service import Service
 from monitor.startup import Backoff, StorageConnector
@@ -275,3 +275,45 @@ def test_before_start_database_routes_answer_503_with_retry_after(
         assert stored.status_code == 202
         assert stored.json() == {"accepted": 1, "duplicates": 0}
         assert client.get("/v1/models/credit").json()["counts"]["predictions"] == 1
+
+
+def test_start_stores_the_reference_file_as_validated_ahead(
+    database_url: str, tmp_path: Path
+) -> None:
+    """``serve`` validates the reference files before waiting for the database; the attempt
+    that reaches it stores what was validated, however long the wait (the file is not read
+    again, so a file edited meanwhile cannot fail the start with an error of its own)."""
+    reference = tmp_path / "ref.csv"
+    reference.write_text("x\n1\n2\n")
+    (tmp_path / "monitor.yaml").write_text(
+        "models:\n  - {name: m, task: regression, features: [{name: x, type: numeric}],"
+        " reference: {path: ref.csv}}\n"
+    )
+    service = Service(
+        load_config(tmp_path / "monitor.yaml"), engine=create_database_engine(database_url)
+    )
+    service.read_reference_files()
+    reference.write_text("x\nnot-a-number\n")
+    service.start(run_jobs=False)
+    try:
+        info = service.reference("m")
+        assert info is not None and (info.version, info.n) == (1, 2)
+    finally:
+        service.stop()
+
+
+def test_read_reference_files_raises_the_config_error_without_a_database(tmp_path: Path) -> None:
+    (tmp_path / "ref.csv").write_text("x\n1\nnot-a-number\n")
+    (tmp_path / "monitor.yaml").write_text(
+        "models:\n  - {name: m, task: regression, features: [{name: x, type: numeric}],"
+        " reference: {path: ref.csv}}\n"
+    )
+    unreachable = "sqlite:///" + str(tmp_path / "ref.csv" / "monitor.db")  # under a file
+    service = Service(
+        load_config(tmp_path / "monitor.yaml"), engine=create_database_engine(unreachable)
+    )
+    with pytest.raises(ConfigError) as caught:
+        service.read_reference_files()
+    assert [str(issue) for issue in caught.value.issues] == [
+        f"{tmp_path / 'ref.csv'}: record 1.features.x: 'not-a-number' is not a finite number"
+    ]
