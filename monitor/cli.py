@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import sys
@@ -264,11 +265,16 @@ def replay_command(args: argparse.Namespace) -> int:
 
 
 def serve_command(args: argparse.Namespace) -> int:
+    """``monitor serve``: exit 1 on a config error (before serving) or on a start-up error
+    other than an unavailable database, which is retried in the background while the
+    server answers (``monitor.startup``)."""
     import uvicorn
 
     from monitor.api import create_app
     from monitor.config import load_config
     from monitor.service import Service, database_url
+    from monitor.startup import StorageConnector
+    from monitor.storage.unavailable import unavailable_reason
 
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -282,30 +288,44 @@ def serve_command(args: argparse.Namespace) -> int:
     try:
         config = load_config(path)
         service = Service(config)
-        service.start()
+        service.read_reference_files()  # a bad one is a config error now, database or not
     except ConfigError as exc:
         for issue in exc.issues:
             print(issue, file=sys.stderr)
         return 1
-    logging.getLogger("monitor").info("database: %s", _redact(database_url(config)))
-    app = create_app(service, manage_service=False, stop_service=True)
+    url = database_url(config)
+    logging.getLogger("monitor").info("database: %s", _redact(url))
+    server: uvicorn.Server | None = None
+
+    def failed(_error: BaseException) -> None:
+        if server is not None:  # set before the app's startup, which starts the connector
+            server.should_exit = True
+
+    connector = StorageConnector(
+        service.start,
+        database=_redact(url),
+        unavailable=functools.partial(unavailable_reason, url=url),
+        on_failure=failed,
+    )
+    app = create_app(service, manage_service=False, stop_service=True, connector=connector)
     runtime.tune_garbage_collector()
     runtime.tune_thread_switching()
-    host = args.host or config.server.host
-    port = args.port or config.server.port
-    try:
-        uvicorn.run(
+    server = uvicorn.Server(
+        uvicorn.Config(
             app,
-            host=host,
-            port=port,
+            host=args.host or config.server.host,
+            port=args.port or config.server.port,
             log_level=args.log_level,
             access_log=args.access_log,
             proxy_headers=False,
             timeout_graceful_shutdown=10,
         )
+    )
+    try:
+        server.run()
     finally:
         service.stop()
-    return 0
+    return 1 if connector.failure is not None else 0
 
 
 def _redact(url: str) -> str:

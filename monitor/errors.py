@@ -11,6 +11,7 @@
     │   └── PayloadTooLargeError         the body (or its decompressed form) exceeds a limit
     ├── StorageError(RuntimeError)       the database refused an operation
     │   └── StorageUnavailableError      unreachable, locked, out of space, busy: try again
+    ├── ServiceNotReadyError(RuntimeError) started without its database, not connected yet
     ├── ReplayInputError(ValueError)     rows of a replayed file are invalid; carries every RowIssue
     └── ReplayTargetError(RuntimeError)  the service a replay sends to refused or failed
 """
@@ -93,6 +94,18 @@ class StorageError(MonitorError, RuntimeError):
 class StorageUnavailableError(StorageError):
     """The database cannot be used now (unreachable, locked, out of space, every connection
     busy); the same request may succeed later."""
+
+
+class ServiceNotReadyError(MonitorError, RuntimeError):
+    """The service runs but has not reached its database yet (``monitor.startup`` is
+    retrying); ask again after ``retry_after_seconds``."""
+
+    def __init__(self, retry_after_seconds: int = 5) -> None:
+        self.retry_after_seconds = retry_after_seconds
+        super().__init__(
+            "the service is starting and has not reached its database yet; "
+            "nothing of this request was stored"
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,6 +55,7 @@ from monitor.storage.evaluations import (
     latest_evaluation,
 )
 from monitor.storage.group_commit import GroupCommitWriter
+from monitor.storage.unavailable import unavailable_reason
 from monitor.webhooks.bodies import Renderer
 from monitor.webhooks.events import webhook_test_event
 from monitor.webhooks.sender import WebhookSender
@@ -99,6 +100,8 @@ class Service:
         self._fast_decoders = {m.name: FastPredictionDecoder(m) for m in config.models}
         self.scheduler = Scheduler()
         self.started = False
+        #: reference files read ahead of start() (read_reference_files), by model
+        self._reference_files: dict[str, tuple[ReferenceBatch, str]] = {}
         self.writer = GroupCommitWriter(self.database)
         self._decode_thread = ThreadPoolExecutor(1, thread_name_prefix="decode")
         self.webhooks = WebhookSender(
@@ -282,8 +285,9 @@ class Service:
         try:
             self.database.ping()
             return True
-        except StorageError as exc:
-            log.warning("database is not reachable: %s", exc)
+        except StorageError as exc:  # one line per probe, not a traceback
+            reason = unavailable_reason(exc, url=self.engine.url) or str(exc)
+            log.warning("database is not reachable: %s", reason)
             return False
 
     def counts(self, model: str) -> ModelCounts:
@@ -439,10 +443,39 @@ class Service:
         self.metrics.reference_version.labels(model).set(info.version)
         return info
 
+    def read_reference_files(self) -> None:
+        """Read and validate the configured reference files now, without the database, so
+        that a file failing validation raises ``ConfigError`` before anything waits for the
+        database; ``start()`` then stores what was read here (reading any file not read)."""
+        for model in self.config.models:
+            if model.reference is not None and model.reference.path is not None:
+                self._reference_files[model.name] = self._read_reference_file(
+                    model, model.reference.path
+                )
+
     def _load_reference_file(self, model: ModelConfig, path: Path, *, written: str | None) -> None:
         """Store the configured reference file as a new version when its content changed.
         Its source reads ``file:`` and the path as ``written`` in the config, which the API
         shows to readers, rather than ``path`` resolved on this host."""
+        read = self._reference_files.pop(model.name, None)
+        batch, digest = read or self._read_reference_file(model, path)
+        with self.database.read() as connection:
+            latest = repo.latest_reference(connection, model=model.name)
+        if latest is not None and latest.digest == digest:
+            return
+        info = self._save_reference(
+            model.name, batch, source=f"file:{written or path}", digest=digest
+        )
+        log.info(
+            "model %s: reference version %d loaded from %s (%d records)",
+            model.name,
+            info.version,
+            path,
+            info.n,
+        )
+
+    def _read_reference_file(self, model: ModelConfig, path: Path) -> tuple[ReferenceBatch, str]:
+        """The file's validated batch and digest; ``ConfigError`` naming the file if invalid."""
         data = path.read_bytes()
         media_type = {".csv": "text/csv", ".json": "application/json"}.get(
             path.suffix.lower(), "application/x-ndjson"
@@ -463,21 +496,7 @@ class Service:
             ) from None
         except PayloadError as exc:
             raise ConfigError([ConfigIssue(str(path), None, "", str(exc))]) from None
-        digest = digest_batch(batch)
-        with self.database.read() as connection:
-            latest = repo.latest_reference(connection, model=model.name)
-        if latest is not None and latest.digest == digest:
-            return
-        info = self._save_reference(
-            model.name, batch, source=f"file:{written or path}", digest=digest
-        )
-        log.info(
-            "model %s: reference version %d loaded from %s (%d records)",
-            model.name,
-            info.version,
-            path,
-            info.n,
-        )
+        return batch, digest_batch(batch)
 
     # -- drift ------------------------------------------------------------------------------
 

@@ -18,7 +18,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(config: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
+def start_server(
+    config: Path, port: int, log: Path, *, wait_for: str = "/readyz"
+) -> subprocess.Popen[bytes]:
+    """Start ``monitor serve`` and return once ``wait_for`` answers 200: ``/readyz`` (the
+    database reached), or ``/healthz`` for a server that may be still without it."""
     env = {**os.environ}
     env.pop("MONITOR_DATABASE_URL", None)  # the config's SQLite file, whatever the caller has
     with log.open("ab") as out:
@@ -42,11 +46,11 @@ def start_server(config: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
         if process.poll() is not None:
             raise AssertionError(f"server exited early:\n{log.read_text()}")
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+            if httpx.get(f"http://127.0.0.1:{port}{wait_for}", timeout=1).status_code == 200:
                 return process
         except httpx.TransportError:
             pass
         time.sleep(0.1)
     process.kill()
     process.wait(timeout=10)
-    raise AssertionError(f"server did not become ready:\n{log.read_text()}")
+    raise AssertionError(f"server did not answer {wait_for}:\n{log.read_text()}")

@@ -14,6 +14,7 @@ from monitor.api.cloudevents import build_cloudevents_router
 from monitor.api.ingest import IngestMiddleware, operations
 from monitor.api.openapi import complete
 from monitor.api.problems import install_problem_handlers
+from monitor.api.readiness import ReadinessGate
 from monitor.api.request_metrics import RequestMetrics
 from monitor.api.routes import build_router
 from monitor.api.schemas import (
@@ -24,26 +25,39 @@ from monitor.api.schemas import (
     ReferenceRecordIn,
 )
 from monitor.service import Service
+from monitor.startup import StorageConnector
 
 
 def create_app(
-    service: Service, *, manage_service: bool = True, stop_service: bool | None = None
+    service: Service,
+    *,
+    manage_service: bool = True,
+    stop_service: bool | None = None,
+    connector: StorageConnector | None = None,
 ) -> FastAPI:
     """The API for ``service``. With ``manage_service``, startup and shutdown of the app
     start and stop the service (migrations, reference loading, scheduled jobs);
     ``stop_service`` (default: the same) stops it at shutdown only, for a service started
     beforehand. Stopping there, not after the server returns, matters: on SIGTERM uvicorn
     re-raises the signal once the app has shut down, which ends a process that is not PID 1
-    before any code after the server would run."""
+    before any code after the server would run.
+
+    ``connector`` (with ``manage_service`` false) starts the service in the background
+    instead, retrying while the database is unavailable; the app serves meanwhile and
+    answers the database's routes 503 until the service has started (``ReadinessGate``)."""
     stop = manage_service if stop_service is None else stop_service
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if manage_service:
             service.start()
+        if connector is not None:
+            connector.start()
         try:
             yield
         finally:
+            if connector is not None:  # first, so that no attempt starts a stopped service
+                connector.stop()
             if stop:
                 service.stop()
 
@@ -57,6 +71,7 @@ def create_app(
     app.include_router(build_router(service))
     app.include_router(build_cloudevents_router(service))
     app.add_middleware(IngestMiddleware, service=service)
+    app.add_middleware(ReadinessGate, service=service)  # in front of ingest
     app.add_middleware(RequestMetrics, histogram=service.metrics.request_duration)  # outermost
     app.state.service = service
 

@@ -24,6 +24,7 @@ from monitor.errors import (
     PayloadError,
     PayloadTooLargeError,
     RouteNotFoundError,
+    ServiceNotReadyError,
     StorageError,
     StorageUnavailableError,
 )
@@ -157,6 +158,14 @@ def problem_for(exc: Exception) -> Problem | None:
         )
     if isinstance(exc, PayloadError):
         return Problem(400, "Malformed body", str(exc), "malformed-body")
+    if isinstance(exc, ServiceNotReadyError):
+        return Problem(
+            503,
+            "Service not ready",
+            str(exc),
+            "not-ready",
+            headers={"Retry-After": str(exc.retry_after_seconds)},
+        )
     # The database's own message stays in the log: it may name tables, values or hosts.
     if isinstance(exc, StorageUnavailableError):  # unreachable, locked, out of space...
         return Problem(
@@ -217,6 +226,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         ModelNotFoundError,
         RouteNotFoundError,
         PayloadError,  # PayloadTooLargeError included
+        ServiceNotReadyError,
         StorageError,  # StorageUnavailableError included
         RequestValidationError,
         StarletteHTTPException,

@@ -349,11 +349,16 @@ def build_router(service: Service) -> APIRouter:
         response_model=ReadyOut,
     )
     def readyz() -> JSONResponse:
-        """The config is loaded and the database answers."""
-        checks = {
-            "config": "ok" if service.started else "loading",
-            "database": "ok" if service.database_ready() else "unreachable",
-        }
+        """The service has started (migrated its database, loaded its references) and the
+        database answers. While ``monitor serve`` is still trying to reach the database the
+        database check reads ``starting`` (and is not probed again here)."""
+        if not service.started:
+            checks = {"config": "ok", "database": "starting"}
+        else:
+            checks = {
+                "config": "ok",
+                "database": "ok" if service.database_ready() else "unreachable",
+            }
         ready = all(value == "ok" for value in checks.values())
         return JSONResponse(
             {"status": "ok" if ready else "unavailable", "checks": checks},
