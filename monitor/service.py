@@ -94,8 +94,13 @@ class Service:
             self.registry, [m.name for m in config.models], [w.name for w in config.webhooks]
         )
         self.clock = clock
-        self.validators = {m.name: RecordValidator(m) for m in config.models}
-        self._fast_decoders = {m.name: FastPredictionDecoder(m) for m in config.models}
+        skew = config.server.max_timestamp_skew.total_seconds()
+        self.validators = {
+            m.name: RecordValidator(m, max_future_seconds=skew) for m in config.models
+        }
+        self._fast_decoders = {
+            m.name: FastPredictionDecoder(m, max_future_seconds=skew) for m in config.models
+        }
         self.scheduler = Scheduler()
         self.started = False
         # SQLite has one writer at a time; queueing writers on a lock here hands the database
