@@ -4,6 +4,7 @@ routes (predictions, labels) are served in front of these by ``api.ingest``."""
 from __future__ import annotations
 
 import functools
+import math
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -12,6 +13,7 @@ from prometheus_client.exposition import choose_encoder
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from monitor import timestamps
 from monitor.api.auth import TokenChecker
 from monitor.api.body import REFERENCE_TYPES, ingest_body
 from monitor.api.problems import ProblemError
@@ -110,6 +112,13 @@ def build_router(service: Service) -> APIRouter:
         does); answers with the evaluation."""
         service.model(model)
         when = _instant(at, "at")
+        if when is not None:  # it becomes the window's end and the evaluation's time
+            when = _in_range(
+                when,
+                "at",
+                now=service.clock(),
+                max_future_seconds=server.max_timestamp_skew.total_seconds(),
+            )
         evaluation = await run_in_threadpool(
             functools.partial(service.evaluate, model, at=when, webhooks=webhooks)
         )
@@ -302,26 +311,43 @@ def build_router(service: Service) -> APIRouter:
 
 
 def _instant(value: str | None, field: str) -> float | None:
-    """RFC 3339 (with offset) or Unix seconds; 422 naming the parameter otherwise."""
+    """RFC 3339 (with offset) or a finite number of Unix seconds; 422 naming the parameter
+    otherwise."""
     if value is None:
         return None
     try:
-        return float(value)
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(seconds):  # a bound may be any time, but it must be a time
+            _in_range(seconds, field, now=None, max_future_seconds=0.0)
+        return seconds
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         parsed = None
     if parsed is None or parsed.tzinfo is None:
-        raise ProblemError(
-            422,
-            "Invalid request",
-            f"{field} must be an RFC 3339 date-time with offset or Unix seconds",
-            kind="invalid-request",
-            errors=[{"field": f"query.{field}", "reason": "not a date-time"}],
-        )
+        raise _invalid(field, "not a date-time")
     return parsed.timestamp()
+
+
+def _in_range(seconds: float, field: str, *, now: float | None, max_future_seconds: float) -> float:
+    """``seconds`` if ``monitor.timestamps`` accepts it; 422 naming the parameter otherwise."""
+    try:
+        return timestamps.check(seconds, now=now, max_future_seconds=max_future_seconds)
+    except timestamps.TimestampRangeError as exc:
+        raise _invalid(field, str(exc)) from None
+
+
+def _invalid(field: str, reason: str) -> ProblemError:
+    return ProblemError(
+        422,
+        "Invalid request",
+        f"{field} must be an RFC 3339 date-time with offset or Unix seconds: {reason}",
+        kind="invalid-request",
+        errors=[{"field": f"query.{field}", "reason": reason}],
+    )
 
 
 __all__ = ["ModelNotFoundError", "build_router"]
