@@ -252,3 +252,14 @@ def test_a_nul_character_in_a_reference_is_422(client: TestClient) -> None:
     assert response.json()["errors"] == [
         {"index": 0, "field": "features.country", "reason": NUL_REASON}
     ]
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/deliveries/a%00b/resend", "/v1/deliveries/a/resend?route=x%00"]
+)
+def test_resending_an_id_holding_nul_is_404(client: TestClient, path: str) -> None:
+    """PostgreSQL refuses a NUL even in a parameter compared with: answered as no such
+    delivery (none can hold one), on SQLite alike."""
+    response = client.post(path)
+    assert response.status_code == 404
+    assert response.json()["type"] == "urn:drift-monitor:problem:delivery-not-found"

@@ -270,7 +270,9 @@ def build_router(service: Service) -> APIRouter:
         route: Annotated[str | None, Query(description="Only this route's delivery.")] = None,
     ) -> dict[str, int]:
         """Send a delivered or failed event again (the same id and body), due now."""
-        queued = service.resend(event_id, route)
+        # no stored id holds a NUL, and PostgreSQL refuses one even to compare with
+        stored = "\x00" not in event_id + (route or "")
+        queued = service.resend(event_id, route) if stored else 0
         if not queued:
             raise ProblemError(
                 404,
