@@ -112,7 +112,10 @@ def test_a_work_that_fails_after_writing_leaves_nothing(engine: Engine) -> None:
     class Broken(RuntimeError):
         pass
 
+    calls = []
+
     def half_written(connection: Connection) -> IngestResult:
+        calls.append(1)
         repo.insert_predictions(connection, model="m", batch=batch(["half"]), received_at=1.0)
         raise Broken("failed after writing")
 
@@ -133,6 +136,11 @@ def test_a_work_that_fails_after_writing_leaves_nothing(engine: Engine) -> None:
     assert stored_ids(engine) == ["x"]
     with engine.connect() as connection:
         assert connection.execute(select(func.count()).select_from(labels)).scalar() == 1
+    assert len(calls) == 2  # with the group, then alone
+    alone = asyncio.run(gathered([lambda: writer.submit(half_written)]))
+    assert isinstance(alone[0], Broken)
+    assert len(calls) == 3  # alone already: not written again
+    assert stored_ids(engine) == ["x"]
 
 
 class FailingBegins:

@@ -67,7 +67,8 @@ class CombinedWork(abc.ABC):
     def write_together(cls, connection: Connection, works: Sequence[Self]) -> list[Any]:
         """Write ``works`` in their order inside the caller's transaction and return their
         results in the same order. Must not raise ``MonitorError``: the works were validated
-        when they were made, and a failure here fails the whole group."""
+        when they were made. A failure here has every work of the group written again alone
+        (``__call__``), so that only the failing one fails."""
 
 
 class GroupCommitWriter:
@@ -113,8 +114,9 @@ class GroupCommitWriter:
         each work alone when that fails because of a work. Raises when the database fails."""
         try:
             return self._write_together(works)
-        except _WorkFailed:
-            pass
+        except _WorkFailed as failed:
+            if len(works) == 1:  # it was alone already
+                return [_Refused(failed.error)]
         results: list[Any] = []
         for done, work in enumerate(works):
             try:
