@@ -96,8 +96,13 @@ class Service:
             on_error=lambda kind: self.metrics.database_errors.labels(kind).inc(),
         )
         self.clock = clock
-        self.validators = {m.name: RecordValidator(m) for m in config.models}
-        self._fast_decoders = {m.name: FastPredictionDecoder(m) for m in config.models}
+        skew = config.server.max_timestamp_skew.total_seconds()
+        self.validators = {
+            m.name: RecordValidator(m, max_future_seconds=skew) for m in config.models
+        }
+        self._fast_decoders = {
+            m.name: FastPredictionDecoder(m, max_future_seconds=skew) for m in config.models
+        }
         self.scheduler = Scheduler()
         self.started = False
         #: reference files read ahead of start() (read_reference_files), by model

@@ -54,7 +54,7 @@ TIME = "2026-11-23T12:00:00Z"
 
 class Clock:
     def __init__(self) -> None:
-        self.now = 1000.0
+        self.now = 1_795_435_200.0  # TIME: the events' times are not ahead of the clock
 
     def __call__(self) -> float:
         return self.now
@@ -338,6 +338,53 @@ def test_missing_attributes_and_unknown_type_are_400(client: TestClient) -> None
     other = kserve(client, "com.example.thing", "ev-1", V1_REQUEST)
     assert other.status_code == 400
     assert "com.example.thing" in other.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("header", "value"), [("ce-id", "ev%00-1"), ("ce-requestid", "r%00"), ("ce-time", "%00")]
+)
+def test_a_nul_in_a_stored_attribute_is_422(client: TestClient, header: str, value: str) -> None:
+    """PostgreSQL's text columns refuse NUL: refused alike on both databases, before any
+    write."""
+    if header == "ce-time":
+        answer = kserve(client, KSERVE_REQUEST, "ev-1", V1_REQUEST, time=value)
+    else:
+        answer = kserve(client, KSERVE_REQUEST, "ev-1", V1_REQUEST, **{header: value})
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["detail"] == f"{header} must not contain the NUL character (\\u0000)"
+    structured = client.post(
+        "/v1/cloudevents",
+        content=orjson.dumps(
+            {
+                "specversion": "1.0",
+                "id": "ev\x00-2",
+                "type": KSERVE_REQUEST,
+                "source": "x",
+                "inferenceservicename": "credit-model",
+                "data": V1_REQUEST,
+            }
+        ),
+        headers={"content-type": "application/cloudevents+json"},
+    )
+    assert structured.status_code == 422, structured.text
+    assert kserve(client, KSERVE_REQUEST, "ev-3", V1_REQUEST).status_code == 200
+
+
+def test_an_event_time_out_of_range_is_422_naming_the_timestamp(
+    client: TestClient, clock: Clock
+) -> None:
+    kserve(client, KSERVE_REQUEST, "ev-1", V1_REQUEST, time="1969-12-31T23:59:59Z")
+    answer = kserve(client, KSERVE_RESPONSE, "ev-1", V1_RESPONSE, time="1969-12-31T23:59:59Z")
+    assert answer.status_code == 422
+    assert answer.json()["errors"] == [
+        {"index": 0, "field": "timestamp", "reason": "must not be before 1970-01-01T00:00:00Z"}
+    ]
+    late = "2026-11-24T12:00:01Z"  # a day and a second ahead of the clock
+    kserve(client, KSERVE_REQUEST, "ev-2", V1_REQUEST, time=late)
+    answer = kserve(client, KSERVE_RESPONSE, "ev-2", V1_RESPONSE, time=late)
+    assert answer.status_code == 422
+    assert answer.json()["errors"][0]["field"] == "timestamp"
+    assert exported(client) == []
 
 
 def test_invalid_records_are_422_and_nothing_stored(client: TestClient) -> None:

@@ -252,6 +252,39 @@ def test_a_file_too_far_out_of_order_is_refused_naming_the_line() -> None:
     assert raised.value.issues[0].field == "timestamp"
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("timestamp", "1e300", "must not be after 9999-12-31T23:59:59Z"),
+        ("timestamp", "inf", "must not be after 9999-12-31T23:59:59Z"),
+        ("timestamp", "nan", "must be a number of Unix seconds, not NaN"),
+        ("timestamp", "-1", "must not be before 1970-01-01T00:00:00Z"),
+        (
+            "label_timestamp",
+            "10000-01-01T00:00:00Z",
+            "must be an RFC 3339 date-time or Unix seconds",
+        ),
+        ("label_timestamp", "9999-12-31T23:59:59-01:00", "must not be after 9999-12-31T23:59:59Z"),
+    ],
+)
+def test_a_time_out_of_range_is_refused_naming_line_and_field(
+    tmp_path: Path, field: str, value: str, reason: str
+) -> None:
+    path = write_config(tmp_path, f"sqlite:///{tmp_path / 'm.db'}", "http://127.0.0.1:9/h")
+    config = load_config(path).models[0]
+    data = list(rows(T0 + 5 * STEP))
+    table = write_csv(tmp_path / "data.csv", data)
+    lines = table.read_text().splitlines()
+    column = lines[0].split(",").index(field)
+    cells = lines[3].split(",")
+    cells[column] = value  # line 4
+    lines[3] = ",".join(cells)
+    table.write_text("\n".join(lines) + "\n")
+    with table.open("rb") as stream, pytest.raises(ReplayInputError) as raised:
+        list(open_source(stream, config, "csv"))
+    assert [(i.line, i.field, i.reason) for i in raised.value.issues] == [(4, field, reason)]
+
+
 def test_the_progress_bar_redraws_one_line() -> None:
     out = io.StringIO()
     ticks = iter([0.0, 1.0, 1.05, 2.0, 2.0])

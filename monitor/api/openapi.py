@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from monitor import timestamps
 from monitor.api.problems import PROBLEM_JSON, PROBLEM_SCHEMA
 
 PROBLEM_REF = "#/components/schemas/Problem"
@@ -34,7 +35,7 @@ _DESCRIPTIONS = {
 }
 
 # Unix seconds of 9999-12-31T23:59:59Z, the last instant an RFC 3339 date-time can write.
-LAST_INSTANT = 253_402_300_799
+LAST_INSTANT = int(timestamps.LATEST)
 
 INSTANT_SCHEMA: dict[str, Any] = {
     "anyOf": [

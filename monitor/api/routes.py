@@ -13,9 +13,10 @@ from pydantic import WithJsonSchema
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
+from monitor import timestamps
 from monitor.api.auth import TokenChecker
 from monitor.api.body import REFERENCE_TYPES, ingest_body
-from monitor.api.openapi import INSTANT_SCHEMA, LAST_INSTANT, problems
+from monitor.api.openapi import INSTANT_SCHEMA, problems
 from monitor.api.problems import ProblemError
 from monitor.api.schemas import (
     AlertEventOut,
@@ -135,6 +136,13 @@ def build_router(service: Service) -> APIRouter:
         does); answers with the evaluation."""
         service.model(model)
         when = _instant(at, "at")
+        if when is not None:  # it becomes the window's end and the evaluation's time
+            when = _in_range(
+                when,
+                "at",
+                now=service.clock(),
+                max_future_seconds=server.max_timestamp_skew.total_seconds(),
+            )
         evaluation = await run_in_threadpool(
             functools.partial(service.evaluate, model, at=when, webhooks=webhooks)
         )
@@ -321,7 +329,9 @@ def build_router(service: Service) -> APIRouter:
         route: Annotated[str | None, Query(description="Only this route's delivery.")] = None,
     ) -> dict[str, int]:
         """Send a delivered or failed event again (the same id and body), due now."""
-        queued = service.resend(event_id, route)
+        # no stored id holds a NUL, and PostgreSQL refuses one even to compare with
+        stored = "\x00" not in event_id + (route or "")
+        queued = service.resend(event_id, route) if stored else 0
         if not queued:
             raise ProblemError(
                 404,
@@ -391,36 +401,42 @@ def build_router(service: Service) -> APIRouter:
 
 
 def _instant(value: str | None, field: str) -> float | None:
-    """RFC 3339 (with offset) or Unix seconds; 422 naming the parameter otherwise."""
+    """RFC 3339 (with offset) or a finite number of Unix seconds; 422 naming the parameter
+    otherwise."""
     if value is None:
         return None
     try:
         seconds = float(value)
     except ValueError:
-        seconds = None
-    if seconds is not None:
-        if 0 <= seconds <= LAST_INSTANT:  # False for nan
-            return seconds
-        raise ProblemError(
-            422,
-            "Invalid request",
-            f"{field} must be Unix seconds from 0 to {LAST_INSTANT} (the year 9999)",
-            kind="invalid-request",
-            errors=[{"field": f"query.{field}", "reason": "out of range"}],
-        )
+        pass
+    else:  # every bound is a time in the accepted range (``monitor.timestamps``)
+        return _in_range(seconds, field, now=None, max_future_seconds=0.0)
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         parsed = None
     if parsed is None or parsed.tzinfo is None:
-        raise ProblemError(
-            422,
-            "Invalid request",
-            f"{field} must be an RFC 3339 date-time with offset or Unix seconds",
-            kind="invalid-request",
-            errors=[{"field": f"query.{field}", "reason": "not a date-time"}],
-        )
+        raise _invalid(field, "not a date-time")
+    # any date-time RFC 3339 writes is a time (years 1 to 9999); ``at`` is checked further
     return parsed.timestamp()
+
+
+def _in_range(seconds: float, field: str, *, now: float | None, max_future_seconds: float) -> float:
+    """``seconds`` if ``monitor.timestamps`` accepts it; 422 naming the parameter otherwise."""
+    try:
+        return timestamps.check(seconds, now=now, max_future_seconds=max_future_seconds)
+    except timestamps.TimestampRangeError as exc:
+        raise _invalid(field, str(exc)) from None
+
+
+def _invalid(field: str, reason: str) -> ProblemError:
+    return ProblemError(
+        422,
+        "Invalid request",
+        f"{field} must be an RFC 3339 date-time with offset or Unix seconds: {reason}",
+        kind="invalid-request",
+        errors=[{"field": f"query.{field}", "reason": reason}],
+    )
 
 
 __all__ = ["ModelNotFoundError", "build_router"]

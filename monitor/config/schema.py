@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from monitor.config.durations import format_duration, parse_duration
+from monitor.timestamps import DEFAULT_MAX_FUTURE_SECONDS
 from monitor.webhooks.addresses import private_address_reason
 from monitor.webhooks.bodies import check as check_template
 from monitor.webhooks.signing import key_of
@@ -127,6 +128,8 @@ class ServerConfig(_Strict):
     port: int = Field(8000, ge=1, le=65535)
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     max_decompressed_bytes: int = Field(100 * 1024 * 1024, ge=1024)
+    # how far ahead of the server's clock a record's timestamp may be (monitor.timestamps)
+    max_timestamp_skew: Duration = timedelta(seconds=DEFAULT_MAX_FUTURE_SECONDS)
     auth: AuthConfig = AuthConfig()
     cloudevents: CloudEventsConfig = CloudEventsConfig()
 

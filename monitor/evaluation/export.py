@@ -4,6 +4,9 @@ JSON Lines: one object per prediction, ``{"id", "timestamp", "features", "predic
 "scores", "label", "label_timestamp"}`` (timestamps RFC 3339 UTC; ``scores``, ``label`` and
 ``label_timestamp`` null when absent). CSV: a header ``id,timestamp,<features in config
 order>,prediction,label,label_timestamp``; a missing value is an empty cell.
+
+A time RFC 3339 cannot write (stored before ingest refused such times: ``1e300``, a year after
+9999) is written as its Unix seconds, a number, rather than failing the export midway.
 """
 
 from __future__ import annotations
@@ -11,26 +14,21 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from monitor import codec
+from monitor import codec, timestamps
 from monitor.config import ModelConfig
 
 Row = tuple[Any, ...]  # id, ts, features, prediction, scores, label, label ts
 
 
-def _instant(seconds: float | None) -> str | None:
-    """RFC 3339 UTC; None for no time, or for one no calendar date holds (a row stored
-    before times were range-checked at ingest must not end an export mid-stream)."""
+def _instant(seconds: float | None) -> str | float | None:
     if seconds is None:
         return None
-    try:
-        return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
-    except (OverflowError, OSError, ValueError):
-        return None
+    written = timestamps.rfc3339(seconds)
+    return seconds if written is None else written
 
 
 def jsonl(chunks: Iterable[list[Row]]) -> Iterator[bytes]:

@@ -22,7 +22,7 @@ import orjson
 
 from monitor import codec
 from monitor.config import ModelConfig
-from monitor.ingest.validate import MAX_ID_LENGTH
+from monitor.ingest.validate import MAX_ID_LENGTH, NUL, NUL_REASON
 
 Kind = Literal["request", "response", "feedback"]
 Flavor = Literal["kserve", "seldon"]
@@ -117,7 +117,13 @@ _MAX_TIME_LENGTH = 64  # an RFC 3339 timestamp is at most 35 characters long
 
 def _check_lengths(attributes: Mapping[str, Any]) -> None:
     """The ids become record ids (at most ``MAX_ID_LENGTH`` characters), so an event with a
-    longer one could never be stored; neither can one whose ``time`` is no timestamp."""
+    longer one could never be stored; neither can one whose ``time`` is no timestamp, nor one
+    whose stored attributes hold a NUL character (which PostgreSQL's text columns refuse;
+    ``%00`` in a header, ``\\u0000`` in a structured event)."""
+    for name in ("id", "requestid", "time"):
+        value = attributes.get(name)
+        if isinstance(value, str) and NUL in value:
+            raise CloudEventError(f"ce-{name} {NUL_REASON}", 422)
     for name in ("id", "requestid"):
         value = attributes.get(name)
         if isinstance(value, str) and len(value) > MAX_ID_LENGTH:

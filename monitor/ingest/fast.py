@@ -7,6 +7,11 @@ whole (a type error, a missing feature, a naive timestamp, an unknown class...) 
 ``None``, and the caller runs the complete validator (``validate.RecordValidator``), which is
 the one definition of what is valid and reports every problem of the batch. So the fast path
 changes speed, never behaviour: whatever it accepts, the complete validator accepts the same way.
+
+Two of its checks look at the batch, not a record: the timestamps' range (their minimum and
+maximum, ``monitor.timestamps``), and NUL characters, which a JSON string can only hold
+escaped (``\u0000``; a raw control character is invalid JSON), so a body without that escape
+has none in any string.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Annotated, Any
 import msgspec
 
 from monitor import codec
+from monitor import timestamps as times
 from monitor.config.schema import ModelConfig
 from monitor.domain import PredictionBatch
 from monitor.ingest.decode import NDJSON_TYPES
@@ -34,6 +40,7 @@ _SCORES = attrgetter("scores")
 _TIMESTAMP = attrgetter("timestamp")
 _FEATURES = attrgetter("features")
 NoneType = type(None)
+_ESCAPED_NUL = b"\\u0000"
 
 
 def _all_of_type(values: list[Any], kind: type) -> bool:
@@ -51,7 +58,13 @@ def _first_occurrences(ids: list[str]) -> list[int]:
 
 
 class FastPredictionDecoder:
-    def __init__(self, model: ModelConfig) -> None:
+    def __init__(
+        self,
+        model: ModelConfig,
+        *,
+        max_future_seconds: float = times.DEFAULT_MAX_FUTURE_SECONDS,
+    ) -> None:
+        self._max_future_seconds = max_future_seconds
         fields: list[tuple[str, Any]] = [
             (f.name, float | None if f.type == "numeric" else _Category) for f in model.features
         ]
@@ -88,6 +101,8 @@ class FastPredictionDecoder:
     ) -> PredictionBatch | None:
         """The validated batch, or ``None`` when the complete validator must decide."""
         records: list[Any]
+        if _ESCAPED_NUL in body:  # perhaps a NUL in a string (or a "\\u0000" in one)
+            return None
         try:
             if media_type in NDJSON_TYPES:
                 records = self._lines.decode_lines(body)
@@ -130,6 +145,10 @@ class FastPredictionDecoder:
             else float(stamp)
             for stamp in stamps
         ]
+        # (JSON has no NaN, which these comparisons would let through)
+        latest = times.latest(now=received_at, max_future_seconds=self._max_future_seconds)
+        if timestamps and (min(timestamps) < times.EARLIEST or max(timestamps) > latest):
+            return None
         features = list(map(codec.encode, map(_FEATURES, records)))
         scores = [None if m is None else codec.encode(m) for m in score_maps]
         duplicates = len(ids) - len(set(ids))

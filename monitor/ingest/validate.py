@@ -2,6 +2,10 @@
 
 A batch is all or nothing: if any record is invalid, ``InvalidRecordsError`` lists each bad
 record's index, field and reason, and nothing is returned to store.
+
+What the databases cannot store is invalid on both alike: a timestamp outside the range of
+``monitor.timestamps``, and a NUL character (``\u0000``) in any string that is stored (an id,
+a categorical value, a class label), which PostgreSQL's text columns refuse.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ import math
 from datetime import datetime
 from typing import Any
 
-from monitor import codec
+from monitor import codec, timestamps
 from monitor.config.schema import ModelConfig
 from monitor.domain import FeatureValue, LabelBatch, PredictionBatch
 from monitor.errors import InvalidRecordsError, RecordIssue
@@ -19,6 +23,8 @@ _encode = codec.encode
 
 MAX_ID_LENGTH = 256
 MAX_CATEGORY_LENGTH = 256
+NUL = "\x00"
+NUL_REASON = "must not contain the NUL character (\\u0000)"
 _PREDICTION_KEYS = frozenset({"id", "timestamp", "features", "prediction", "scores"})
 _LABEL_KEYS = frozenset({"id", "timestamp", "label"})
 _NUMERIC = 0
@@ -28,8 +34,14 @@ _CATEGORICAL = 1
 class RecordValidator:
     """Validates prediction, label and reference records for one configured model."""
 
-    def __init__(self, model: ModelConfig) -> None:
+    def __init__(
+        self,
+        model: ModelConfig,
+        *,
+        max_future_seconds: float = timestamps.DEFAULT_MAX_FUTURE_SECONDS,
+    ) -> None:
         self.model = model
+        self.max_future_seconds = max_future_seconds
         self._kinds = {
             f.name: (_NUMERIC if f.type == "numeric" else _CATEGORICAL) for f in model.features
         }
@@ -126,20 +138,42 @@ class RecordValidator:
     def _id(self, record: dict[str, Any], index: int, issues: list[RecordIssue]) -> str | None:
         value = record.get("id")
         if type(value) is str:
-            if 0 < len(value) <= MAX_ID_LENGTH:
-                return value
-            issues.append(RecordIssue(index, "id", f"must be 1 to {MAX_ID_LENGTH} characters"))
-            return None
+            if not 0 < len(value) <= MAX_ID_LENGTH:
+                issues.append(RecordIssue(index, "id", f"must be 1 to {MAX_ID_LENGTH} characters"))
+                return None
+            if NUL in value:
+                issues.append(RecordIssue(index, "id", NUL_REASON))
+                return None
+            return value
         if type(value) is int:
             return str(value)
         reason = "is required" if value is None else "must be a string"
         issues.append(RecordIssue(index, "id", reason))
         return None
 
-    @staticmethod
-    def _timestamp(value: Any, index: int, issues: list[RecordIssue], default: float) -> float:
+    def _timestamp(
+        self, value: Any, index: int, issues: list[RecordIssue], default: float
+    ) -> float:
+        """The record's time, or ``default`` (the receipt time, the clock's now) when it has
+        none. It must lie in ``timestamps``' range, at most ``max_future_seconds`` after
+        ``default``."""
         if value is None:
             return default
+        seconds = self._seconds(value, index, issues)
+        if seconds is None:
+            return default
+        try:
+            return timestamps.check(
+                seconds, now=default, max_future_seconds=self.max_future_seconds
+            )
+        except timestamps.TimestampRangeError as exc:
+            issues.append(RecordIssue(index, "timestamp", str(exc)))
+            return default
+
+    @staticmethod
+    def _seconds(value: Any, index: int, issues: list[RecordIssue]) -> float | None:
+        """Unix seconds from an RFC 3339 string with offset or a number (an ``int`` as it
+        is: one too large for a float is still compared exactly)."""
         if type(value) is str:
             try:
                 parsed = datetime.fromisoformat(value)
@@ -153,17 +187,17 @@ class RecordValidator:
                         "must be an RFC 3339 date-time, e.g. 2024-05-01T12:00:00Z",
                     )
                 )
-                return default
+                return None
             if parsed.tzinfo is None:
                 issues.append(RecordIssue(index, "timestamp", "needs a UTC offset (Z or +hh:mm)"))
-                return default
+                return None
             return parsed.timestamp()
-        if type(value) in (int, float) and math.isfinite(value) and value >= 0:
-            return float(value)
+        if type(value) in (int, float):
+            return value  # type: ignore[no-any-return]  # NaN, infinities, range: the caller's
         issues.append(
             RecordIssue(index, "timestamp", "must be an RFC 3339 date-time string or Unix seconds")
         )
-        return default
+        return None
 
     def _features(self, values: Any, index: int, issues: list[RecordIssue]) -> None:
         if type(values) is not dict:
@@ -202,6 +236,8 @@ class RecordValidator:
                             f"longer than {MAX_CATEGORY_LENGTH} characters",
                         )
                     )
+                elif NUL in value:
+                    issues.append(RecordIssue(index, f"features.{name}", NUL_REASON))
             elif kind_of_value is not int and kind_of_value is not bool:
                 issues.append(
                     RecordIssue(
@@ -229,6 +265,9 @@ class RecordValidator:
             return None, None
         if self._classification:
             label = class_label(value)
+            if label is not None and NUL in label:
+                issues.append(RecordIssue(index, field, NUL_REASON))
+                return None, None
             if label is None or label not in self._classes:
                 classes = ", ".join(self.model.classes or ())
                 issues.append(RecordIssue(index, field, f"must be one of the classes: {classes}"))

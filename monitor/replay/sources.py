@@ -24,6 +24,7 @@ from typing import IO, Any, Literal
 
 import orjson
 
+from monitor import timestamps
 from monitor.config import ModelConfig
 from monitor.errors import ReplayInputError, RowIssue
 
@@ -66,16 +67,25 @@ def format_of(name: str) -> Format | None:
 
 def parse_instant(value: object) -> float:
     """Unix seconds from a number, an RFC 3339 string with offset, or a ``datetime`` (one
-    without time zone, as a Parquet timestamp column without one gives, is taken as UTC).
+    without time zone, as a Parquet timestamp column without one gives, is taken as UTC), in
+    the fixed range of ``monitor.timestamps`` (the service checks how far ahead of its clock).
 
     >>> parse_instant("2026-11-23T12:00:00Z"), parse_instant("1795435200"), parse_instant(5)
     (1795435200.0, 1795435200.0, 5.0)
+    >>> parse_instant("1e300")
+    Traceback (most recent call last):
+    ...
+    monitor.timestamps.TimestampRangeError: must not be after 9999-12-31T23:59:59Z
     """
+    return timestamps.check(_seconds(value), now=None, max_future_seconds=0.0)
+
+
+def _seconds(value: object) -> float:
     if isinstance(value, datetime):
         return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
     if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    elif isinstance(value, str):
+        return value
+    if isinstance(value, str):
         try:
             seconds = float(value)
         except ValueError:
@@ -86,11 +96,8 @@ def parse_instant(value: object) -> float:
             if parsed.tzinfo is None:
                 raise ValueError("needs a UTC offset (Z or +hh:mm)") from None
             return parsed.timestamp()
-    else:
-        raise ValueError("must be an RFC 3339 date-time or Unix seconds")
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError("must be a non-negative number of Unix seconds")
-    return seconds
+        return seconds
+    raise ValueError("must be an RFC 3339 date-time or Unix seconds")
 
 
 class Source:

@@ -146,18 +146,25 @@ class Database:
     def _translated(self) -> Iterator[None]:
         try:
             yield
-        except sa_exc.OperationalError as error:
-            raise StorageUnavailableError(_describe(error)) from error
-        except sa_exc.DBAPIError as error:
-            if error.connection_invalidated:
-                raise StorageUnavailableError(_describe(error)) from error
-            raise StorageError(_describe(error)) from error
-        except sa_exc.TimeoutError as error:  # every pooled connection busy
-            raise StorageUnavailableError(f"no database connection free: {error}") from error
+        except (sa_exc.DBAPIError, sa_exc.TimeoutError) as error:
+            raise translate(error) from error
 
     def _count_error(self, context: ExceptionContext) -> None:
         if self._on_error is not None:
             self._on_error(error_kind(context.original_exception))
+
+
+def translate(error: BaseException) -> BaseException:
+    """The service's own error for a driver error (``error`` itself for any other)."""
+    if isinstance(error, sa_exc.OperationalError) or (
+        isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated
+    ):
+        return StorageUnavailableError(_describe(error))
+    if isinstance(error, sa_exc.DBAPIError):
+        return StorageError(_describe(error))
+    if isinstance(error, sa_exc.TimeoutError):  # every pooled connection busy
+        return StorageUnavailableError(f"no database connection free: {error}")
+    return error
 
 
 def _describe(error: sa_exc.DBAPIError) -> str:
