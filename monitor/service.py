@@ -34,12 +34,15 @@ from monitor.errors import (
     InvalidRecordsError,
     ModelNotFoundError,
     PayloadError,
+    PayloadTooLargeError,
     RouteNotFoundError,
 )
 from monitor.evaluation import export
 from monitor.evaluation.document import from_document
 from monitor.ingest import RecordValidator, decode_records, reference_batch, validate_reference
+from monitor.ingest import chunked
 from monitor.ingest.fast import FastPredictionDecoder
+from monitor.ingest.payload import Payload
 from monitor.ingest.reference import digest_batch
 from monitor.jobs import Scheduler
 from monitor.jobs.alerting import Alerting
@@ -326,6 +329,39 @@ class Service:
             )
         write = repo.PredictionWrite(model, batch, received_at)
         return self._counted_predictions(model, await self.writer.submit(write))
+
+    async def store_large_predictions_body(self, model: str, payload: Payload) -> IngestResult:
+        """Decode, validate and store a large body of prediction records a chunk at a time
+        (``ingest.chunked``), all or nothing in one transaction of its own, on a thread: its
+        memory is bounded by a chunk, not by the body."""
+        self.model(model)
+        result = await asyncio.to_thread(self._store_chunked, model, payload, self.clock())
+        return self._counted_predictions(model, result)
+
+    def _store_chunked(self, model: str, payload: Payload, received_at: float) -> IngestResult:
+        fast, validator = self._fast_decoders[model], self.validators[model]
+        batches = chunked.prediction_batches(
+            chunked.record_chunks(payload.pieces(), payload.media_type),
+            fast=lambda text, kind: fast.predictions(text, kind, received_at=received_at),
+            validate=lambda records: validator.predictions(records, received_at=received_at),
+        )
+        accepted = duplicates = 0
+        try:
+            with self._write_lock, self.engine.begin() as connection:
+                for batch in batches:
+                    stored = repo.insert_predictions(
+                        connection, model=model, batch=batch, received_at=received_at
+                    )
+                    accepted += stored.accepted
+                    duplicates += stored.duplicates
+        except InvalidRecordsError as exc:
+            self.reject(model, "invalid_record", len({i.index for i in exc.issues}))
+            raise
+        except PayloadError as exc:
+            too_large = isinstance(exc, PayloadTooLargeError)
+            self.reject(model, "too_large" if too_large else "malformed_body")
+            raise
+        return IngestResult(accepted=accepted, duplicates=duplicates)
 
     def _decode_predictions(
         self, model: str, body: bytes, media_type: str, received_at: float

@@ -15,6 +15,7 @@ from monitor.api.ingest import IngestMiddleware, operations
 from monitor.api.problems import install_problem_handlers
 from monitor.api.request_metrics import RequestMetrics
 from monitor.api.routes import build_router
+from monitor.api.slots import DecodeSlots
 from monitor.api.schemas import (
     IngestOut,
     LabelIn,
@@ -53,9 +54,10 @@ def create_app(
         description="Drift and performance monitoring for machine-learning models.",
     )
     install_problem_handlers(app)
-    app.include_router(build_router(service))
+    slots = DecodeSlots(slots=service.config.server.max_concurrent_large_bodies)
+    app.include_router(build_router(service, slots=slots))
     app.include_router(build_cloudevents_router(service))
-    app.add_middleware(IngestMiddleware, service=service)
+    app.add_middleware(IngestMiddleware, service=service, slots=slots)
     app.add_middleware(RequestMetrics, histogram=service.metrics.request_duration)  # outermost
     app.state.service = service
 

@@ -12,6 +12,7 @@ both routes (``operations``), so ``/docs`` still shows them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -21,9 +22,10 @@ import orjson
 from starlette.requests import ClientDisconnect
 
 from monitor.api.auth import TokenChecker
-from monitor.api.body import RECORD_TYPES, ingest_body
+from monitor.api.body import RECORD_TYPES, decompressed_body, ingest_body, small_body
 from monitor.api.problems import PROBLEM_JSON, Problem, ProblemError, problem_for
 from monitor.api.schemas import IngestOut, LabelIn, LabelIngestOut, PredictionIn, body_doc
+from monitor.api.slots import DecodeSlots
 from monitor.service import Service
 
 log = logging.getLogger(__name__)
@@ -39,10 +41,13 @@ _JSON = (b"content-type", b"application/json")
 
 
 class IngestMiddleware:
-    def __init__(self, app: ASGIApp, *, service: Service) -> None:
+    def __init__(
+        self, app: ASGIApp, *, service: Service, slots: DecodeSlots | None = None
+    ) -> None:
         self.app = app
         self.service = service
         self.tokens = TokenChecker(service.config.server.auth)
+        self.slots = slots or DecodeSlots(slots=service.config.server.max_concurrent_large_bodies)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         match = _PATH.fullmatch(scope["path"]) if scope["type"] == "http" else None
@@ -74,20 +79,33 @@ class IngestMiddleware:
             )
         headers = _headers(scope)
         self.tokens.check(headers.get("authorization"), "ingest")
-        body, media_type = await ingest_body(
+        payload = await ingest_body(
             self.service,
             model,
             _chunks(receive),
             content_type=headers.get("content-type"),
             content_length=headers.get("content-length"),
             content_encoding=headers.get("content-encoding"),
+            expect=headers.get("expect"),
             accepted=RECORD_TYPES,
         )
+        media_type = payload.media_type
+        body = small_body(self.service, model, payload)
         if kind == "predictions":
-            result = await self.service.store_predictions_body(model, body, media_type)
+            if body is not None:
+                result = await self.service.store_predictions_body(model, body, media_type)
+            else:
+                async with self.slots.hold():
+                    result = await self.service.store_large_predictions_body(model, payload)
             out: dict[str, int] = {"accepted": result.accepted, "duplicates": result.duplicates}
         else:
-            result = await self.service.store_labels_body(model, body, media_type)
+            if body is not None:
+                result = await self.service.store_labels_body(model, body, media_type)
+            else:  # decoded whole (see README), but in a slot
+                async with self.slots.hold():
+                    body = await asyncio.to_thread(decompressed_body, self.service, model, payload)
+                    result = await self.service.store_labels_body(model, body, media_type)
+                    del body
             out = {
                 "accepted": result.accepted,
                 "duplicates": result.duplicates,
@@ -106,7 +124,7 @@ def _headers(scope: Scope) -> dict[str, str]:
 
 
 _READ_HEADERS = frozenset(
-    (b"authorization", b"content-type", b"content-length", b"content-encoding")
+    (b"authorization", b"content-type", b"content-length", b"content-encoding", b"expect")
 )
 
 
@@ -168,9 +186,13 @@ def operations() -> dict[str, dict[str, Any]]:
         "401": {"description": "A bearer token is required (when tokens are configured)"},
         "403": {"description": "The token has neither the ingest nor the admin scope"},
         "404": {"description": "Unknown model"},
+        "408": {"description": "The body did not arrive within server.body_timeout"},
         "413": {"description": "Body over server.max_body_bytes (or decompressed limit)"},
-        "415": {"description": "Content-Type is neither JSON nor NDJSON"},
+        "415": {"description": "Content-Type is neither JSON nor NDJSON, or the "
+                "Content-Encoding is neither gzip nor none"},
         "422": {"description": "Invalid records (each named); nothing of the batch was stored"},
+        "503": {"description": "Too many large bodies at once, or the database is unavailable "
+                "(Retry-After)"},
     }
     return {
         "/v1/models/{model}/predictions": operation(
