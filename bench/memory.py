@@ -104,10 +104,12 @@ def wait_ready(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited:\n{log.read_text()}")
-        with contextlib.suppress(OSError):
-            with urllib.request.urlopen(f"{base}/readyz", timeout=2) as response:
-                if response.status == 200:
-                    return
+        with (
+            contextlib.suppress(OSError),
+            urllib.request.urlopen(f"{base}/readyz", timeout=2) as response,
+        ):
+            if response.status == 200:
+                return
         time.sleep(0.1)
     raise RuntimeError(f"server not ready:\n{log.read_text()}")
 
@@ -144,19 +146,19 @@ def main() -> int:
             time.sleep(1)
             baseline = rss_kib(process.pid, "VmRSS")
             rows = [("idle (baseline)", baseline, 0, "")]
-            round_ = 0
-            for count in cases:
-                bodies = [body(f"c{round_}-{i}", size, i) for i in range(count)]
-                round_ += 1
+            for case, count in enumerate(cases):
+                bodies = [body(f"c{case}-{i}", size, i) for i in range(count)]
                 results: list[tuple[int, dict[str, object]]] = [(0, {})] * count
                 reset_peak(process.pid)
                 started = time.monotonic()
 
-                def send(index: int, data: bytes) -> None:
+                def send(
+                    index: int, data: bytes, results: list[tuple[int, dict[str, object]]]
+                ) -> None:
                     results[index] = post(base, data)
 
                 threads = [
-                    threading.Thread(target=send, args=(i, data))
+                    threading.Thread(target=send, args=(i, data, results))
                     for i, (data, _) in enumerate(bodies)
                 ]
                 for thread in threads:
@@ -165,7 +167,7 @@ def main() -> int:
                     thread.join()
                 seconds = time.monotonic() - started
                 peak = rss_kib(process.pid, "VmHWM")
-                for (status, answer), (data, records) in zip(results, bodies, strict=True):
+                for (status, answer), (_, records) in zip(results, bodies, strict=True):
                     if status != 202 or answer.get("accepted") != records:
                         raise RuntimeError(f"expected 202 with {records} accepted: {answer}")
                 compressed = sum(len(d) for d, _ in bodies) / count / 1e6
@@ -174,7 +176,7 @@ def main() -> int:
         finally:
             process.terminate()
             process.wait(timeout=30)
-    print(f"| case | peak RSS | extra over idle | time |\n| --- | ---: | ---: | ---: |")
+    print("| case | peak RSS | extra over idle | time |\n| --- | ---: | ---: | ---: |")
     for label, peak, extra, seconds in rows:
         extra_text = f"{extra / 1024:.0f} MB" if extra else ""
         print(f"| {label} | {peak / 1024:.0f} MB | {extra_text} | {seconds} |")

@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 import pytest
+from conftest import CONFIG_YAML
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
@@ -23,7 +24,6 @@ from monitor.errors import PayloadError, PayloadTooLargeError
 from monitor.ingest.payload import Payload, inflate
 from monitor.service import Service
 from monitor.storage import repository as repo
-from conftest import CONFIG_YAML
 
 
 def record(i: int, **overrides: Any) -> dict[str, Any]:
@@ -202,9 +202,7 @@ async def call_stalled(app: Any, path: str, headers: list[tuple[bytes, bytes]]) 
     return sent
 
 
-@pytest.mark.parametrize(
-    "path", ["/v1/models/credit/predictions", "/v1/models/credit/labels"]
-)
+@pytest.mark.parametrize("path", ["/v1/models/credit/predictions", "/v1/models/credit/labels"])
 def test_a_stalled_body_is_answered_408(engine: Engine, path: str) -> None:
     service = Service(short_body_timeout(), engine=engine, registry=CollectorRegistry())
     app = IngestMiddleware(_unreachable, service=service)
@@ -289,9 +287,21 @@ def test_an_invalid_record_late_in_a_large_body_stores_nothing(
     )
     assert response.status_code == 422
     assert response.json()["errors"] == [
-        {"index": 5, "field": "prediction", "reason": "must be one of the classes: approved, rejected"},
-        {"index": 180, "field": "features.income", "reason": "is missing (send null for a missing value)"},
-        {"index": 180, "field": "features.country", "reason": "is missing (send null for a missing value)"},
+        {
+            "index": 5,
+            "field": "prediction",
+            "reason": "must be one of the classes: approved, rejected",
+        },
+        {
+            "index": 180,
+            "field": "features.income",
+            "reason": "is missing (send null for a missing value)",
+        },
+        {
+            "index": 180,
+            "field": "features.country",
+            "reason": "is missing (send null for a missing value)",
+        },
     ]
     assert stored_ids(service) == set()
     assert (
@@ -335,6 +345,65 @@ def test_a_large_body_over_the_decompressed_limit_stores_nothing(
     assert stored_ids(service) == set()
 
 
+@pytest.mark.usefixtures("small_chunks")
+def test_a_large_label_body_is_stored_chunk_by_chunk(client: TestClient, service: Service) -> None:
+    client.post(
+        "/v1/models/credit/labels",
+        content=b'{"id": "l0", "label": "rejected"}\n{"id": "l1", "label": "approved"}\n',
+        headers={"content-type": "application/x-ndjson"},
+    )
+    labels = [{"id": f"l{i}", "label": "approved"} for i in range(150)]
+    labels.append({"id": "l149", "label": "approved"})  # the same label again, same chunk
+    response = client.post(
+        "/v1/models/credit/labels",
+        content=gzip.compress(ndjson(labels)),
+        headers=NDJSON,
+    )
+    assert response.status_code == 202
+    # l0: a correction of a stored label; l1: a stored duplicate; l149 twice: a duplicate
+    assert response.json() == {"accepted": 148, "duplicates": 2, "corrections": 1}
+    assert service.counts("credit").labels == 150
+
+
+@pytest.mark.usefixtures("small_chunks")
+def test_a_label_relabelled_in_a_later_chunk_counts_as_a_correction(
+    client: TestClient, service: Service
+) -> None:
+    labels = [{"id": f"l{i}", "label": "approved"} for i in range(150)]
+    labels.append({"id": "l0", "label": "rejected"})  # l0 is in the first chunk
+    response = client.post(
+        "/v1/models/credit/labels",
+        content=ndjson(labels),
+        headers={"content-type": "application/x-ndjson"},
+    )
+    assert response.json() == {"accepted": 150, "duplicates": 0, "corrections": 1}
+    with service.engine.connect() as connection:
+        from sqlalchemy import text
+
+        stored = connection.execute(
+            text("SELECT label_class FROM labels WHERE model = 'credit' AND id = 'l0'")
+        ).scalar_one()
+    assert stored == "rejected"  # the later label, as in a small body
+
+
+@pytest.mark.usefixtures("small_chunks")
+def test_an_invalid_label_late_in_a_large_body_stores_nothing(
+    client: TestClient, service: Service
+) -> None:
+    labels: list[dict[str, Any]] = [{"id": f"l{i}", "label": "approved"} for i in range(150)]
+    labels[140] = {"id": "l140", "label": "maybe"}
+    response = client.post(
+        "/v1/models/credit/labels",
+        content=orjson.dumps(labels),
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {"index": 140, "field": "label", "reason": "must be one of the classes: approved, rejected"}
+    ]
+    assert service.counts("credit").labels == 0
+
+
 def test_chunked_decode_peaks_under_two_and_a_half_times_the_body(
     service: Service,
 ) -> None:
@@ -359,6 +428,33 @@ def test_chunked_decode_peaks_under_two_and_a_half_times_the_body(
     finally:
         service.stop()
     assert result.accepted == 60_000
+    assert peak < 2.5 * len(text), f"peak {peak / len(text):.2f} times the body"
+
+
+def test_chunked_label_decode_peaks_under_two_and_a_half_times_the_body(
+    service: Service,
+) -> None:
+    import tracemalloc
+
+    text = b"".join(
+        b'{"id": "label-%d", "label": "approved", "timestamp": 1767225600}\n' % i
+        for i in range(120_000)
+    )  # about 8 MiB; decoded whole, its peak was 18 times that
+    payload = Payload(
+        gzip.compress(text),
+        media_type="application/x-ndjson",
+        encoding="gzip",
+        max_decompressed_bytes=service.config.server.max_decompressed_bytes,
+    )
+    service.start(run_jobs=False)
+    try:
+        tracemalloc.start()
+        result = asyncio.run(service.store_large_labels_body("credit", payload))
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    finally:
+        service.stop()
+    assert result.accepted == 120_000
     assert peak < 2.5 * len(text), f"peak {peak / len(text):.2f} times the body"
 
 
@@ -433,6 +529,8 @@ def test_json_array_chunks_hold_the_records_in_order() -> None:
 
     records = [record(i) for i in range(50)]
     for text in (orjson.dumps(records), orjson.dumps({"records": records})):
-        chunks = list(record_chunks(iter([text[:7], text[7:]]), "application/json", chunk_bytes=512))
+        chunks = list(
+            record_chunks(iter([text[:7], text[7:]]), "application/json", chunk_bytes=512)
+        )
         assert len(chunks) > 5
         assert [r for c in chunks for r in orjson.loads(c.text)] == records

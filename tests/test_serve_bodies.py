@@ -125,7 +125,7 @@ def test_a_short_body_is_answered_408_and_closed(server: str) -> None:
     with socket.create_connection((host, int(port)), timeout=15) as sock:
         sock.sendall(
             b"POST /v1/models/m/predictions HTTP/1.1\r\nHost: x\r\n"
-            b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n[{\"id\": "
+            b'Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n[{"id": '
         )
         received = b""
         while chunk := sock.recv(65536):  # until the server closes the connection

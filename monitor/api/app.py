@@ -15,7 +15,6 @@ from monitor.api.ingest import IngestMiddleware, operations
 from monitor.api.problems import install_problem_handlers
 from monitor.api.request_metrics import RequestMetrics
 from monitor.api.routes import build_router
-from monitor.api.slots import DecodeSlots
 from monitor.api.schemas import (
     IngestOut,
     LabelIn,
@@ -23,6 +22,7 @@ from monitor.api.schemas import (
     PredictionIn,
     ReferenceRecordIn,
 )
+from monitor.api.slots import DecodeSlots
 from monitor.service import Service
 
 

@@ -12,7 +12,6 @@ both routes (``operations``), so ``/docs`` still shows them.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -22,7 +21,7 @@ import orjson
 from starlette.requests import ClientDisconnect
 
 from monitor.api.auth import TokenChecker
-from monitor.api.body import RECORD_TYPES, decompressed_body, ingest_body, small_body
+from monitor.api.body import RECORD_TYPES, ingest_body, small_body
 from monitor.api.problems import PROBLEM_JSON, Problem, ProblemError, problem_for
 from monitor.api.schemas import IngestOut, LabelIn, LabelIngestOut, PredictionIn, body_doc
 from monitor.api.slots import DecodeSlots
@@ -41,9 +40,7 @@ _JSON = (b"content-type", b"application/json")
 
 
 class IngestMiddleware:
-    def __init__(
-        self, app: ASGIApp, *, service: Service, slots: DecodeSlots | None = None
-    ) -> None:
+    def __init__(self, app: ASGIApp, *, service: Service, slots: DecodeSlots | None = None) -> None:
         self.app = app
         self.service = service
         self.tokens = TokenChecker(service.config.server.auth)
@@ -101,11 +98,9 @@ class IngestMiddleware:
         else:
             if body is not None:
                 result = await self.service.store_labels_body(model, body, media_type)
-            else:  # decoded whole (see README), but in a slot
+            else:
                 async with self.slots.hold():
-                    body = await asyncio.to_thread(decompressed_body, self.service, model, payload)
-                    result = await self.service.store_labels_body(model, body, media_type)
-                    del body
+                    result = await self.service.store_large_labels_body(model, payload)
             out = {
                 "accepted": result.accepted,
                 "duplicates": result.duplicates,
@@ -188,11 +183,15 @@ def operations() -> dict[str, dict[str, Any]]:
         "404": {"description": "Unknown model"},
         "408": {"description": "The body did not arrive within server.body_timeout"},
         "413": {"description": "Body over server.max_body_bytes (or decompressed limit)"},
-        "415": {"description": "Content-Type is neither JSON nor NDJSON, or the "
-                "Content-Encoding is neither gzip nor none"},
+        "415": {
+            "description": "Content-Type is neither JSON nor NDJSON, or the "
+            "Content-Encoding is neither gzip nor none"
+        },
         "422": {"description": "Invalid records (each named); nothing of the batch was stored"},
-        "503": {"description": "Too many large bodies at once, or the database is unavailable "
-                "(Retry-After)"},
+        "503": {
+            "description": "Too many large bodies at once, or the database is unavailable "
+            "(Retry-After)"
+        },
     }
     return {
         "/v1/models/{model}/predictions": operation(

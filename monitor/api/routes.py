@@ -15,7 +15,6 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from monitor.api.auth import TokenChecker
 from monitor.api.body import REFERENCE_TYPES, decompressed_body, ingest_body, small_body
 from monitor.api.problems import ProblemError
-from monitor.api.slots import DecodeSlots
 from monitor.api.schemas import (
     AlertEventOut,
     AlertOut,
@@ -25,6 +24,7 @@ from monitor.api.schemas import (
     ReferenceRecordIn,
     body_doc,
 )
+from monitor.api.slots import DecodeSlots
 from monitor.errors import (
     ModelNotFoundError,
 )

@@ -1,4 +1,4 @@
-"""A large body's prediction records, decoded and validated a chunk at a time.
+"""A large body's records, decoded and validated a chunk at a time.
 
 Decoding a whole body at once keeps every parsed record alive together: about five times the
 body's size (``tests/test_request_bodies.py`` measures it). Here the decompressed text is cut
@@ -18,13 +18,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
-
+from typing import Any, TypeVar
 
 import msgspec
 import orjson
 
-from monitor.domain import PredictionBatch
+from monitor.domain import LabelBatch, PredictionBatch
 from monitor.errors import InvalidRecordsError, RecordIssue
 from monitor.ingest.decode import NDJSON_TYPES, decode_records
 
@@ -120,22 +119,25 @@ def _array_chunks(body: bytes | bytearray, size: int) -> Iterator[Chunk]:
 
 
 def _array_chunk(raws: list[msgspec.Raw]) -> Chunk:
-    return Chunk(b"[" + b",".join(raws) + b"]", "application/json")  # type: ignore[arg-type]
+    return Chunk(b"[" + b",".join(raws) + b"]", "application/json")
 
 
-def prediction_batches(
+B = TypeVar("B", PredictionBatch, LabelBatch)
+
+
+def validated_batches(
     chunks: Iterable[Chunk],
     *,
-    fast: Callable[[bytes, str], PredictionBatch | None],
-    validate: Callable[[list[Any]], PredictionBatch],
-) -> Iterator[PredictionBatch]:
+    validate: Callable[[list[Any]], B],
+    fast: Callable[[bytes, str], B | None] | None = None,
+) -> Iterator[B]:
     """Each chunk's validated batch, in order, until a chunk has an invalid record; then the
     remaining chunks are only validated, and ``InvalidRecordsError`` names every invalid
-    record of the body. ``fast`` is the fast path (None: let ``validate`` decide)."""
+    record of the body. ``fast`` is a fast path (None: let ``validate`` decide)."""
     issues: list[RecordIssue] = []
     offset = 0  # records in the chunks before this one
     for chunk in chunks:
-        batch = fast(chunk.text, chunk.media_type)
+        batch = None if fast is None else fast(chunk.text, chunk.media_type)
         if batch is not None:
             count = len(batch) + batch.duplicates_in_batch
         else:
@@ -144,9 +146,7 @@ def prediction_batches(
             try:
                 batch = validate(records)
             except InvalidRecordsError as exc:
-                issues.extend(
-                    RecordIssue(i.index + offset, i.field, i.reason) for i in exc.issues
-                )
+                issues.extend(RecordIssue(i.index + offset, i.field, i.reason) for i in exc.issues)
             del records
         if not issues and batch is not None:
             yield batch
