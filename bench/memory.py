@@ -1,7 +1,7 @@
 """Peak memory (RSS) of ``monitor serve`` taking large gzip bodies, one and several at once.
 
 What is measured: a real ``monitor serve`` (default limits: ``max_body_bytes`` 10 MiB,
-``max_decompressed_bytes`` 100 MiB, ``max_concurrent_large_bodies`` 2; SQLite in a temporary
+``max_decompressed_bytes`` 100 MiB, ``max_concurrent_large_bodies`` 1; SQLite in a temporary
 directory, or ``--database``) is sent gzip NDJSON bodies of ``--size-mib`` MiB decompressed
 (100 by default: about 800,000 prediction records, every id unique), first one alone, then
 ``--concurrent`` at once. Before each case the process's peak RSS (``VmHWM``) is reset through

@@ -480,6 +480,30 @@ def test_slots_admit_so_many_at_once_and_the_next_waits_then_gets_503() -> None:
     assert refused.headers == {"Retry-After": "1"}
 
 
+def test_beyond_twice_the_slots_waiting_a_body_gets_503_at_once() -> None:
+    async def scenario() -> list[str]:
+        slots = DecodeSlots(slots=1, wait_seconds=60)
+        events: list[str] = []
+        release = asyncio.Event()
+
+        async def body(name: str) -> None:
+            try:
+                async with slots.hold():
+                    events.append(f"{name} in")
+                    await release.wait()
+            except ProblemError as exc:
+                events.append(f"{name} {exc.status}")
+
+        tasks = [asyncio.create_task(body(n)) for n in ("a", "b", "c", "d")]
+        for _ in range(3):
+            await asyncio.sleep(0)
+        release.set()
+        await asyncio.gather(*tasks)
+        return events
+
+    assert asyncio.run(scenario()) == ["a in", "d 503", "b in", "c in"]
+
+
 def test_a_waiting_body_gets_the_slot_that_is_released() -> None:
     async def scenario() -> list[str]:
         slots = DecodeSlots(slots=1, wait_seconds=60)

@@ -128,7 +128,7 @@ class ServerConfig(_Strict):
     # the whole body must arrive within this (408 otherwise); see api.body
     body_timeout: Duration = timedelta(seconds=30)
     # large bodies (over 1 MiB decompressed) decoded and stored at once; see api.slots
-    max_concurrent_large_bodies: int = Field(2, ge=1, le=64)
+    max_concurrent_large_bodies: int = Field(1, ge=1, le=64)
     # open connections (and requests) before uvicorn answers 503
     max_connections: int = Field(1000, ge=10)
     auth: AuthConfig = AuthConfig()
