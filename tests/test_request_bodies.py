@@ -558,3 +558,31 @@ def test_json_array_chunks_hold_the_records_in_order() -> None:
         )
         assert len(chunks) > 5
         assert [r for c in chunks for r in orjson.loads(c.text)] == records
+
+
+# -- the shipped limits fit the shipped memory --------------------------------------------
+
+
+def test_shipped_body_limits_fit_the_shipped_memory_limits() -> None:
+    """The README's arithmetic (Kubernetes, Memory) over the configs and limits in deploy/."""
+    from pathlib import Path
+
+    import yaml
+
+    deploy = Path(__file__).resolve().parents[1] / "deploy"
+    manifests = list(yaml.safe_load_all((deploy / "kubernetes" / "deployment.yaml").read_text()))
+    pod = manifests[0]["spec"]["template"]["spec"]
+    (sidecar,) = [c for c in pod["containers"] if "drift-monitor" in c["image"]]
+    assert sidecar["resources"]["limits"]["memory"] == "512Mi"
+    configmap = yaml.safe_load((deploy / "kubernetes" / "configmap.yaml").read_text())
+    compose = yaml.safe_load((deploy / "docker-compose.yml").read_text())
+    assert compose["services"]["monitor"]["mem_limit"] == "512m"
+    for text in (configmap["data"]["monitor.yaml"], (deploy / "monitor.compose.yaml").read_text()):
+        server = yaml.safe_load(text)["server"]
+        defaults = parse_config(CONFIG_YAML).server
+        body = server.get("max_body_bytes", defaults.max_body_bytes)
+        decompressed = server.get("max_decompressed_bytes", defaults.max_decompressed_bytes)
+        slots = server.get("max_concurrent_large_bodies", defaults.max_concurrent_large_bodies)
+        idle, evaluation = 160e6, 140e6
+        worst = idle + evaluation + slots * (body + 1.6 * decompressed) + 2 * slots * body
+        assert worst <= 512 * 2**20, worst
