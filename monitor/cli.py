@@ -319,6 +319,11 @@ def serve_command(args: argparse.Namespace) -> int:
             access_log=args.access_log,
             proxy_headers=False,
             timeout_graceful_shutdown=10,
+            # Connections and requests at once, slow ones included, before uvicorn answers
+            # 503 (its own text/plain); each request body is bounded by server.body_timeout.
+            limit_concurrency=config.server.max_connections,
+            timeout_keep_alive=5,  # an idle kept-alive connection is closed after 5 s
+            h11_max_incomplete_event_size=16 * 1024,  # request line and headers (h11 only)
         )
     )
     try:

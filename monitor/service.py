@@ -31,13 +31,21 @@ from monitor.errors import (
     InvalidRecordsError,
     ModelNotFoundError,
     PayloadError,
+    PayloadTooLargeError,
     RouteNotFoundError,
     StorageError,
 )
 from monitor.evaluation import export
 from monitor.evaluation.document import from_document
-from monitor.ingest import RecordValidator, decode_records, reference_batch, validate_reference
+from monitor.ingest import (
+    RecordValidator,
+    chunked,
+    decode_records,
+    reference_batch,
+    validate_reference,
+)
 from monitor.ingest.fast import FastPredictionDecoder
+from monitor.ingest.payload import Payload
 from monitor.ingest.reference import digest_batch
 from monitor.jobs import Scheduler
 from monitor.jobs.alerting import Alerting
@@ -339,6 +347,71 @@ class Service:
             )
         write = repo.PredictionWrite(model, batch, received_at)
         return self._counted_predictions(model, await self.writer.submit(write))
+
+    async def store_large_predictions_body(self, model: str, payload: Payload) -> IngestResult:
+        """Decode, validate and store a large body of prediction records a chunk at a time
+        (``ingest.chunked``), all or nothing in one transaction of its own, on a thread: its
+        memory is bounded by a chunk, not by the body."""
+        self.model(model)
+        result = await asyncio.to_thread(self._store_chunked, model, payload, "predictions")
+        return self._counted_predictions(model, result)
+
+    async def store_large_labels_body(self, model: str, payload: Payload) -> IngestResult:
+        """``store_large_predictions_body`` for labels. A label for an id that an earlier
+        chunk of the same body labelled differently counts as a correction (in a small body,
+        as a duplicate); the label stored is the same: the later one."""
+        self.model(model)
+        result = await asyncio.to_thread(self._store_chunked, model, payload, "labels")
+        return self._counted_labels(model, result)
+
+    def _store_chunked(self, model: str, payload: Payload, kind: str) -> IngestResult:
+        received_at = self.clock()
+        fast, validator = self._fast_decoders[model], self.validators[model]
+        chunks = chunked.record_chunks(payload.pieces(), payload.media_type)
+        totals = [0, 0, 0]
+        delays: list[float] = []
+        try:
+            with self.database.write() as connection:
+                if kind == "predictions":
+                    for batch in chunked.validated_batches(
+                        chunks,
+                        fast=lambda text, kind: fast.predictions(
+                            text, kind, received_at=received_at
+                        ),
+                        validate=lambda records: validator.predictions(
+                            records, received_at=received_at
+                        ),
+                    ):
+                        stored = repo.insert_predictions(
+                            connection, model=model, batch=batch, received_at=received_at
+                        )
+                        totals[0] += stored.accepted
+                        totals[1] += stored.duplicates
+                else:
+                    for labels in chunked.validated_batches(
+                        chunks,
+                        validate=lambda records: validator.labels(records, received_at=received_at),
+                    ):
+                        stored = repo.upsert_labels(
+                            connection, model=model, batch=labels, received_at=received_at
+                        )
+                        totals[0] += stored.accepted
+                        totals[1] += stored.duplicates
+                        totals[2] += stored.corrections
+                        delays.extend(stored.label_delays)
+        except InvalidRecordsError as exc:
+            self.reject(model, "invalid_record", len({i.index for i in exc.issues}))
+            raise
+        except PayloadError as exc:
+            too_large = isinstance(exc, PayloadTooLargeError)
+            self.reject(model, "too_large" if too_large else "malformed_body")
+            raise
+        return IngestResult(
+            accepted=totals[0],
+            duplicates=totals[1],
+            corrections=totals[2],
+            label_delays=tuple(delays),
+        )
 
     def _decode_predictions(
         self, model: str, body: bytes, media_type: str, received_at: float

@@ -232,7 +232,7 @@ def test_other_content_types_are_415(client: TestClient) -> None:
         content=b"[]",
         headers={"content-type": "application/json", "content-encoding": "br"},
     )
-    assert encoded.status_code == 400
+    assert encoded.status_code == 415  # issue 12: an unsupported coding is 415
 
 
 def test_body_over_the_limit_is_413_by_declared_length(

@@ -194,9 +194,7 @@ def test_export_writes_a_time_stored_before_the_range_as_unix_seconds(
             batch=LabelBatch(["old"], [1e300], ["approved"], [None]),
             received_at=NOW,
         )
-    response = client.get(
-        "/v1/models/credit/export", params={"start": "0", "end": "253402300799"}
-    )
+    response = client.get("/v1/models/credit/export", params={"start": "0", "end": "253402300799"})
     assert response.status_code == 200
     rows = [orjson.loads(line) for line in response.content.splitlines()]
     assert [(r["id"], r["timestamp"], r["label_timestamp"]) for r in rows] == [

@@ -24,6 +24,7 @@ from monitor.api.schemas import (
     PredictionIn,
     ReferenceRecordIn,
 )
+from monitor.api.slots import DecodeSlots
 from monitor.service import Service
 from monitor.startup import StorageConnector
 
@@ -68,9 +69,10 @@ def create_app(
         description="Drift and performance monitoring for machine-learning models.",
     )
     install_problem_handlers(app)
-    app.include_router(build_router(service))
+    slots = DecodeSlots(slots=service.config.server.max_concurrent_large_bodies)
+    app.include_router(build_router(service, slots=slots))
     app.include_router(build_cloudevents_router(service))
-    app.add_middleware(IngestMiddleware, service=service)
+    app.add_middleware(IngestMiddleware, service=service, slots=slots)
     app.add_middleware(ReadinessGate, service=service)  # in front of ingest
     app.add_middleware(RequestMetrics, histogram=service.metrics.request_duration)  # outermost
     app.state.service = service

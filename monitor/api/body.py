@@ -1,30 +1,50 @@
-"""Read a request body under a size limit, decompressing gzip under a second limit.
+"""Receive a request body under a size limit and a time limit.
 
-The declared ``Content-Length`` is checked before anything is read, and a streamed body is
-abandoned as soon as it passes the limit, so an oversized body is never held whole in memory.
+- **Size** (``server.max_body_bytes``): the declared ``Content-Length`` is checked before
+  anything is read, and a streamed body is given up as soon as it passes the limit, so an
+  oversized body is never held whole in memory. Before the 413 is sent, the rest of the body is
+  read and discarded, up to ``DISCARD_FACTOR`` times the limit in all (a lingering close): a
+  client that writes its whole body before it reads the answer (urllib, requests) would
+  otherwise have its connection reset under it and never see the 413. A client that sent
+  ``Expect: 100-continue`` has sent nothing yet and is answered at once.
+- **Time** (``server.body_timeout``): the whole body, discarded part included, must arrive
+  within it from the start of the request; otherwise 408 and the connection is closed, so a
+  slow or short body (less than its ``Content-Length``) cannot hold a connection for ever.
+- **Coding**: ``gzip`` (any number of members, ``ingest.payload``) or none; any other
+  ``Content-Encoding`` is 415.
+
 ``ingest_body`` adds what every record-carrying endpoint checks first (the model exists, the
 content type is accepted) and counts each refusal.
 """
 
 from __future__ import annotations
 
-import zlib
+import asyncio
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
+
+from starlette.requests import ClientDisconnect
 
 from monitor.api.problems import ProblemError
 from monitor.errors import PayloadError, PayloadTooLargeError
 from monitor.ingest.decode import JSON_TYPES, NDJSON_TYPES
+from monitor.ingest.payload import Payload
 
 if TYPE_CHECKING:
     from monitor.service import Service
 
 RECORD_TYPES = ("application/json", "application/x-ndjson")
 REFERENCE_TYPES = ("application/json", "application/x-ndjson", "text/csv")
-
-
-class UnsupportedEncodingError(PayloadError):
-    pass
+#: A body over the limit is read and discarded up to this many times the limit in all.
+DISCARD_FACTOR = 4
+#: A body decompressing to more than this is large: stored a chunk at a time, in a slot.
+LARGE_BODY_BYTES = 1024 * 1024
+_CODINGS: dict[str, Literal["identity", "gzip"]] = {
+    "": "identity",
+    "identity": "identity",
+    "gzip": "gzip",
+    "x-gzip": "gzip",
+}
 
 
 async def ingest_body(
@@ -35,10 +55,11 @@ async def ingest_body(
     content_type: str | None,
     content_length: str | None,
     content_encoding: str | None,
+    expect: str | None,
     accepted: tuple[str, ...],
-) -> tuple[bytes, str]:
-    """The (decompressed) body and its media type; 404, 415, 413 or 400 as a domain or
-    problem error, each refusal counted in ``drift_monitor_records_rejected_total``."""
+) -> Payload:
+    """The body as received, with its media type; 404, 415, 413, 408 or 400 as a domain or
+    problem error, each refusal of a body counted in ``drift_monitor_records_rejected_total``."""
     service.model(model)  # 404 before reading a byte of the body
     media_type = (content_type or "").split(";")[0].strip().lower()
     known = JSON_TYPES | NDJSON_TYPES | ({"text/csv"} if "text/csv" in accepted else set())
@@ -51,61 +72,107 @@ async def ingest_body(
             f"send one of {', '.join(accepted)}",
             kind="unsupported-media-type",
         )
+    coding = (content_encoding or "").strip().lower()
+    encoding = _CODINGS.get(coding)
+    if encoding is None:
+        service.reject(model, "unsupported_media_type")
+        raise ProblemError(
+            415,
+            "Unsupported Media Type",
+            f"Content-Encoding {content_encoding!r} is not supported (send gzip or no encoding)",
+            kind="unsupported-encoding",
+        )
     server = service.config.server
     try:
-        body = await read_body(
+        data = await receive_body(
             chunks,
             content_length=content_length,
-            content_encoding=content_encoding,
+            expect=expect,
             max_bytes=server.max_body_bytes,
-            max_decompressed_bytes=server.max_decompressed_bytes,
+            timeout_seconds=server.body_timeout.total_seconds(),
         )
+    except PayloadTooLargeError:
+        service.reject(model, "too_large")
+        raise
+    return Payload(data, media_type, encoding, server.max_decompressed_bytes)
+
+
+def small_body(service: Service, model: str, payload: Payload) -> bytes | None:
+    """The decompressed body when it is at most ``LARGE_BODY_BYTES``, else None (a large
+    body); a malformed gzip body is counted and raised."""
+    try:
+        return payload.small(LARGE_BODY_BYTES)
+    except PayloadError:
+        service.reject(model, "malformed_body")
+        raise
+
+
+def decompressed_body(service: Service, model: str, payload: Payload) -> bytes:
+    """The whole decompressed body; a malformed or too large one is counted and raised."""
+    try:
+        return payload.decompressed()
     except PayloadTooLargeError:
         service.reject(model, "too_large")
         raise
     except PayloadError:
         service.reject(model, "malformed_body")
         raise
-    return body, media_type
 
 
-async def read_body(
+async def receive_body(
     chunks: AsyncIterator[bytes],
     *,
     content_length: str | None,
-    content_encoding: str | None,
+    expect: str | None,
     max_bytes: int,
-    max_decompressed_bytes: int,
+    timeout_seconds: float,
 ) -> bytes:
-    if content_length is not None and content_length.isdigit() and int(content_length) > max_bytes:
+    """The body's bytes; ``PayloadTooLargeError`` past ``max_bytes``, after discarding the
+    rest of the body as the module says; ``ProblemError`` 408 past ``timeout_seconds``."""
+    deadline = asyncio.get_running_loop().time() + timeout_seconds
+    declared = int(content_length) if content_length and content_length.isdigit() else None
+    discard_limit = DISCARD_FACTOR * max_bytes
+    if declared is not None and declared > max_bytes:
+        continuing = (expect or "").strip().lower() == "100-continue"
+        if not continuing and declared <= discard_limit:
+            await _discard(chunks, deadline=deadline, limit=discard_limit)
         raise PayloadTooLargeError(max_bytes)
-    encoding = (content_encoding or "identity").strip().lower()
-    if encoding not in ("identity", "gzip", "x-gzip"):
-        raise UnsupportedEncodingError(
-            f"Content-Encoding {encoding!r} is not supported (use gzip or none)"
-        )
     parts: list[bytes] = []
     size = 0
-    async for chunk in chunks:
-        size += len(chunk)
-        if size > max_bytes:
-            raise PayloadTooLargeError(max_bytes)
-        parts.append(chunk)
-    body = parts[0] if len(parts) == 1 else b"".join(parts)
-    if encoding == "identity":
-        return body
-    return gunzip(body, max_decompressed_bytes=max_decompressed_bytes)
-
-
-def gunzip(data: bytes, *, max_decompressed_bytes: int) -> bytes:
-    """Decompress gzip ``data``, refusing output beyond the limit without producing it."""
-    decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
     try:
-        output = decompressor.decompress(data, max_decompressed_bytes + 1)
-        if len(output) > max_decompressed_bytes or decompressor.unconsumed_tail:
-            raise PayloadTooLargeError(max_decompressed_bytes, "decompressed request body")
-        if not decompressor.eof:
-            raise PayloadError("gzip body is truncated")
-    except zlib.error as exc:
-        raise PayloadError(f"body is not valid gzip: {exc}") from None
-    return output
+        async with asyncio.timeout_at(deadline):
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > max_bytes:
+                    parts.clear()
+                    break
+                parts.append(chunk)
+    except TimeoutError:
+        raise body_timeout(timeout_seconds) from None
+    if size > max_bytes:
+        await _discard(chunks, deadline=deadline, limit=discard_limit - size)
+        raise PayloadTooLargeError(max_bytes)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+async def _discard(chunks: AsyncIterator[bytes], *, deadline: float, limit: int) -> None:
+    """Read and drop up to ``limit`` more bytes of the body, until ``deadline``."""
+    dropped = 0
+    try:
+        async with asyncio.timeout_at(deadline):
+            async for chunk in chunks:
+                dropped += len(chunk)
+                if dropped >= limit:
+                    return
+    except (TimeoutError, ClientDisconnect):
+        return  # the 413 goes out all the same; the connection is closed after it
+
+
+def body_timeout(seconds: float) -> ProblemError:
+    return ProblemError(
+        408,
+        "Request Timeout",
+        f"the request body was not received within {seconds:g} seconds",
+        kind="body-timeout",
+        headers={"Connection": "close"},
+    )

@@ -16,9 +16,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
 from monitor.api.auth import TokenChecker
+from monitor.api.body import receive_body
 from monitor.api.openapi import problems
 from monitor.api.problems import ProblemError
-from monitor.errors import PayloadTooLargeError
 from monitor.ingest import cloudevents as ce
 from monitor.service import Service
 
@@ -30,18 +30,13 @@ def build_cloudevents_router(service: Service) -> APIRouter:
     server = service.config.server
 
     async def read_body(request: Request) -> bytes:
-        limit = server.max_body_bytes
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > limit:
-            raise PayloadTooLargeError(limit)
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLargeError(limit)
-            chunks.append(chunk)
-        return b"".join(chunks)
+        return await receive_body(
+            request.stream(),
+            content_length=request.headers.get("content-length"),
+            expect=request.headers.get("expect"),
+            max_bytes=server.max_body_bytes,
+            timeout_seconds=server.body_timeout.total_seconds(),
+        )
 
     def bad(exc: ce.CloudEventError) -> ProblemError:
         if exc.status == 400:

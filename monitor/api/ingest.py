@@ -21,10 +21,11 @@ import orjson
 from starlette.requests import ClientDisconnect
 
 from monitor.api.auth import TokenChecker
-from monitor.api.body import RECORD_TYPES, ingest_body
+from monitor.api.body import RECORD_TYPES, ingest_body, small_body
 from monitor.api.openapi import problems
 from monitor.api.problems import PROBLEM_JSON, Problem, ProblemError, log_problem, problem_for
 from monitor.api.schemas import IngestOut, LabelIn, LabelIngestOut, PredictionIn, body_doc
+from monitor.api.slots import DecodeSlots
 from monitor.service import Service
 
 log = logging.getLogger(__name__)
@@ -40,10 +41,11 @@ _JSON = (b"content-type", b"application/json")
 
 
 class IngestMiddleware:
-    def __init__(self, app: ASGIApp, *, service: Service) -> None:
+    def __init__(self, app: ASGIApp, *, service: Service, slots: DecodeSlots | None = None) -> None:
         self.app = app
         self.service = service
         self.tokens = TokenChecker(service.config.server.auth)
+        self.slots = slots or DecodeSlots(slots=service.config.server.max_concurrent_large_bodies)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         match = _PATH.fullmatch(scope["path"]) if scope["type"] == "http" else None
@@ -77,20 +79,31 @@ class IngestMiddleware:
             )
         headers = _headers(scope)
         self.tokens.check(headers.get("authorization"), "ingest")
-        body, media_type = await ingest_body(
+        payload = await ingest_body(
             self.service,
             model,
             _chunks(receive),
             content_type=headers.get("content-type"),
             content_length=headers.get("content-length"),
             content_encoding=headers.get("content-encoding"),
+            expect=headers.get("expect"),
             accepted=RECORD_TYPES,
         )
+        media_type = payload.media_type
+        body = small_body(self.service, model, payload)
         if kind == "predictions":
-            result = await self.service.store_predictions_body(model, body, media_type)
+            if body is not None:
+                result = await self.service.store_predictions_body(model, body, media_type)
+            else:
+                async with self.slots.hold():
+                    result = await self.service.store_large_predictions_body(model, payload)
             out: dict[str, int] = {"accepted": result.accepted, "duplicates": result.duplicates}
         else:
-            result = await self.service.store_labels_body(model, body, media_type)
+            if body is not None:
+                result = await self.service.store_labels_body(model, body, media_type)
+            else:
+                async with self.slots.hold():
+                    result = await self.service.store_large_labels_body(model, payload)
             out = {
                 "accepted": result.accepted,
                 "duplicates": result.duplicates,
@@ -109,7 +122,7 @@ def _headers(scope: Scope) -> dict[str, str]:
 
 
 _READ_HEADERS = frozenset(
-    (b"authorization", b"content-type", b"content-length", b"content-encoding")
+    (b"authorization", b"content-type", b"content-length", b"content-encoding", b"expect")
 )
 
 

@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from monitor import timestamps
 from monitor.api.auth import TokenChecker
-from monitor.api.body import REFERENCE_TYPES, ingest_body
+from monitor.api.body import REFERENCE_TYPES, decompressed_body, ingest_body, small_body
 from monitor.api.openapi import INSTANT_SCHEMA, problems
 from monitor.api.problems import ProblemError
 from monitor.api.schemas import (
@@ -28,11 +28,13 @@ from monitor.api.schemas import (
     ReferenceRecordIn,
     body_doc,
 )
+from monitor.api.slots import DecodeSlots
 from monitor.errors import (
     ModelNotFoundError,
 )
 from monitor.evaluation import OUTPUT_NAMES
 from monitor.evaluation.document import to_document
+from monitor.ingest.payload import Payload
 from monitor.service import Service
 
 ModelName = Annotated[str, Path(description="A model name from the config.")]
@@ -40,14 +42,14 @@ ModelName = Annotated[str, Path(description="A model name from the config.")]
 Instant = WithJsonSchema(INSTANT_SCHEMA)
 
 
-def build_router(service: Service) -> APIRouter:
+def build_router(service: Service, *, slots: DecodeSlots) -> APIRouter:
     router = APIRouter()
     tokens = TokenChecker(service.config.server.auth)
     read = [Depends(tokens.dependency("read"))]
     admin = [Depends(tokens.dependency("admin"))]
     server = service.config.server
 
-    async def body_of(request: Request, model: str, accepted: tuple[str, ...]) -> tuple[bytes, str]:
+    async def payload_of(request: Request, model: str, accepted: tuple[str, ...]) -> Payload:
         return await ingest_body(
             service,
             model,
@@ -55,6 +57,7 @@ def build_router(service: Service) -> APIRouter:
             content_type=request.headers.get("content-type"),
             content_length=request.headers.get("content-length"),
             content_encoding=request.headers.get("content-encoding"),
+            expect=request.headers.get("expect"),
             accepted=accepted,
         )
 
@@ -69,14 +72,20 @@ def build_router(service: Service) -> APIRouter:
     )
     async def put_reference(request: Request, model: ModelName) -> JSONResponse:
         """Replace the model's reference data set; earlier versions are kept."""
-        body, media_type = await body_of(request, model, REFERENCE_TYPES)
+        payload = await payload_of(request, model, REFERENCE_TYPES)
+        small = small_body(service, model, payload)
 
         def work() -> ReferenceOut:
+            body = decompressed_body(service, model, payload) if small is None else small
             return ReferenceOut.of(
-                service.store_reference_body(model, body, media_type, source="upload")
+                service.store_reference_body(model, body, payload.media_type, source="upload")
             )
 
-        out = await run_in_threadpool(work)  # refusals are counted by the service
+        if small is not None:
+            out = await run_in_threadpool(work)  # refusals are counted by the service
+        else:
+            async with slots.hold():  # a large reference is decoded in a slot
+                out = await run_in_threadpool(work)
         return JSONResponse(out.model_dump(), status_code=201)
 
     @router.get(

@@ -130,8 +130,21 @@ class ServerConfig(_Strict):
     max_decompressed_bytes: int = Field(100 * 1024 * 1024, ge=1024)
     # how far ahead of the server's clock a record's timestamp may be (monitor.timestamps)
     max_timestamp_skew: Duration = timedelta(seconds=DEFAULT_MAX_FUTURE_SECONDS)
+    # the whole body must arrive within this (408 otherwise); see api.body
+    body_timeout: Duration = timedelta(seconds=30)
+    # large bodies (over 1 MiB decompressed) decoded and stored at once; see api.slots
+    max_concurrent_large_bodies: int = Field(1, ge=1, le=64)
+    # open connections (and requests) before uvicorn answers 503
+    max_connections: int = Field(1000, ge=10)
     auth: AuthConfig = AuthConfig()
     cloudevents: CloudEventsConfig = CloudEventsConfig()
+
+    @field_validator("body_timeout")
+    @classmethod
+    def _body_timeout_range(cls, value: timedelta) -> timedelta:
+        if not timedelta(0) < value <= timedelta(seconds=60):
+            raise ValueError("must be more than 0s and at most 60s")
+        return value
 
 
 class StorageConfig(_Strict):

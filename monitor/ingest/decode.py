@@ -21,8 +21,9 @@ NDJSON_TYPES = frozenset(
 JSON_TYPES = frozenset({"application/json"})
 
 
-def decode_records(body: bytes, media_type: str) -> list[Any]:
-    """Return the records of ``body``; raise ``PayloadError`` saying where the syntax breaks.
+def decode_records(body: bytes, media_type: str, *, first_line: int = 1) -> list[Any]:
+    """Return the records of ``body``; raise ``PayloadError`` saying where the syntax breaks
+    (an NDJSON line is numbered from ``first_line``: a chunk of a larger body counts on).
 
     >>> decode_records(b'[{"id": "a"}]', "application/json")
     [{'id': 'a'}]
@@ -30,7 +31,7 @@ def decode_records(body: bytes, media_type: str) -> list[Any]:
     [{'id': 'a'}, {'id': 'b'}]
     """
     if media_type in NDJSON_TYPES:
-        return _decode_ndjson(body)
+        return list(_iter_ndjson(body, first_line))
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -42,12 +43,8 @@ def decode_records(body: bytes, media_type: str) -> list[Any]:
     return data
 
 
-def _decode_ndjson(body: bytes) -> list[Any]:
-    return list(_iter_ndjson(body))
-
-
-def _iter_ndjson(body: bytes) -> Iterator[Any]:
-    for number, line in enumerate(io.BytesIO(body), start=1):  # no copy of the whole body
+def _iter_ndjson(body: bytes, first_line: int = 1) -> Iterator[Any]:
+    for number, line in enumerate(io.BytesIO(body), start=first_line):  # no copy of the body
         if not line.strip():
             continue
         try:
