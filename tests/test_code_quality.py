@@ -32,3 +32,10 @@ def test_ruff() -> None:
     paths = [p for p in ("monitor", "tests", "bench") if (ROOT / p).exists()]
     result = run("ruff", "check", *paths)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_import_contracts() -> None:
+    """The layers of ``[tool.importlinter]`` in pyproject.toml: cli -> api -> service -> jobs
+    -> storage, the api never importing SQLAlchemy, stats importing nothing of ours."""
+    result = run("lint-imports")
+    assert result.returncode == 0, result.stdout + result.stderr
