@@ -44,7 +44,7 @@ PERFORMANCE_METRICS = {
 }
 
 REJECT_REASONS = ("invalid_record", "malformed_body", "too_large", "unsupported_media_type")
-WEBHOOK_OUTCOMES = ("delivered", "retry", "failed")
+WEBHOOK_OUTCOMES = ("delivered", "retry", "failed", "lease_lost")
 #: DB-API exception classes (PEP 249) counted by name; anything else counts as "other".
 DATABASE_ERROR_KINDS = (
     "OperationalError",
@@ -145,7 +145,8 @@ class Metrics:
         self.webhook_deliveries = Counter(
             "drift_monitor_webhook_deliveries",
             "Webhook delivery attempts by route and outcome: delivered, retry (to be tried "
-            "again), failed (given up, or refused without retrying).",
+            "again), failed (given up, or refused without retrying), lease_lost (the attempt "
+            "outlived its lease and another replica took the delivery over: not recorded).",
             ["route", "outcome"],
             registry=registry,
         )

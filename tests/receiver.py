@@ -8,6 +8,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from typing import Any
 
 SECRET = "whsec_dGVzdC1zZWNyZXQtZm9yLWRyaWZ0LW1vbml0b3I="
@@ -23,7 +24,9 @@ class Answer:
 class Receiver:
     """An HTTP server on ``host`` (127.0.0.1) that answers from a script (then 200) and keeps
     every request it got; with ``tls``, HTTPS, keeping the server name (SNI) of each
-    handshake."""
+    handshake. ``on_request``, when set, is called with each request's headers and body
+    before it is answered (in the request's thread): a test moves its clock there to play a
+    slow receiver, or runs another sender meanwhile."""
 
     def __init__(
         self, port: int = 0, *, host: str = "127.0.0.1", tls: ssl.SSLContext | None = None
@@ -31,13 +34,19 @@ class Receiver:
         self.script: list[Answer] = []
         self.requests: list[tuple[dict[str, str], bytes]] = []
         self.server_names: list[str | None] = []
+        self.on_request: Callable[[dict[str, str], bytes], None] | None = None
+        self._lock = threading.Lock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
-                receiver.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                answer = receiver.script.pop(0) if receiver.script else Answer()
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                with receiver._lock:  # requests may arrive at once (several senders)
+                    receiver.requests.append((headers, body))
+                    answer = receiver.script.pop(0) if receiver.script else Answer()
+                if receiver.on_request is not None:
+                    receiver.on_request(headers, body)
                 time.sleep(answer.delay)
                 self.send_response(answer.status)
                 for name, value in answer.headers.items():

@@ -144,6 +144,13 @@ def _v10_cloudevents(connection: Connection) -> None:
     cloudevent_seen.create(connection, checkfirst=True)
 
 
+def _v11_delivery_leases(connection: Connection) -> None:
+    # A sender's claim on a delivery, so that only the holder records the attempt's outcome.
+    columns = {c["name"] for c in inspect(connection).get_columns("deliveries")}
+    if "lease_token" not in columns:
+        connection.execute(text("ALTER TABLE deliveries ADD COLUMN lease_token VARCHAR(32)"))
+
+
 #: Ordered steps; step N brings the schema from version N-1 to N. Append, never edit.
 STEPS: tuple[Callable[[Connection], None], ...] = (
     _v1_initial,
@@ -156,6 +163,7 @@ STEPS: tuple[Callable[[Connection], None], ...] = (
     _v8_alerts,
     _v9_performance_buckets,
     _v10_cloudevents,
+    _v11_delivery_leases,
 )
 _LOCK_KEY = 0x64726966  # "drif": pg_advisory_xact_lock key that serialises migrations
 

@@ -109,6 +109,9 @@ deliveries = Table(
     Column("next_attempt_at", Seconds, nullable=False),
     Column("last_error", String(1024)),
     Column("body", LargeBinary, nullable=False),
+    # the claim of the sender attempting the row now (None when nobody is): its outcome is
+    # recorded only while the claim is still its own (storage.deliveries)
+    Column("lease_token", String(32)),
     Index("ix_deliveries_status_next", "status", "next_attempt_at"),
 )
 

@@ -15,6 +15,13 @@ Outcomes of an attempt:
   again. The host is resolved once per attempt and the request sent to exactly the checked
   address (``destinations``).
 
+Replicas share the outbox: each delivery is claimed on its own, just before it is attempted,
+under a lease that covers its whole send (``lease_seconds``), and its outcome is recorded only
+while the lease is still the sender's (``storage.deliveries``). A sender that dies mid-send
+leaves the row to another once the lease ends: it is sent again, with the same event id
+(``webhook-id``): delivery is at least once, and exactly once while no sender dies or stalls
+past its lease.
+
 Failed deliveries stay in the outbox (``GET /v1/deliveries?status=failed``) and can be sent
 again (``POST /v1/deliveries/{event_id}/resend``). Errors are recorded without the URL, which
 may itself be a secret (a Slack or GitHub hook), and secrets are never logged.
@@ -24,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import random
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -53,7 +61,21 @@ for _name in ("httpx", "httpcore"):
 
 BASE_DELAY_SECONDS = 1.0
 MAX_DELAY_SECONDS = 3600.0
-BATCH = 50  # deliveries claimed per run
+BATCH = 50  # deliveries attempted per run (each claimed on its own, just before its attempt)
+#: Added to every lease beyond the time its send may take: the database round trips around the
+#: send, host resolution, and clock skew between replicas (each compares leases with its own
+#: clock). A sender that dies mid-send delays that delivery by up to its lease.
+LEASE_MARGIN_SECONDS = 30.0
+
+
+def lease_seconds(timeout_seconds: float, addresses: int) -> float:
+    """How long a delivery is leased for a send with this timeout to this many addresses:
+    connecting, writing and reading may each take up to the timeout, at each address in turn.
+
+    >>> lease_seconds(10.0, 2)
+    90.0
+    """
+    return 3 * timeout_seconds * max(1, addresses) + LEASE_MARGIN_SECONDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,29 +141,60 @@ class WebhookSender:
         self._client.close()
 
     def run_once(self) -> int:
-        """Attempt every due delivery (up to ``BATCH``); return how many were attempted."""
-        now = self.clock()
-        longest = max((r.timeout.total_seconds() for r in self.routes.values()), default=10.0)
-        with self.database.write() as connection:
-            claimed = outbox.claim_due(
-                connection, now=now, lease_until=now + longest + 30.0, limit=BATCH
-            )
-        for delivery in claimed:
+        """Attempt due deliveries one at a time (up to ``BATCH``), each claimed just before it
+        is attempted; return how many were attempted."""
+        attempted = 0
+        while attempted < BATCH:
+            claimed = self._claim()
+            if claimed is None:
+                break
+            delivery, token = claimed
+            attempted += 1
             route = self.routes.get(delivery.route)
+            outcome: Outcome | None
             if route is None:
                 outcome = Outcome(False, f"route {delivery.route!r} is no longer configured")
             else:
-                outcome = self._attempt(delivery, route)
-            self._record(delivery, route, outcome)
+                outcome = self._attempt(delivery, route, token)
+            if outcome is None or not self._record(delivery, route, outcome, token):
+                self._lost(delivery)
         with self.database.read() as connection:
             pending = outbox.backlog(connection)
         for name in self.routes:
             self.metrics.webhook_backlog.labels(name).set(pending.get(name, 0))
-        return len(claimed)
+        return attempted
+
+    def _claim(self) -> tuple[outbox.Delivery, str] | None:
+        """The next due delivery and the token of our lease on it, long enough to resolve the
+        host and renew it (``_attempt`` renews it for the send itself)."""
+        now = self.clock()
+        longest = max((r.timeout.total_seconds() for r in self.routes.values()), default=10.0)
+        token = uuid.uuid4().hex
+        with self.database.write() as connection:
+            delivery = outbox.claim_next(
+                connection, now=now, lease_until=now + lease_seconds(longest, 1), token=token
+            )
+        return None if delivery is None else (delivery, token)
+
+    def _lost(self, delivery: outbox.Delivery) -> None:
+        self.metrics.webhook_deliveries.labels(delivery.route, "lease_lost").inc()
+        log.warning(
+            "webhook %s: event %s: the lease passed to another sender before the attempt "
+            "ended; its outcome is not recorded (the receiver may get the event twice, with "
+            "the same webhook-id)",
+            delivery.route,
+            delivery.event_id,
+        )
 
     def _record(
-        self, delivery: outbox.Delivery, route: WebhookConfig | None, outcome: Outcome
-    ) -> None:
+        self,
+        delivery: outbox.Delivery,
+        route: WebhookConfig | None,
+        outcome: Outcome,
+        token: str,
+    ) -> bool:
+        """Record the outcome if the lease is still ours; False if it is not (nothing
+        recorded)."""
         now = self.clock()
         attempts = delivery.attempts + 1
         if outcome.delivered:
@@ -159,15 +212,18 @@ class WebhookSender:
         else:
             status, next_at, label = outbox.FAILED, now, "failed"
         with self.database.write() as connection:
-            outbox.record_attempt(
+            held = outbox.record_attempt(
                 connection,
                 event_id=delivery.event_id,
                 route=delivery.route,
+                token=token,
                 status=status,
                 attempts=attempts,
                 next_attempt_at=next_at,
                 error=outcome.error,
             )
+        if not held:
+            return False
         self.metrics.webhook_deliveries.labels(delivery.route, label).inc()
         if status == outbox.FAILED:
             log.warning(
@@ -177,11 +233,29 @@ class WebhookSender:
                 attempts,
                 outcome.error,
             )
+        return True
 
-    def _attempt(self, delivery: outbox.Delivery, route: WebhookConfig) -> Outcome:
+    def _attempt(
+        self, delivery: outbox.Delivery, route: WebhookConfig, token: str
+    ) -> Outcome | None:
+        """Send the delivery; None if the lease was lost before it was sent (not sent)."""
         target = destination(route.url, allow_private=route.allow_private, resolve=self._resolve)
         if isinstance(target, Refusal):
             return Outcome(False, target.reason, retry=target.retry)
+        # The lease, renewed now the addresses are known, covers the whole send: connecting,
+        # writing and reading may each take up to the timeout, at each address in turn.
+        now = self.clock()
+        with self.database.write() as connection:
+            held = outbox.renew(
+                connection,
+                event_id=delivery.event_id,
+                route=delivery.route,
+                token=token,
+                lease_until=now
+                + lease_seconds(route.timeout.total_seconds(), len(target.urls)),
+            )
+        if not held:
+            return None
         timestamp = int(self.clock())
         secret = None if route.secret is None else route.secret.get_secret_value()
         headers = {name: value.get_secret_value() for name, value in route.headers.items()}

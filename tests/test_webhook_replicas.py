@@ -1,0 +1,233 @@
+"""Deliveries with several senders on one database (replicas): each event reaches the receiver
+once, however slow it is, and a delivery whose sender stops mid-send (its lease ends) is sent
+again by another, with the same ``webhook-id``, and recorded once. On SQLite and PostgreSQL,
+each sender a ``Service`` on an engine of its own, as replicas are.
+
+The receiver is slow on the test's clock: each request moves the shared clock on by
+``SLOW_SECONDS`` before it is answered, so a lease that does not cover its send ends while the
+send is in flight, without any real waiting.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+from prometheus_client import CollectorRegistry
+from receiver import SECRET, Answer, Receiver
+
+from monitor.config import parse_config
+from monitor.service import Service
+from monitor.storage import create_database_engine
+from monitor.storage import deliveries as outbox
+from monitor.webhooks.sender import LEASE_MARGIN_SECONDS
+
+SLOW_SECONDS = 3.0
+TIMEOUT_SECONDS = 5.0
+
+
+class Clock:
+    """The test's clock, moved by the receiver (safe to move from several threads)."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self.now += seconds
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    running = Receiver()
+    yield running
+    running.stop()
+
+
+def replica(database_url: str, url: str, clock: Clock) -> Service:
+    config = parse_config(
+        f"""
+models: [{{name: m, task: regression, features: [{{name: x, type: numeric}}]}}]
+webhooks:
+  - {{name: hook, url: "{url}", secret: "{SECRET}", timeout: {TIMEOUT_SECONDS:g}s,
+      max_retry: 1h, allow_private: true}}
+"""
+    )
+    service = Service(
+        config,
+        engine=create_database_engine(database_url),
+        registry=CollectorRegistry(),
+        clock=clock,
+    )
+    service.start(run_jobs=False)
+    return service
+
+
+@pytest.fixture
+def replicas(database_url: str, receiver: Receiver) -> Iterator[list[Service]]:
+    clock = Clock()
+    services = [replica(database_url, receiver.url, clock) for _ in range(3)]
+    yield services
+    for service in services:
+        service.stop()
+
+
+def counted(service: Service, outcome: str) -> float:
+    value = service.registry.get_sample_value(
+        "drift_monitor_webhook_deliveries_total", {"route": "hook", "outcome": outcome}
+    )
+    return value or 0.0
+
+
+def received(receiver: Receiver) -> Counter[str]:
+    return Counter(headers["webhook-id"] for headers, _ in receiver.requests)
+
+
+def rows(service: Service) -> dict[str, outbox.Delivery]:
+    return {d.event_id: d for d in service.deliveries(status=None, limit=1000)}
+
+
+def send_until_done(services: list[Service]) -> None:
+    """Run every service's sender in a thread of its own until no delivery is pending."""
+    errors: list[BaseException] = []
+
+    def run(service: Service) -> None:
+        deadline = time.monotonic() + 120  # a bound on a hung test, not a timing assertion
+        try:
+            while time.monotonic() < deadline:
+                if service.webhooks.run_once() == 0:
+                    if not service.deliveries(status="pending", limit=1):
+                        return
+                    threading.Event().wait(0.005)  # another sender holds the rest
+            raise AssertionError("deliveries still pending")
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(s,)) for s in services]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+
+
+def test_three_senders_and_a_slow_receiver_send_each_event_once(
+    replicas: list[Service], receiver: Receiver
+) -> None:
+    clock = replicas[0].clock
+    assert isinstance(clock, Clock)
+    receiver.on_request = lambda headers, body: clock.advance(SLOW_SECONDS)
+    ids = {replicas[0].send_test_event("hook") for _ in range(30)}
+    send_until_done(replicas)
+    assert received(receiver) == Counter(dict.fromkeys(ids, 1))
+    found = rows(replicas[0])
+    assert {(d.status, d.attempts) for d in found.values()} == {("delivered", 1)}
+    assert sum(counted(s, "delivered") for s in replicas) == 30
+    assert sum(counted(s, outcome) for s in replicas for outcome in ("retry", "failed")) == 0
+    assert sum(counted(s, "lease_lost") for s in replicas) == 0
+    for service in replicas:  # the backlog each one reports is the database's: none left
+        backlog = service.registry.get_sample_value(
+            "drift_monitor_webhook_outbox_pending", {"route": "hook"}
+        )
+        assert backlog == 0
+
+
+def test_a_delivery_whose_lease_ends_mid_send_is_sent_again_and_recorded_once(
+    replicas: list[Service], receiver: Receiver
+) -> None:
+    """The first sender stalls past its lease (as a sender that died would); a second sends
+    the event again with the same webhook-id and records it delivered; the first's late
+    answer is not recorded."""
+    first, second, _ = replicas
+    clock = first.clock
+    assert isinstance(clock, Clock)
+    event_id = first.send_test_event("hook")
+    taken_over: list[int] = []
+
+    def stall(headers: dict[str, str], body: bytes) -> None:
+        if len(receiver.requests) == 1:  # the first attempt: its sender stalls
+            clock.advance(3 * TIMEOUT_SECONDS + LEASE_MARGIN_SECONDS + 1)
+            taken_over.append(second.webhooks.run_once())
+
+    receiver.on_request = stall
+    assert first.webhooks.run_once() == 1
+    assert taken_over == [1]
+    assert received(receiver) == Counter({event_id: 2})
+    (one, two) = receiver.requests
+    assert one[0]["webhook-id"] == two[0]["webhook-id"] == event_id
+    assert one[1] == two[1]  # the same body
+    found = rows(first)[event_id]
+    assert (found.status, found.attempts, found.last_error) == ("delivered", 1, None)
+    assert (counted(second, "delivered"), counted(first, "delivered")) == (1, 0)
+    assert counted(first, "lease_lost") == 1
+    assert first.webhooks.run_once() == second.webhooks.run_once() == 0
+
+
+def test_a_failure_answered_after_the_lease_passed_on_is_not_recorded(
+    replicas: list[Service], receiver: Receiver
+) -> None:
+    """The late sender's 500 must not turn the other's delivered row back into a retry."""
+    first, second, _ = replicas
+    clock = first.clock
+    assert isinstance(clock, Clock)
+    event_id = first.send_test_event("hook")
+    receiver.script = [Answer(500)]
+
+    def stall(headers: dict[str, str], body: bytes) -> None:
+        if len(receiver.requests) == 1:
+            clock.advance(3 * TIMEOUT_SECONDS + LEASE_MARGIN_SECONDS + 1)
+            second.webhooks.run_once()
+
+    receiver.on_request = stall
+    first.webhooks.run_once()
+    found = rows(first)[event_id]
+    assert (found.status, found.attempts, found.last_error) == ("delivered", 1, None)
+    assert (counted(first, "retry"), counted(first, "lease_lost")) == (0, 1)
+
+
+def test_an_expired_lease_nobody_took_is_still_recorded(
+    replicas: list[Service], receiver: Receiver
+) -> None:
+    """The lease is a promise not to send; a slow send whose row nobody else claimed keeps
+    its outcome."""
+    first = replicas[0]
+    clock = first.clock
+    assert isinstance(clock, Clock)
+    event_id = first.send_test_event("hook")
+    receiver.on_request = lambda headers, body: clock.advance(
+        3 * TIMEOUT_SECONDS + LEASE_MARGIN_SECONDS + 1
+    )
+    assert first.webhooks.run_once() == 1
+    found = rows(first)[event_id]
+    assert (found.status, found.attempts) == ("delivered", 1)
+    assert (counted(first, "delivered"), counted(first, "lease_lost")) == (1, 0)
+
+
+def test_a_claimed_delivery_is_not_sent_by_another_until_its_lease_ends(
+    replicas: list[Service], database_url: str, receiver: Receiver
+) -> None:
+    """A sender that claimed a row and died (it never records) holds it until the lease
+    ends, to the second: then another sends it."""
+    first, second, _ = replicas
+    clock = first.clock
+    assert isinstance(clock, Clock)
+    event_id = first.send_test_event("hook")
+    with first.database.write() as connection:
+        claimed = outbox.claim_next(
+            connection, now=clock(), lease_until=clock() + 40.0, token="dead-sender"
+        )
+    assert claimed is not None and claimed.event_id == event_id
+    start = clock.now
+    clock.now = start + 39.999
+    assert second.webhooks.run_once() == 0
+    clock.now = start + 40.0
+    assert second.webhooks.run_once() == 1
+    assert received(receiver) == Counter({event_id: 1})
+    assert rows(first)[event_id].status == "delivered"
