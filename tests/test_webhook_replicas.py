@@ -17,12 +17,14 @@ from collections.abc import Iterator
 
 import pytest
 from prometheus_client import CollectorRegistry
+from sqlalchemy import text
 from receiver import SECRET, Answer, Receiver
 
 from monitor.config import parse_config
 from monitor.service import Service
-from monitor.storage import create_database_engine
+from monitor.storage import create_database_engine, migrate
 from monitor.storage import deliveries as outbox
+from monitor.storage.tables import schema_version
 from monitor.webhooks.sender import LEASE_MARGIN_SECONDS
 
 SLOW_SECONDS = 3.0
@@ -132,7 +134,8 @@ def test_three_senders_and_a_slow_receiver_send_each_event_once(
     assert sum(counted(s, "delivered") for s in replicas) == 30
     assert sum(counted(s, outcome) for s in replicas for outcome in ("retry", "failed")) == 0
     assert sum(counted(s, "lease_lost") for s in replicas) == 0
-    for service in replicas:  # the backlog each one reports is the database's: none left
+    for service in replicas:  # nothing left, and the backlog each reports (the database's) 0
+        assert service.webhooks.run_once() == 0
         backlog = service.registry.get_sample_value(
             "drift_monitor_webhook_outbox_pending", {"route": "hook"}
         )
@@ -231,3 +234,51 @@ def test_a_claimed_delivery_is_not_sent_by_another_until_its_lease_ends(
     assert second.webhooks.run_once() == 1
     assert received(receiver) == Counter({event_id: 1})
     assert rows(first)[event_id].status == "delivered"
+
+
+def test_migration_11_keeps_pending_deliveries_claimable(database_url: str) -> None:
+    """A database from before leases (no ``lease_token``) keeps its queued deliveries, and
+    they are claimed and recorded after the migration."""
+    engine = create_database_engine(database_url)
+    try:
+        migrate(engine)
+        with engine.begin() as connection:
+            connection.execute(text("ALTER TABLE deliveries DROP COLUMN lease_token"))
+            connection.execute(schema_version.update().values(version=10))
+            outbox_row = {"event_id": "evt_1", "route": "hook", "model": "m", "created_at": 5.0}
+            connection.execute(
+                text(
+                    "INSERT INTO deliveries (event_id, route, model, created_at, status, "
+                    "attempts, next_attempt_at, body) VALUES (:event_id, :route, :model, "
+                    ":created_at, 'pending', 0, 5.0, :body)"
+                ),
+                {**outbox_row, "body": b"{}"},
+            )
+        assert migrate(engine) == 11
+        with engine.begin() as connection:
+            claimed = outbox.claim_next(connection, now=5.0, lease_until=50.0, token="t")
+            assert claimed is not None and claimed.event_id == "evt_1"
+            assert not outbox.record_attempt(
+                connection,
+                event_id="evt_1",
+                route="hook",
+                token="someone-else",
+                status=outbox.DELIVERED,
+                attempts=1,
+                next_attempt_at=6.0,
+                error=None,
+            )
+            assert outbox.record_attempt(
+                connection,
+                event_id="evt_1",
+                route="hook",
+                token="t",
+                status=outbox.DELIVERED,
+                attempts=1,
+                next_attempt_at=6.0,
+                error=None,
+            )
+            (row,) = outbox.list_deliveries(connection, status=None, limit=10)
+            assert (row.status, row.attempts) == (outbox.DELIVERED, 1)
+    finally:
+        engine.dispose()
