@@ -6,9 +6,9 @@ from __future__ import annotations
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from collections.abc import Callable
 from typing import Any
 
 SECRET = "whsec_dGVzdC1zZWNyZXQtZm9yLWRyaWZ0LW1vbml0b3I="

@@ -10,15 +10,20 @@ send is in flight, without any real waiting.
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pytest
 from prometheus_client import CollectorRegistry
-from sqlalchemy import text
+from prometheus_client.parser import text_string_to_metric_families
 from receiver import SECRET, Answer, Receiver
+from server_process import free_port, start_server
+from sqlalchemy import text
 
 from monitor.config import parse_config
 from monitor.service import Service
@@ -282,3 +287,60 @@ def test_migration_11_keeps_pending_deliveries_claimable(database_url: str) -> N
             assert (row.status, row.attempts) == (outbox.DELIVERED, 1)
     finally:
         engine.dispose()
+
+
+def test_three_serve_processes_deliver_each_event_once(
+    database_url: str, tmp_path: Path, receiver: Receiver
+) -> None:
+    """Three real ``monitor serve`` replicas on one PostgreSQL schema, one route to a slow
+    receiver, 30 events queued through all three: each webhook-id is received once."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("replicas share a PostgreSQL database")
+    answered = threading.Event()
+    receiver.on_request = lambda headers, body: answered.wait(0.3)  # a slow receiver
+    config = tmp_path / "monitor.yaml"
+    config.write_text(
+        f"""
+server: {{host: 127.0.0.1, port: 1}}
+storage: {{url: "{database_url}"}}
+models: [{{name: m, task: regression, features: [{{name: x, type: numeric}}]}}]
+webhooks:
+  - {{name: hook, url: "{receiver.url}", secret: "{SECRET}", timeout: 2s,
+      allow_private: true}}
+"""
+    )
+    ports = [free_port() for _ in range(3)]
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        for n, port in enumerate(ports):
+            processes.append(start_server(config, port, tmp_path / f"replica{n}.log"))
+        ids = [
+            httpx.post(f"http://127.0.0.1:{ports[n % 3]}/v1/webhooks/hook/test").json()["event_id"]
+            for n in range(30)
+        ]
+        deadline = time.monotonic() + 120  # a bound on a hung test, not a timing assertion
+        base = f"http://127.0.0.1:{ports[0]}"
+        while time.monotonic() < deadline:
+            delivered = httpx.get(
+                f"{base}/v1/deliveries", params={"status": "delivered", "limit": 100}
+            ).json()
+            if len(delivered) == 30:
+                break
+            threading.Event().wait(0.2)
+        else:
+            raise AssertionError("not all delivered in time")
+        assert received(receiver) == Counter(dict.fromkeys(ids, 1))
+        assert {d["attempts"] for d in delivered} == {1}
+        totals: Counter[str] = Counter()
+        for port in ports:
+            exposition = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+            for family in text_string_to_metric_families(exposition):
+                for sample in family.samples:
+                    if sample.name == "drift_monitor_webhook_deliveries_total":
+                        totals[sample.labels["outcome"]] += int(sample.value)
+        assert totals == Counter({"delivered": 30})
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=15)

@@ -251,8 +251,7 @@ class WebhookSender:
                 event_id=delivery.event_id,
                 route=delivery.route,
                 token=token,
-                lease_until=now
-                + lease_seconds(route.timeout.total_seconds(), len(target.urls)),
+                lease_until=now + lease_seconds(route.timeout.total_seconds(), len(target.urls)),
             )
         if not held:
             return None
