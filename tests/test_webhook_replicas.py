@@ -344,3 +344,59 @@ webhooks:
             process.terminate()
         for process in processes:
             process.wait(timeout=15)
+
+
+def test_a_replica_killed_mid_send_leaves_the_delivery_to_another(
+    database_url: str, tmp_path: Path, receiver: Receiver
+) -> None:
+    """SIGKILL of the replica whose request is in flight: once its lease ends, another
+    replica sends the event again, with the same webhook-id and body, and records it once."""
+    arrived, release = threading.Event(), threading.Event()
+
+    def hold_the_first(headers: dict[str, str], body: bytes) -> None:
+        if len(receiver.requests) == 1:
+            arrived.set()
+            release.wait(30)
+
+    receiver.on_request = hold_the_first
+    config = tmp_path / "monitor.yaml"
+    config.write_text(
+        f"""
+server: {{host: 127.0.0.1, port: 1}}
+storage: {{url: "{database_url}"}}
+models: [{{name: m, task: regression, features: [{{name: x, type: numeric}}]}}]
+webhooks:
+  - {{name: hook, url: "{receiver.url}", secret: "{SECRET}", timeout: 1s,
+      allow_private: true}}
+"""
+    )
+    first_port, second_port = free_port(), free_port()
+    first = start_server(config, first_port, tmp_path / "first.log")
+    second: subprocess.Popen[bytes] | None = None
+    try:
+        event_id = httpx.post(f"http://127.0.0.1:{first_port}/v1/webhooks/hook/test").json()[
+            "event_id"
+        ]
+        assert arrived.wait(60)
+        first.kill()  # mid-send: the receiver has the request and has not answered
+        first.wait(timeout=15)
+        release.set()
+        second = start_server(config, second_port, tmp_path / "second.log")
+        base = f"http://127.0.0.1:{second_port}"
+        deadline = time.monotonic() + 120  # the lease (3 x 1 s + 30 s), then one tick
+        while time.monotonic() < deadline:
+            (row,) = httpx.get(f"{base}/v1/deliveries").json()
+            if row["status"] != "pending":
+                break
+            threading.Event().wait(0.5)
+        assert (row["event_id"], row["status"], row["attempts"]) == (event_id, "delivered", 1)
+        assert received(receiver) == Counter({event_id: 2})
+        (one, two) = receiver.requests
+        assert one[0]["webhook-id"] == two[0]["webhook-id"] == event_id
+        assert one[1] == two[1]  # the same body
+    finally:
+        release.set()
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.terminate()
+                process.wait(timeout=15)
