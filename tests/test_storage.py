@@ -14,6 +14,7 @@ from monitor.domain import LabelBatch, PredictionBatch
 from monitor.service import Service
 from monitor.storage import migrate
 from monitor.storage import repository as repo
+from monitor.storage.migrations import STEPS
 from monitor.storage.tables import predictions, reference_records, schema_version
 
 
@@ -67,7 +68,7 @@ def test_migration_7_re_encodes_json_objects_as_msgpack(engine: Engine) -> None:
             )
         )
         connection.execute(schema_version.update().values(version=6))
-    assert migrate(engine) == 10
+    assert migrate(engine) == len(STEPS)
     with engine.connect() as connection:
         stored = connection.execute(
             select(predictions.c.features, predictions.c.scores).order_by(predictions.c.seq)
