@@ -25,8 +25,8 @@ def batch(ids: list[str], timestamps: list[float]) -> PredictionBatch:
 
 
 def test_migrate_is_idempotent_and_creates_every_table(engine: Engine) -> None:
-    assert migrate(engine) == 10
-    assert migrate(engine) == 10
+    assert migrate(engine) == 11
+    assert migrate(engine) == 11
     tables = set(inspect(engine).get_table_names())
     assert {
         "predictions",
@@ -41,6 +41,7 @@ def test_migrate_is_idempotent_and_creates_every_table(engine: Engine) -> None:
         "performance_stale",
         "cloudevent_halves",
         "cloudevent_seen",
+        "evaluation_ticks",
     } <= tables
 
 
@@ -67,7 +68,7 @@ def test_migration_7_re_encodes_json_objects_as_msgpack(engine: Engine) -> None:
             )
         )
         connection.execute(schema_version.update().values(version=6))
-    assert migrate(engine) == 10
+    assert migrate(engine) == 11
     with engine.connect() as connection:
         stored = connection.execute(
             select(predictions.c.features, predictions.c.scores).order_by(predictions.c.seq)

@@ -92,14 +92,21 @@ class DriftEvaluator:
         metrics.registry.register(DriftCollector(lambda: self.latest))
 
     def evaluate(
-        self, config: ModelConfig, *, at: float | None = None, webhooks: bool = True
+        self,
+        config: ModelConfig,
+        *,
+        at: float | None = None,
+        webhooks: bool = True,
+        guard: Callable[[Connection], None] | None = None,
     ) -> Evaluation:
         """Evaluate the model's current window against its reference; store and export it.
 
         Windows of up to ``drift.exact_max_samples`` records are compared exactly; larger ones
         from per-bucket histograms (see ``_evaluate_from_histograms``). ``at`` evaluates as of
         that time instead of the clock's (a replay's data time); ``webhooks=False`` records
-        the alert events without queueing their deliveries.
+        the alert events without queueing their deliveries. ``guard`` runs first in the
+        transaction that stores the evaluation; what it raises rolls the whole store back (a
+        scheduled evaluation marks its tick done there, see ``jobs.ticks``).
         """
         model = config.name
         started = time.perf_counter()
@@ -138,6 +145,8 @@ class DriftEvaluator:
         )
         evaluation = dataclasses.replace(evaluation, duration_seconds=time.perf_counter() - started)
         with self.database.write() as connection:
+            if guard is not None:
+                guard(connection)
             store_evaluation(
                 connection,
                 model=model,
