@@ -30,8 +30,9 @@ def claim(
         insert(ticks)
         .values(model=model, tick=tick, claimed_by=replica, lease_until=now + lease)
         .on_conflict_do_nothing(index_elements=["model", "tick"])
+        .returning(ticks.c.tick)  # a row back when inserted (rowcount is not reliable here)
     )
-    if inserted.rowcount == 1:
+    if inserted.first() is not None:
         return True
     taken = connection.execute(
         update(ticks)
