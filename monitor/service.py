@@ -140,7 +140,10 @@ class Service:
         )
         #: the scheduled evaluations: one replica evaluates each (model, tick)
         self.ticks = EvaluationTicks(
-            database=self.database, clock=clock, evaluate=self.evaluator.evaluate
+            database=self.database,
+            clock=clock,
+            evaluate=self.evaluator.evaluate,
+            adopt=self._adopt_stored,
         )
         self.cloudevents = CloudEventPairing(
             database=self.database,
@@ -605,6 +608,13 @@ class Service:
             )
 
     # -- jobs ------------------------------------------------------------------------------
+
+    def _adopt_stored(self, config: ModelConfig) -> None:
+        """This replica's gauges from what is stored: the latest evaluation and alert states,
+        whichever replica wrote them (see ``jobs.ticks``)."""
+        with self.database.read() as connection:
+            self.evaluator.adopt_stored(connection, config)
+            self.alerting.export_stored(connection, config)
 
     def apply_retention(self) -> tuple[int, int]:
         cutoff = self.clock() - self.config.storage.retention.total_seconds()

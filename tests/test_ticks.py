@@ -288,3 +288,42 @@ def test_an_event_id_is_recorded_once(database_url: str) -> None:
         )
         assert connection.execute(select(alert_history.c.event_id)).scalars().all() == ["evt_1"]
     database.dispose()
+
+
+def test_every_replica_exports_the_gauges_of_the_latest_stored_evaluation(
+    replicas: Callable[..., Service],
+) -> None:
+    """The replica that lost a tick adopts what the winner stored at its next run: the same
+    PSI, last-evaluation time and alert states on both, so ``max by (model, feature)`` over
+    replicas is one series (issue 13, item 6, for the gauges this change makes per-tick)."""
+    clock = Clock(1000.0)
+    a, b = replicas(clock, for_=1), replicas(clock, for_=1)
+    config = with_reference(a)
+    a.store_predictions("m", predictions(0, shift=10.0))
+    clock.now = 1003.0
+    assert a.ticks.run(config) == [1000.0]
+
+    def gauges(service: Service) -> tuple[Any, ...]:
+        value = service.registry.get_sample_value
+        return (
+            value("drift_monitor_feature_psi", {"model": "m", "feature": "x"}),
+            value("drift_monitor_last_evaluation_timestamp_seconds", {"model": "m"}),
+            value(
+                "drift_monitor_alert_firing",
+                {"model": "m", "rule": "psi", "severity": "critical"},
+            ),
+        )
+
+    psi, last, firing = gauges(a)
+    assert psi is not None and psi > 0.25 and last == 1000.0 and firing == 1.0
+    assert gauges(b)[:2] == (None, None)  # b has neither evaluated nor read anything yet
+    assert b.ticks.run(config) == []  # it lost tick 1000, and adopts what a stored for it
+    assert gauges(b) == (psi, 1000.0, 1.0)
+    clock.now = 1010.5
+    assert a.ticks.run(config) == [1010.0]
+    assert b.ticks.run(config) == []
+    clock.now = 1020.5
+    assert b.ticks.run(config) == [1020.0]  # it adopted 1010's, then evaluated 1020 itself
+    assert a.ticks.run(config) == []
+    assert gauges(a) == gauges(b)
+    assert gauges(a)[1] == 1020.0

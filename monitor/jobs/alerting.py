@@ -195,6 +195,11 @@ class Alerting:
             chosen.append(name)
         return tuple(chosen)
 
+    def export_stored(self, connection: Connection, config: ModelConfig) -> None:
+        """Export the model's stored alert states (whichever replica decided them), so that
+        every replica's ``drift_monitor_alert_firing`` describes the same states."""
+        self._export(config, [s.alert for s in store.active(connection, model=config.name)])
+
     def _export(self, config: ModelConfig, alerts: Iterable[Alert]) -> None:
         counts: dict[tuple[str, str], int] = {
             (rule, severity): 0 for rule in config.thresholds for severity in SEVERITIES

@@ -20,7 +20,7 @@ from monitor.domain import Evaluation, ReferenceBatch, ReferenceInfo, Window
 from monitor.evaluation import ReferenceProfiles, build_profiles, columns_from_rows, evaluate_drift
 from monitor.evaluation.columns import Columns
 from monitor.evaluation.counts import Counts
-from monitor.evaluation.document import to_document
+from monitor.evaluation.document import from_document, to_document
 from monitor.evaluation.evaluate import evaluate_drift_counts
 from monitor.evaluation.histograms import summarize
 from monitor.evaluation.performance import calibrate, evaluate_performance, label_health
@@ -32,7 +32,12 @@ from monitor.storage import histograms as hist
 from monitor.storage import repository as repo
 from monitor.storage import windows
 from monitor.storage.database import Database
-from monitor.storage.evaluations import load_profiles, store_evaluation, store_profiles
+from monitor.storage.evaluations import (
+    latest_evaluation,
+    load_profiles,
+    store_evaluation,
+    store_profiles,
+)
 from monitor.storage.windows import Rows
 
 #: Records younger than this are left for the next summarisation (see DriftEvaluator.summarize).
@@ -162,6 +167,22 @@ class DriftEvaluator:
         self.latest[model] = evaluation
         self.metrics.observe_evaluation(evaluation)
         return evaluation
+
+    def adopt_stored(self, connection: Connection, config: ModelConfig) -> Evaluation | None:
+        """Take the model's latest stored evaluation as this replica's latest when it is
+        newer than the one held (another replica evaluated the last tick): every replica's
+        gauges then describe the same evaluation, a period late at most. The evaluation
+        adopted, or None."""
+        document = latest_evaluation(connection, model=config.name)
+        if document is None:
+            return None
+        stored = from_document(document)
+        held = self.latest.get(config.name)
+        if held is not None and held.evaluated_at >= stored.evaluated_at:
+            return None
+        self.latest[config.name] = stored
+        self.metrics.last_evaluation.labels(config.name).set(stored.evaluated_at)
+        return stored
 
     def _window_count(self, connection: Connection, config: ModelConfig, now: float) -> int:
         if config.window.duration is not None:

@@ -11,6 +11,11 @@ running at its time (a run that fired late or not at all is caught up), and any 
 last ``LOOKBACK_TICKS`` whose claimant's lease ran out without finishing (its replica died or
 hung): it is taken over, oldest first, by the next replica to run, within one schedule period.
 A lease lasts half a period, so it has run out by the next tick's run.
+
+Each run first adopts the model's latest stored evaluation and alert states (``adopt``), so
+the gauges of a replica that did not win the last tick describe what the winner stored, one
+period late at most: every replica exports the same values, and ``max by (model, ...)`` over
+the replicas is one series.
 """
 
 from __future__ import annotations
@@ -78,11 +83,13 @@ class EvaluationTicks:
         database: Database,
         clock: Callable[[], float],
         evaluate: Evaluate,
+        adopt: Callable[[ModelConfig], object] | None = None,
         replica: str | None = None,
     ) -> None:
         self.database = database
         self.clock = clock
         self._evaluate = evaluate
+        self._adopt = adopt
         self.replica = replica or replica_id()
         self._started = clock()
 
@@ -91,6 +98,11 @@ class EvaluationTicks:
         evaluated, oldest first."""
         model = config.name
         every = config.schedule.total_seconds()
+        if self._adopt is not None:  # what another replica stored at the last tick
+            try:
+                self._adopt(config)
+            except Exception:
+                log.exception("model %s: reading the latest stored evaluation failed", model)
         now = self.clock()
         current = tick_at(now, every)
         with self.database.write() as connection:
