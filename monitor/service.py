@@ -51,6 +51,7 @@ from monitor.jobs import Scheduler
 from monitor.jobs.alerting import Alerting
 from monitor.jobs.cloudevents import EXPIRY_INTERVAL, CloudEventPairing
 from monitor.jobs.evaluate import DriftEvaluator
+from monitor.jobs.ticks import EvaluationTicks
 from monitor.metrics import Metrics
 from monitor.storage import alerts as alert_store
 from monitor.storage import create_database_engine, labelled, migrate, windows
@@ -137,6 +138,13 @@ class Service:
             save_reference=self._save_reference,
             on_evaluation=self.alerting.apply,
         )
+        #: the scheduled evaluations: one replica evaluates each (model, tick)
+        self.ticks = EvaluationTicks(
+            database=self.database,
+            clock=clock,
+            evaluate=self.evaluator.evaluate,
+            adopt=self._adopt_stored,
+        )
         self.cloudevents = CloudEventPairing(
             database=self.database,
             clock=clock,
@@ -176,11 +184,13 @@ class Service:
                     self.database.checkpoint,
                     name="sqlite-checkpoint",
                 )
+            log.info("replica %s: scheduled evaluations claim their ticks", self.ticks.replica)
             for model in self.config.models:
                 self.scheduler.every(
                     model.schedule,
-                    functools.partial(self.evaluate, model.name),
+                    functools.partial(self.ticks.run, model),
                     name=f"evaluate:{model.name}",
+                    align=True,
                 )
             if self.config.webhooks:  # the outbox: deliveries left pending by a stop go now
                 self.scheduler.every(
@@ -598,6 +608,13 @@ class Service:
             )
 
     # -- jobs ------------------------------------------------------------------------------
+
+    def _adopt_stored(self, config: ModelConfig) -> None:
+        """This replica's gauges from what is stored: the latest evaluation and alert states,
+        whichever replica wrote them (see ``jobs.ticks``)."""
+        with self.database.read() as connection:
+            self.evaluator.adopt_stored(connection, config)
+            self.alerting.export_stored(connection, config)
 
     def apply_retention(self) -> tuple[int, int]:
         cutoff = self.clock() - self.config.storage.retention.total_seconds()

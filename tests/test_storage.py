@@ -26,8 +26,8 @@ def batch(ids: list[str], timestamps: list[float]) -> PredictionBatch:
 
 
 def test_migrate_is_idempotent_and_creates_every_table(engine: Engine) -> None:
-    assert migrate(engine) == 11
-    assert migrate(engine) == 11
+    assert migrate(engine) == 12
+    assert migrate(engine) == 12
     tables = set(inspect(engine).get_table_names())
     assert {
         "predictions",
@@ -42,6 +42,7 @@ def test_migrate_is_idempotent_and_creates_every_table(engine: Engine) -> None:
         "performance_stale",
         "cloudevent_halves",
         "cloudevent_seen",
+        "evaluation_ticks",
     } <= tables
 
 

@@ -241,7 +241,7 @@ def test_a_claimed_delivery_is_not_sent_by_another_until_its_lease_ends(
     assert rows(first)[event_id].status == "delivered"
 
 
-def test_migration_11_keeps_pending_deliveries_claimable(database_url: str) -> None:
+def test_migration_12_keeps_pending_deliveries_claimable(database_url: str) -> None:
     """A database from before leases (no ``lease_token``) keeps its queued deliveries, and
     they are claimed and recorded after the migration."""
     engine = create_database_engine(database_url)
@@ -249,7 +249,7 @@ def test_migration_11_keeps_pending_deliveries_claimable(database_url: str) -> N
         migrate(engine)
         with engine.begin() as connection:
             connection.execute(text("ALTER TABLE deliveries DROP COLUMN lease_token"))
-            connection.execute(schema_version.update().values(version=10))
+            connection.execute(schema_version.update().values(version=11))
             outbox_row = {"event_id": "evt_1", "route": "hook", "model": "m", "created_at": 5.0}
             connection.execute(
                 text(
@@ -259,7 +259,7 @@ def test_migration_11_keeps_pending_deliveries_claimable(database_url: str) -> N
                 ),
                 {**outbox_row, "body": b"{}"},
             )
-        assert migrate(engine) == 11
+        assert migrate(engine) == 12
         with engine.begin() as connection:
             claimed = outbox.claim_next(connection, now=5.0, lease_until=50.0, token="t")
             assert claimed is not None and claimed.event_id == "evt_1"

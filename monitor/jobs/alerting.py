@@ -2,10 +2,18 @@
 
 Runs inside the transaction that stores the evaluation, so an alert's state, its history
 entry and its webhook deliveries (the outbox) are committed together or not at all.
+
+Concurrent evaluations of one model (a scheduled one and a ``POST .../evaluate``, on one
+replica or several) are serialised: the model's alert lock is taken first
+(``storage.alerts.lock_model``) and the current states are read after it, so each applies
+the lifecycle to what the other committed and one transition gives one event. An event's id
+is derived from the alert's previous event (``event_id``): were the same transition ever
+decided twice, both would carry one id, and the history's unique index keeps one.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 
 from sqlalchemy import Connection
@@ -53,6 +61,7 @@ class Alerting:
     ) -> None:
         """``webhooks=False`` (a replay): events are recorded with no routes, nothing queued."""
         model = config.name
+        store.lock_model(connection, model=model)  # before reading: see the module docstring
         current = {
             (s.alert.rule, s.alert.feature): s for s in store.active(connection, model=model)
         }
@@ -107,18 +116,16 @@ class Alerting:
                     reference_version=evaluation.reference_version,
                     top_features=top_features,
                 )
-                event_id = str(document["id"])
+                previous = store.last_event_id(
+                    connection, model=model, rule=observation.rule, feature=observation.feature
+                )
+                event_id = document["id"] = alert_event_id(
+                    model, observation.rule, observation.feature, event_type, previous
+                ) or str(document["id"])
                 if event_type == "alert.firing":
                     episode = document["episode"] = event_id
                 assert episode is not None
-                outbox.enqueue(
-                    connection,
-                    event_id=event_id,
-                    bodies={route: self.renderer.body(route, document) for route in routes},
-                    model=model,
-                    now=now,
-                )
-                store.record(
+                recorded = store.record(
                     connection,
                     store.HistoryEntry(
                         event_id,
@@ -134,6 +141,14 @@ class Alerting:
                         routes,
                     ),
                 )
+                if recorded:  # else this transition's event is recorded (and queued) already
+                    outbox.enqueue(
+                        connection,
+                        event_id=event_id,
+                        bodies={route: self.renderer.body(route, document) for route in routes},
+                        model=model,
+                        now=now,
+                    )
             if after is None:
                 if before is not None:
                     store.remove(connection, model=model, rule=key[0], feature=key[1])
@@ -180,6 +195,11 @@ class Alerting:
             chosen.append(name)
         return tuple(chosen)
 
+    def export_stored(self, connection: Connection, config: ModelConfig) -> None:
+        """Export the model's stored alert states (whichever replica decided them), so that
+        every replica's ``drift_monitor_alert_firing`` describes the same states."""
+        self._export(config, [s.alert for s in store.active(connection, model=config.name)])
+
     def _export(self, config: ModelConfig, alerts: Iterable[Alert]) -> None:
         counts: dict[tuple[str, str], int] = {
             (rule, severity): 0 for rule in config.thresholds for severity in SEVERITIES
@@ -190,6 +210,26 @@ class Alerting:
                 counts[key] = counts.get(key, 0) + 1
         for (rule, severity), count in counts.items():
             self.metrics.alert_firing.labels(config.name, rule, severity).set(count)
+
+
+def alert_event_id(
+    model: str, rule: str, feature: str, event_type: str, previous: str | None
+) -> str | None:
+    """The id of an alert's event that follows its event ``previous``: a hash of the alert,
+    the transition and ``previous``, so the same transition decided twice gets one id. None
+    for an alert's first event (no previous one): it keeps the random id it was made with,
+    which roots the alert's chain of ids (two installations never share one).
+
+    >>> resolved = alert_event_id("credit", "psi", "age", "alert.resolved", "evt_1")
+    >>> resolved == alert_event_id("credit", "psi", "age", "alert.resolved", "evt_1")
+    True
+    >>> len(resolved), alert_event_id("credit", "psi", "age", "alert.firing", None)
+    (36, None)
+    """
+    if previous is None:
+        return None
+    key = "\x1f".join((model, rule, feature, event_type, previous)).encode()
+    return f"evt_{hashlib.blake2b(key, digest_size=16).hexdigest()}"
 
 
 def _top_features(evaluation: Evaluation, count: int = 5) -> list[dict[str, object]]:

@@ -20,7 +20,7 @@ from monitor.domain import Evaluation, ReferenceBatch, ReferenceInfo, Window
 from monitor.evaluation import ReferenceProfiles, build_profiles, columns_from_rows, evaluate_drift
 from monitor.evaluation.columns import Columns
 from monitor.evaluation.counts import Counts
-from monitor.evaluation.document import to_document
+from monitor.evaluation.document import from_document, to_document
 from monitor.evaluation.evaluate import evaluate_drift_counts
 from monitor.evaluation.histograms import summarize
 from monitor.evaluation.performance import calibrate, evaluate_performance, label_health
@@ -32,7 +32,12 @@ from monitor.storage import histograms as hist
 from monitor.storage import repository as repo
 from monitor.storage import windows
 from monitor.storage.database import Database
-from monitor.storage.evaluations import load_profiles, store_evaluation, store_profiles
+from monitor.storage.evaluations import (
+    latest_evaluation,
+    load_profiles,
+    store_evaluation,
+    store_profiles,
+)
 from monitor.storage.windows import Rows
 
 #: Records younger than this are left for the next summarisation (see DriftEvaluator.summarize).
@@ -92,14 +97,21 @@ class DriftEvaluator:
         metrics.registry.register(DriftCollector(lambda: self.latest))
 
     def evaluate(
-        self, config: ModelConfig, *, at: float | None = None, webhooks: bool = True
+        self,
+        config: ModelConfig,
+        *,
+        at: float | None = None,
+        webhooks: bool = True,
+        guard: Callable[[Connection], None] | None = None,
     ) -> Evaluation:
         """Evaluate the model's current window against its reference; store and export it.
 
         Windows of up to ``drift.exact_max_samples`` records are compared exactly; larger ones
         from per-bucket histograms (see ``_evaluate_from_histograms``). ``at`` evaluates as of
         that time instead of the clock's (a replay's data time); ``webhooks=False`` records
-        the alert events without queueing their deliveries.
+        the alert events without queueing their deliveries. ``guard`` runs first in the
+        transaction that stores the evaluation; what it raises rolls the whole store back (a
+        scheduled evaluation marks its tick done there, see ``jobs.ticks``).
         """
         model = config.name
         started = time.perf_counter()
@@ -138,6 +150,8 @@ class DriftEvaluator:
         )
         evaluation = dataclasses.replace(evaluation, duration_seconds=time.perf_counter() - started)
         with self.database.write() as connection:
+            if guard is not None:
+                guard(connection)
             store_evaluation(
                 connection,
                 model=model,
@@ -153,6 +167,22 @@ class DriftEvaluator:
         self.latest[model] = evaluation
         self.metrics.observe_evaluation(evaluation)
         return evaluation
+
+    def adopt_stored(self, connection: Connection, config: ModelConfig) -> Evaluation | None:
+        """Take the model's latest stored evaluation as this replica's latest when it is
+        newer than the one held (another replica evaluated the last tick): every replica's
+        gauges then describe the same evaluation, a period late at most. The evaluation
+        adopted, or None."""
+        document = latest_evaluation(connection, model=config.name)
+        if document is None:
+            return None
+        stored = from_document(document)
+        held = self.latest.get(config.name)
+        if held is not None and held.evaluated_at >= stored.evaluated_at:
+            return None
+        self.latest[config.name] = stored
+        self.metrics.last_evaluation.labels(config.name).set(stored.evaluated_at)
+        return stored
 
     def _window_count(self, connection: Connection, config: ModelConfig, now: float) -> int:
         if config.window.duration is not None:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from apscheduler.schedulers.background import BackgroundScheduler
 
 log = logging.getLogger(__name__)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class Scheduler:
@@ -18,8 +19,18 @@ class Scheduler:
         self._scheduler = BackgroundScheduler(timezone="UTC")
 
     def every(
-        self, interval: timedelta, job: Callable[[], object], *, name: str, run_now: bool = False
+        self,
+        interval: timedelta,
+        job: Callable[[], object],
+        *,
+        name: str,
+        run_now: bool = False,
+        align: bool = False,
     ) -> None:
+        """Run ``job`` every ``interval``; ``align``: at the multiples of ``interval`` on the
+        Unix epoch (every replica at the same instants, the model's ticks), rather than from
+        now."""
+
         def guarded() -> None:
             try:
                 job()
@@ -29,6 +40,8 @@ class Scheduler:
         # run_now: the same job, first due at once (a separate one-off job raced with its own
         # removal inside APScheduler when the scheduler shut down soon after starting)
         first: dict[str, datetime] = {"next_run_time": datetime.now(UTC)} if run_now else {}
+        if align:
+            first["start_date"] = _EPOCH
         self._scheduler.add_job(
             guarded,
             "interval",

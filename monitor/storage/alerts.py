@@ -1,10 +1,19 @@
-"""Active alerts and the history of alert events (see ``alerts.lifecycle``)."""
+"""Active alerts and the history of alert events (see ``alerts.lifecycle``).
+
+Alert state changes are serialised per model: ``lock_model`` is taken first in the
+transaction that moves a model's alerts, so two evaluations of one model (on one replica or
+several) apply the lifecycle one after the other, each against the states the other
+committed. ``record`` refuses an event id already recorded (a unique index), so a transition
+is never recorded twice even so.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from monitor.alerts.lifecycle import Alert
 from monitor.storage.tables import alert_history, alerts
@@ -95,9 +104,45 @@ def remove(connection: Connection, *, model: str, rule: str, feature: str) -> No
     )
 
 
-def record(connection: Connection, entry: HistoryEntry) -> None:
-    connection.execute(
-        insert(alert_history).values(
+#: pg_advisory_xact_lock's first key for the per-model alert lock ("alrt"); the second is the
+#: model's hash (two models sharing one only wait for each other).
+_LOCK_CLASS = 0x616C7274
+
+
+def lock_model(connection: Connection, *, model: str) -> None:
+    """Hold ``model``'s alert lock until the transaction ends. On PostgreSQL a transaction
+    advisory lock (a row lock would not cover a model with no alert row yet); on SQLite the
+    ``Database``'s write lock already serialises writers, in one process (SQLite shared by
+    several processes is no supported replica set-up)."""
+    if connection.dialect.name == "postgresql":
+        digest = hashlib.blake2b(model.encode(), digest_size=4).digest()
+        connection.execute(
+            text("SELECT pg_advisory_xact_lock(:cls, :key)"),
+            {"cls": _LOCK_CLASS, "key": int.from_bytes(digest, "big", signed=True)},
+        )
+
+
+def last_event_id(connection: Connection, *, model: str, rule: str, feature: str) -> str | None:
+    """The id of the latest event of one alert (model, rule, feature), if any."""
+    found = connection.execute(
+        select(alert_history.c.event_id)
+        .where(
+            alert_history.c.model == model,
+            alert_history.c.rule == rule,
+            alert_history.c.feature == feature,
+        )
+        .order_by(alert_history.c.seq.desc())
+        .limit(1)
+    ).scalar()
+    return None if found is None else str(found)
+
+
+def record(connection: Connection, entry: HistoryEntry) -> bool:
+    """Record an event; False (nothing written) when its id is recorded already."""
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    inserted = connection.execute(
+        dialect.insert(alert_history)
+        .values(
             event_id=entry.event_id,
             episode=entry.episode,
             model=entry.model,
@@ -110,7 +155,10 @@ def record(connection: Connection, entry: HistoryEntry) -> None:
             at=entry.at,
             routes=",".join(entry.routes),
         )
+        .on_conflict_do_nothing(index_elements=["event_id"])
+        .returning(alert_history.c.seq)  # a row back when inserted (rowcount says -1 here)
     )
+    return inserted.first() is not None
 
 
 def history(

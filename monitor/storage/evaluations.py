@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection, delete, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from monitor.storage.tables import evaluations, reference_profiles
 
@@ -62,14 +63,18 @@ def evaluation_history(
 def store_profiles(
     connection: Connection, *, model: str, version: int, blobs: dict[str, tuple[str, bytes]]
 ) -> None:
+    """Store a reference version's profiles. Two evaluations (on two replicas) may build and
+    store the same version's at once: they are the same profiles, and the second keeps the
+    first's rather than failing on the key."""
     connection.execute(
         delete(reference_profiles).where(
             reference_profiles.c.model == model, reference_profiles.c.version == version
         )
     )
     if blobs:
+        dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
         connection.execute(
-            insert(reference_profiles),
+            dialect.insert(reference_profiles).on_conflict_do_nothing(),
             [
                 {
                     "model": model,

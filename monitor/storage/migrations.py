@@ -26,6 +26,7 @@ from monitor.storage.tables import (
     cloudevent_halves,
     cloudevent_seen,
     deliveries,
+    evaluation_ticks,
     evaluations,
     histogram_buckets,
     histogram_watermarks,
@@ -144,7 +145,20 @@ def _v10_cloudevents(connection: Connection) -> None:
     cloudevent_seen.create(connection, checkfirst=True)
 
 
-def _v11_delivery_leases(connection: Connection) -> None:
+def _v11_evaluation_ticks(connection: Connection) -> None:
+    # One evaluation per model per tick whatever the number of replicas (storage/ticks.py), and
+    # one alert event per transition: an event id is derived from the alert's previous event
+    # (jobs/alerting.py), and a copy is refused by this index rather than recorded twice.
+    evaluation_ticks.create(connection, checkfirst=True)
+    connection.execute(
+        text(
+            "CREATE UNIQUE INDEX IF NOT EXISTS ux_alert_history_event_id "
+            "ON alert_history (event_id)"
+        )
+    )
+
+
+def _v12_delivery_leases(connection: Connection) -> None:
     # A sender's claim on a delivery, so that only the holder records the attempt's outcome.
     columns = {c["name"] for c in inspect(connection).get_columns("deliveries")}
     if "lease_token" not in columns:
@@ -163,7 +177,8 @@ STEPS: tuple[Callable[[Connection], None], ...] = (
     _v8_alerts,
     _v9_performance_buckets,
     _v10_cloudevents,
-    _v11_delivery_leases,
+    _v11_evaluation_ticks,
+    _v12_delivery_leases,
 )
 _LOCK_KEY = 0x64726966  # "drif": pg_advisory_xact_lock key that serialises migrations
 

@@ -182,6 +182,8 @@ alert_history = Table(
     Column("at", Seconds, nullable=False),
     Column("routes", String(1024), nullable=False),  # routes the event was queued to
     Index("ix_alert_history_model_at", "model", "at"),
+    # an event is recorded once (schema version 11; see jobs/alerting.py for the ids)
+    Index("ux_alert_history_event_id", "event_id", unique=True),
 )
 
 # Labelled predictions (prediction joined with its label) per time bucket, as packed columns
@@ -254,4 +256,17 @@ cloudevent_seen = Table(
     Column("event_type", String(128), primary_key=True),
     Column("expires_at", Seconds, nullable=False),
     Index("ix_cloudevent_seen_expires_at", "expires_at"),
+)
+
+# One row per (model, tick) that a replica claimed to evaluate (monitor/storage/ticks.py): the
+# primary key lets one claim win; a claim whose lease ran out before ``done_at`` was set is
+# taken over by another replica.
+evaluation_ticks = Table(
+    "evaluation_ticks",
+    metadata,
+    Column("model", String(128), primary_key=True),
+    Column("tick", Seconds, primary_key=True),  # a multiple of the model's schedule
+    Column("claimed_by", String(128), nullable=False),  # the replica's id
+    Column("lease_until", Seconds, nullable=False),
+    Column("done_at", Seconds),  # set in the transaction that stores the evaluation
 )
