@@ -120,7 +120,9 @@ class ClientPlan:
 def _records(rng: random.Random, prefix: str, start: int, count: int, now: float) -> list[Any]:
     records = []
     for i in range(start, start + count):
-        features: dict[str, Any] = {f"n{n}": round(rng.gauss(50 + n, 10), 3) for n in range(NUMERIC)}
+        features: dict[str, Any] = {
+            f"n{n}": round(rng.gauss(50 + n, 10), 3) for n in range(NUMERIC)
+        }
         for c in range(CATEGORICAL):
             features[f"c{c}"] = f"v{min(9, int(rng.expovariate(0.5)))}"
         a = round(rng.random(), 3)
@@ -177,7 +179,10 @@ def run_client(plan: ClientPlan, results: Any) -> None:
         if send(predictions_path, records):
             sent += len(records)
             chosen = [
-                {"id": r["id"], "label": r["prediction"] if rng.random() < 0.9 else "ab"[rng.random() < 0.5]}
+                {
+                    "id": r["id"],
+                    "label": r["prediction"] if rng.random() < 0.9 else "ab"[rng.random() < 0.5],
+                }
                 for r in records
                 if rng.random() < plan.label_share
             ]

@@ -1,4 +1,4 @@
-"""Run ``monitor serve`` with a probe that writes where its memory is, for ``bench/soak.py --probe``.
+"""Run ``monitor serve`` with a probe that writes where its memory is (``soak.py --probe``).
 
     python bench/soak_probe.py --out DIR [--every S] [--tracemalloc] -- serve --config ...
 
@@ -26,7 +26,7 @@ from pathlib import Path
 
 
 class MallInfo2(ctypes.Structure):
-    _fields_ = [  # noqa: RUF012 (ctypes' declaration)
+    _fields_ = [
         (name, ctypes.c_size_t)
         for name in (
             "arena",
@@ -57,6 +57,57 @@ def rss_mb() -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return 0.0
+
+
+def resident_by_kind() -> dict[str, object]:
+    """Resident MB of the [heap] (glibc's main arena), of other anonymous mappings (thread
+    arenas, Python's object arenas, NumPy blocks above the mmap threshold, thread stacks)
+    and of file mappings (code, shared libraries), from ``/proc/self/smaps``."""
+    totals: dict[str, float] = {"heap": 0.0, "anon": 0.0, "file": 0.0}
+    kind = "anon"
+    size = 0
+    largest: list[tuple[float, float]] = []  # (rss, size) of anonymous mappings, MB
+    with open("/proc/self/smaps") as smaps:
+        for line in smaps:
+            first = line.split(maxsplit=6)
+            if len(first) >= 5 and "-" in first[0] and ":" not in first[0]:
+                path = first[5].strip() if len(first) > 5 else ""
+                kind = "heap" if path == "[heap]" else "file" if path.startswith("/") else "anon"
+                low, high = (int(v, 16) for v in first[0].split("-"))
+                size = high - low
+            elif line.startswith("Rss:"):
+                rss = int(line.split()[1]) / 1024
+                totals[kind] += rss
+                if kind == "anon" and rss >= 1:
+                    largest.append((round(rss, 1), round(size / 2**20, 1)))
+    rounded: dict[str, object] = {k: round(v, 1) for k, v in totals.items()}
+    rounded["anon_largest"] = sorted(largest, reverse=True)[:6]
+    rounded["anon_small_mb"] = round(sum(r for r, s in largest if s <= 1.1), 1)
+    return rounded
+
+
+def pymalloc(out: Path) -> dict[str, float]:
+    """Python's small-object allocator: its arenas (1 MiB each) and the bytes of blocks in
+    use in them, from ``sys._debugmallocstats`` (which writes to file descriptor 2, so that is
+    pointed at a file meanwhile)."""
+    import os
+
+    path = out / "mallocstats.txt"
+    saved = os.dup(2)
+    with path.open("w") as target:
+        os.dup2(target.fileno(), 2)
+        try:
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+    text = path.read_text()
+    current = re.search(r"# arenas allocated current\s*=\s*([\d,]+)", text)
+    used = re.search(r"# bytes in allocated blocks\s*=\s*([\d,]+)", text)
+    return {
+        "arenas_mb": int(current.group(1).replace(",", "")) if current else -1,
+        "blocks_mb": round(int(used.group(1).replace(",", "")) / 2**20, 1) if used else -1,
+    }
 
 
 def arenas(out: Path) -> tuple[int, list[int]]:
@@ -95,6 +146,8 @@ def probe(out: Path, every: float, baseline_after: float, trace: bool) -> None:
                 "arenas": count,
                 "arena_free_mb": [round(f / 2**20, 1) for f in free],
                 "threads": threading.active_count(),
+                "resident_mb": resident_by_kind(),
+                "pymalloc": pymalloc(out),
             }
             if trace:
                 current, peak = tracemalloc.get_traced_memory()
@@ -135,7 +188,7 @@ def experiment() -> None:
             LIBC.mallopt(parameter, value)
         return done
 
-    runtime.tune_memory_allocator = tuned  # type: ignore[method-assign]
+    runtime.tune_memory_allocator = tuned
     if os.environ.get("SOAK_TRIM"):
         original = evaluate.DriftEvaluator.evaluate
 

@@ -291,6 +291,7 @@ def serve_command(args: argparse.Namespace) -> int:
     app = create_app(service, manage_service=False, stop_service=True)
     runtime.tune_garbage_collector()
     runtime.tune_thread_switching()
+    release = runtime.release_memory_periodically()
     host = args.host or config.server.host
     port = args.port or config.server.port
     try:
@@ -304,6 +305,7 @@ def serve_command(args: argparse.Namespace) -> int:
             timeout_graceful_shutdown=10,
         )
     finally:
+        release.set()
         service.stop()
     return 0
 
