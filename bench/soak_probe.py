@@ -51,6 +51,16 @@ LIBC.fclose.argtypes = [ctypes.c_void_p]
 LIBC.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
 
 
+def sqlite_mb() -> float:
+    """Memory SQLite has allocated (page caches, statements, schema), all connections."""
+    try:
+        lib = ctypes.CDLL("libsqlite3.so.0")
+    except OSError:
+        return -1.0
+    lib.sqlite3_memory_used.restype = ctypes.c_int64
+    return round(lib.sqlite3_memory_used() / 2**20, 1)
+
+
 def rss_mb() -> float:
     with open("/proc/self/status") as status:
         for line in status:
@@ -148,6 +158,7 @@ def probe(out: Path, every: float, baseline_after: float, trace: bool) -> None:
                 "threads": threading.active_count(),
                 "resident_mb": resident_by_kind(),
                 "pymalloc": pymalloc(out),
+                "sqlite_mb": sqlite_mb(),
             }
             if trace:
                 current, peak = tracemalloc.get_traced_memory()
