@@ -310,6 +310,7 @@ def serve_command(args: argparse.Namespace) -> int:
     app = create_app(service, manage_service=False, stop_service=True, connector=connector)
     runtime.tune_garbage_collector()
     runtime.tune_thread_switching()
+    release = runtime.release_memory_periodically()
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -329,6 +330,7 @@ def serve_command(args: argparse.Namespace) -> int:
     try:
         server.run()
     finally:
+        release.set()
         service.stop()
     return 1 if connector.failure is not None else 0
 
