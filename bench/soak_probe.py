@@ -222,6 +222,10 @@ def main() -> int:
     args = parser.parse_args()
     rest = args.rest[1:] if args.rest[:1] == ["--"] else args.rest
     args.out.mkdir(parents=True, exist_ok=True)
+    experiment()
+    from monitor import runtime
+
+    runtime.tune_memory_allocator()  # before the probe's thread, as ``monitor serve`` does
     if args.tracemalloc:
         tracemalloc.start(1)
     threading.Thread(
@@ -230,7 +234,6 @@ def main() -> int:
         daemon=True,
         name="soak-probe",
     ).start()
-    experiment()
     from monitor.cli import main as monitor_main
 
     return monitor_main(rest)

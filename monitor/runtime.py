@@ -22,9 +22,12 @@ _M_MMAP_THRESHOLD = -3
 _M_ARENA_MAX = -8
 MMAP_THRESHOLD_BYTES = 32 * 1024 * 1024
 TRIM_THRESHOLD_BYTES = 64 * 1024 * 1024
-ARENA_MAX = 2
-#: How often ``release_memory_periodically`` hands free heap pages back to the system.
-RELEASE_INTERVAL_SECONDS = 10.0
+ARENA_MAX = 1
+#: How often ``release_memory_periodically`` hands free heap pages back to the system. Every
+#: 10 s, the period of a frequent evaluation schedule, the release kept landing at the same
+#: point of each evaluation's cycle and up to 30 MB freed by it stayed resident for most of
+#: the cycle (bench/soak.py); a call that finds little to return costs well under 1 ms.
+RELEASE_INTERVAL_SECONDS = 2.0
 
 
 def tune_process() -> None:
@@ -80,14 +83,21 @@ def tune_memory_allocator() -> bool:
     reuses freed memory from the first evaluation on; a 64 MiB trim threshold returns the top
     of the heap to the system once that much is free, so the peak RSS stays as it was.
 
-    ``ARENA_MAX`` (2) arenas instead of glibc's 8 per core: each thread that allocates while
-    others do gets an arena of its own, and an arena keeps its free memory for itself. The
-    scheduler runs jobs on a pool of up to 10 threads, so evaluations left their working sets
-    behind in several arenas (bench/soak.py: at 2k records/s with evaluations every 10 s, RSS
-    rose from 158 to 338 MB in two minutes while the memory in use stayed near 50 MB; up to
-    60 MB lay free in each of 3 arenas). Python allocates under the GIL and each thread has
-    glibc's lock-free cache of small blocks, so two arenas cost little concurrency. Free
-    memory below blocks still in use is only returned by ``release_free_memory``.
+    One arena (``ARENA_MAX``) instead of glibc's 8 per core: each thread that allocates gets
+    an arena of its own while there are fewer than that, and an arena keeps its free memory
+    for itself. The scheduler runs jobs on a pool of up to 10 threads, so evaluations left
+    their working sets behind in several arenas (bench/soak.py: at 2k records/s with
+    evaluations every 10 s, RSS rose from 158 to 338 MB in two minutes while the memory in use
+    stayed near 50 MB; up to 60 MB lay free in each of 3 arenas). Two arenas were not enough:
+    the free top of a thread's arena is returned only once it exceeds the trim threshold, and
+    ``malloc_trim`` never trims it (it trims the main heap's top only), so about 50 MB stayed
+    resident there. With one arena every free page is the main heap's, which
+    ``release_free_memory`` returns. Python allocates under the GIL and each thread has
+    glibc's lock-free cache of small blocks, so one arena costs little concurrency
+    (bench/ingest.py: the same records/s).
+
+    A thread that allocated before this call keeps the arena it got, so ``monitor serve``
+    calls it first, before importing anything that starts threads (NumPy's BLAS pool).
 
     Returns whether the allocator is glibc's and took the settings.
     """

@@ -148,3 +148,28 @@ def test_releasing_runs_every_interval_until_stopped() -> None:
     runtime.release_until_stopped(stop, interval=7.5, release=lambda: calls.append(1))
     assert calls == [1, 1]
     assert stop.timeouts == [7.5, 7.5, 7.5]
+
+
+@pytest.mark.skipif(not GLIBC, reason="malloc_trim is glibc's")
+def test_releasing_returns_what_a_worker_thread_freed() -> None:
+    """A scheduler thread's evaluation frees its working set, which becomes the free top of
+    the arena it allocated in. ``malloc_trim`` trims the top of the main heap only, and a
+    thread's own arena keeps its top until that exceeds the trim threshold (64 MiB, as much as
+    a thread's heap holds): with two arenas, 40 MB stayed resident after releasing. With one,
+    the thread allocates in the main heap and releasing returns it."""
+    code = (
+        _RSS
+        + """
+assert runtime.tune_memory_allocator()
+before = rss_mb()
+def evaluation():
+    arrays = [np.ones(100_000) for _ in range(50)]  # 40 MB
+    del arrays
+in_a_thread(evaluation)
+held = rss_mb()
+runtime.release_free_memory()
+print(round(held - before), round(rss_mb() - before))
+"""
+    )
+    held, after = (int(v) for v in run(code).split())
+    assert held > 35 and after < 5, (held, after)
