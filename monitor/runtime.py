@@ -73,8 +73,8 @@ def _glibc() -> Any | None:
 
 
 def tune_memory_allocator() -> bool:
-    """Keep NumPy's window-sized arrays (a 100k-record column is 800 KB) in the heap, in at
-    most two arenas.
+    """Keep NumPy's window-sized arrays (a 100k-record column is 800 KB) in the heap, in one
+    arena.
 
     glibc serves an allocation above its mmap threshold (128 KiB at start) with fresh pages
     from the kernel and unmaps them on free, raising the threshold only as such blocks are
@@ -89,12 +89,10 @@ def tune_memory_allocator() -> bool:
     their working sets behind in several arenas (bench/soak.py: at 2k records/s with
     evaluations every 10 s, RSS rose from 158 to 338 MB in two minutes while the memory in use
     stayed near 50 MB; up to 60 MB lay free in each of 3 arenas). Two arenas were not enough:
-    the free top of a thread's arena is returned only once it exceeds the trim threshold, and
-    ``malloc_trim`` never trims it (it trims the main heap's top only), so about 50 MB stayed
-    resident there. With one arena every free page is the main heap's, which
-    ``release_free_memory`` returns. Python allocates under the GIL and each thread has
-    glibc's lock-free cache of small blocks, so one arena costs little concurrency
-    (bench/ingest.py: the same records/s).
+    the second one held 40-50 MB free, and the steady RSS of the same soak was about 25 MB
+    higher with two than with one. Python allocates under the GIL and each thread has glibc's
+    lock-free cache of small blocks, so one arena costs little concurrency (bench/ingest.py:
+    the same records/s).
 
     A thread that allocated before this call keeps the arena it got, so ``monitor serve``
     calls it first, before importing anything that starts threads (NumPy's BLAS pool).

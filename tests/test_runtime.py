@@ -74,10 +74,11 @@ def in_a_thread(work):
 
 
 @pytest.mark.skipif(not GLIBC, reason="mallopt is glibc's")
-def test_threads_that_allocate_at_once_share_at_most_two_arenas() -> None:
+def test_threads_that_allocate_at_once_share_one_arena() -> None:
     """glibc gives each thread that allocates while others do an arena of its own (up to 8 per
     core), and an arena keeps its free memory for itself: the scheduler's pool of 10 threads
-    left an evaluation's working set behind in each."""
+    left an evaluation's working set behind in each (and a second arena still kept about
+    25 MB more resident than one, bench/soak.py)."""
     code = """
 import ctypes, ctypes.util, os, re, tempfile, threading
 from monitor import runtime
@@ -103,7 +104,7 @@ libc.malloc_info(0, handle)
 libc.fclose(handle)
 print(len(re.findall(r'<heap nr="', open(path).read())))
 """
-    assert int(run(code.format(tuned=True))) <= 2
+    assert int(run(code.format(tuned=True))) == 1
     assert int(run(code.format(tuned=False))) > 2
 
 
@@ -149,27 +150,3 @@ def test_releasing_runs_every_interval_until_stopped() -> None:
     assert calls == [1, 1]
     assert stop.timeouts == [7.5, 7.5, 7.5]
 
-
-@pytest.mark.skipif(not GLIBC, reason="malloc_trim is glibc's")
-def test_releasing_returns_what_a_worker_thread_freed() -> None:
-    """A scheduler thread's evaluation frees its working set, which becomes the free top of
-    the arena it allocated in. ``malloc_trim`` trims the top of the main heap only, and a
-    thread's own arena keeps its top until that exceeds the trim threshold (64 MiB, as much as
-    a thread's heap holds): with two arenas, 40 MB stayed resident after releasing. With one,
-    the thread allocates in the main heap and releasing returns it."""
-    code = (
-        _RSS
-        + """
-assert runtime.tune_memory_allocator()
-before = rss_mb()
-def evaluation():
-    arrays = [np.ones(100_000) for _ in range(50)]  # 40 MB
-    del arrays
-in_a_thread(evaluation)
-held = rss_mb()
-runtime.release_free_memory()
-print(round(held - before), round(rss_mb() - before))
-"""
-    )
-    held, after = (int(v) for v in run(code).split())
-    assert held > 35 and after < 5, (held, after)

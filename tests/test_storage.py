@@ -6,7 +6,6 @@ import json
 import time
 
 import pytest
-
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine, inspect, select
 
