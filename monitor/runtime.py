@@ -91,8 +91,8 @@ def tune_memory_allocator() -> bool:
     stayed near 50 MB; up to 60 MB lay free in each of 3 arenas). Two arenas were not enough:
     the second one held 40-50 MB free, and the steady RSS of the same soak was about 25 MB
     higher with two than with one. Python allocates under the GIL and each thread has glibc's
-    lock-free cache of small blocks, so one arena costs little concurrency (bench/ingest.py:
-    the same records/s).
+    lock-free cache of small blocks, so one arena costs little concurrency (bench/ingest.py at
+    batch 1000: no difference from glibc's defaults beyond the noise of a shared machine).
 
     A thread that allocated before this call keeps the arena it got, so ``monitor serve``
     calls it first, before importing anything that starts threads (NumPy's BLAS pool).

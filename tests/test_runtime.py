@@ -149,4 +149,3 @@ def test_releasing_runs_every_interval_until_stopped() -> None:
     runtime.release_until_stopped(stop, interval=7.5, release=lambda: calls.append(1))
     assert calls == [1, 1]
     assert stop.timeouts == [7.5, 7.5, 7.5]
-
