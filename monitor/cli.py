@@ -268,6 +268,9 @@ def serve_command(args: argparse.Namespace) -> int:
     """``monitor serve``: exit 1 on a config error (before serving) or on a start-up error
     other than an unavailable database, which is retried in the background while the
     server answers (``monitor.startup``)."""
+    # First: a thread that allocates before this keeps an arena of its own (runtime's doc),
+    # and importing NumPy starts its BLAS threads.
+    runtime.tune_memory_allocator()
     import uvicorn
 
     from monitor.api import create_app
@@ -284,7 +287,6 @@ def serve_command(args: argparse.Namespace) -> int:
     if not path:
         print("monitor serve: give --config PATH or set MONITOR_CONFIG", file=sys.stderr)
         return 2
-    runtime.tune_memory_allocator()
     try:
         config = load_config(path)
         service = Service(config)
@@ -310,6 +312,7 @@ def serve_command(args: argparse.Namespace) -> int:
     app = create_app(service, manage_service=False, stop_service=True, connector=connector)
     runtime.tune_garbage_collector()
     runtime.tune_thread_switching()
+    release = runtime.release_memory_periodically()
     server = uvicorn.Server(
         uvicorn.Config(
             app,
@@ -329,6 +332,7 @@ def serve_command(args: argparse.Namespace) -> int:
     try:
         server.run()
     finally:
+        release.set()
         service.stop()
     return 1 if connector.failure is not None else 0
 

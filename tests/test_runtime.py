@@ -52,3 +52,100 @@ def test_tuning_the_process_sets_the_collector_and_the_switch_interval() -> None
         "print(gc.get_threshold()[0], sys.getswitchinterval())"
     )
     assert out == "50000 0.0005"
+
+
+# What a long-running service's heap keeps (bench/soak.py). Memory figures are the process's
+# resident set (VmRSS), read in the fresh interpreter around each step.
+_RSS = """
+import threading, numpy as np
+from monitor import runtime
+def rss_mb():
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+def in_a_thread(work):
+    out = []
+    thread = threading.Thread(target=lambda: out.append(work()))
+    thread.start()
+    thread.join()
+    return out[0]
+"""
+
+
+@pytest.mark.skipif(not GLIBC, reason="mallopt is glibc's")
+def test_threads_that_allocate_at_once_share_one_arena() -> None:
+    """glibc gives each thread that allocates while others do an arena of its own (up to 8 per
+    core), and an arena keeps its free memory for itself: the scheduler's pool of 10 threads
+    left an evaluation's working set behind in each (and a second arena still kept about
+    25 MB more resident than one, bench/soak.py)."""
+    code = """
+import ctypes, ctypes.util, os, re, tempfile, threading
+from monitor import runtime
+if {tuned}:
+    assert runtime.tune_memory_allocator()
+barrier = threading.Barrier(8)
+def work():
+    block = bytearray(1 << 20)  # malloc'd by this thread, while the 7 others are alive
+    barrier.wait()
+threads = [threading.Thread(target=work) for _ in range(8)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+libc = ctypes.CDLL(ctypes.util.find_library("c"))
+libc.fopen.restype = ctypes.c_void_p
+libc.fopen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+libc.fclose.argtypes = [ctypes.c_void_p]
+path = os.path.join(tempfile.mkdtemp(), "info.xml")
+handle = libc.fopen(path.encode(), b"w")
+libc.malloc_info(0, handle)
+libc.fclose(handle)
+print(len(re.findall(r'<heap nr="', open(path).read())))
+"""
+    assert int(run(code.format(tuned=True))) == 1
+    assert int(run(code.format(tuned=False))) > 2
+
+
+@pytest.mark.skipif(not GLIBC, reason="malloc_trim is glibc's")
+def test_releasing_free_memory_returns_the_pages_held_below_live_blocks() -> None:
+    """Blocks freed below a block still in use stay resident whatever the trim threshold;
+    ``release_free_memory`` hands their pages back."""
+    code = (
+        _RSS
+        + """
+assert runtime.tune_memory_allocator()
+before = rss_mb()
+def evaluation():
+    arrays = [np.ones(100_000) for _ in range(50)]  # 40 MB
+    pinned = np.ones(1000)  # allocated last, still in use: it pins the top of the heap
+    del arrays
+    return pinned
+pinned = in_a_thread(evaluation)
+held = rss_mb()
+released = runtime.release_free_memory()
+print(round(held - before), round(rss_mb() - before), released)
+"""
+    )
+    held, after, released = run(code).split()
+    assert int(held) > 35 and int(after) < 5 and released == "True", (held, after, released)
+
+
+def test_releasing_runs_every_interval_until_stopped() -> None:
+    class Stop:
+        """Not set for the first two waits, then set."""
+
+        def __init__(self) -> None:
+            self.timeouts: list[float | None] = []
+
+        def wait(self, timeout: float | None = None) -> bool:
+            self.timeouts.append(timeout)
+            return len(self.timeouts) > 2
+
+    from monitor import runtime
+
+    stop, calls = Stop(), []
+    runtime.release_until_stopped(stop, interval=7.5, release=lambda: calls.append(1))
+    assert calls == [1, 1]
+    assert stop.timeouts == [7.5, 7.5, 7.5]

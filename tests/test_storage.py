@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine, inspect, select
 
@@ -264,3 +265,47 @@ def test_window_rows_join_labels_once_the_model_has_any(engine: Engine) -> None:
     assert sorted(zip(after.predictions, after.labels, strict=True), key=str) == sorted(
         [("approved", None), ("approved", "rejected")], key=str
     )
+
+
+def test_window_rows_are_read_a_few_at_a_time_and_stay_aligned(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A window is fetched ``FETCH_ROWS`` rows at a time (here 3, with a short last fetch);
+    every row is read once, its features, prediction, label and scores in step."""
+    from monitor.storage import windows
+
+    monkeypatch.setattr(windows, "FETCH_ROWS", 3)
+    migrate(engine)
+    n = 10
+    ids = [f"r{i}" for i in range(n)]
+    features = [codec.encode({"age": i}) for i in range(n)]
+    scores = [codec.encode({"approved": i / 10}) if i % 2 else None for i in range(n)]
+    with engine.begin() as connection:
+        repo.insert_predictions(
+            connection,
+            model="m",
+            batch=PredictionBatch(
+                ids,
+                [float(i + 1) for i in range(n)],
+                features,
+                [f"p{i}" for i in range(n)],
+                [None] * n,
+                scores,
+            ),
+            received_at=1,
+        )
+        repo.upsert_labels(
+            connection,
+            model="m",
+            batch=LabelBatch(["r4", "r7"], [20.0, 20.0], ["l4", "l7"], [None, None]),
+            received_at=2,
+        )
+        rows = windows.rows_between(connection, model="m", start=0, end=n, regression=False)
+    assert len(rows) == n and (rows.first_ts, rows.last_ts) == (1.0, float(n))
+    found = sorted(
+        zip(rows.features, rows.predictions, rows.labels, rows.scores, strict=True),
+        key=lambda row: row[1],
+    )
+    expected = [(features[i], f"p{i}", {4: "l4", 7: "l7"}.get(i), scores[i]) for i in range(n)]
+    assert found == sorted(expected, key=lambda row: row[1])
+    assert all(type(blob) is bytes for blob in rows.features)

@@ -84,10 +84,15 @@ class LabelledWindows:
                         after=mark.prediction_seq,
                         other_upto=mark.label_seq,
                     )
-                    parts = [cols.decode(blob) for blob in blobs]
-                    parts.append(spec.columns(tail + newer))
-                    merged = cols.concat(parts, spec.n_classes)
-                    return merged.within(start, end, by_label_time=spec.by_label_time)
+                    # Each part cut to the window before they are joined: cutting the joined
+                    # window copied all of it once more (bench/soak.py: the peak of an
+                    # evaluation grows with the labelled pairs in the window, 36 bytes each).
+                    within = functools.partial(
+                        Labelled.within, start=start, end=end, by_label_time=spec.by_label_time
+                    )
+                    parts = [within(cols.decode(blob)) for blob in blobs]
+                    parts.append(within(spec.columns(tail + newer)))
+                    return cols.concat(parts, spec.n_classes)
         with self.database.read() as connection:
             rows = store.pairs_between(
                 connection,

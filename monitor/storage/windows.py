@@ -54,18 +54,40 @@ def has_labels(connection: Connection, *, model: str) -> bool:
     return _count_labels(connection, model=model, limit=1) > 0
 
 
+#: Rows fetched from the cursor at a time by ``_rows``.
+FETCH_ROWS = 4_096
+
+
 def _rows(result: Any) -> Rows:
     """Rows fetched straight from the DBAPI cursor and transposed in C: building SQLAlchemy
-    Row objects cost more than the database read itself for a 100k-record window."""
-    fetched = result.cursor.fetchall() if result.cursor is not None else []
-    if not fetched:
+    Row objects cost more than the database read itself for a 100k-record window.
+
+    Fetched a few thousand at a time, so that only those rows' tuples are alive besides the
+    columns: a whole window's row tuples (about 0.2 KB each) freed at once among the feature
+    objects still held left Python's object allocator 20 MB larger, fragmented, after each
+    exact-path evaluation (bench/soak.py)."""
+    cursor = result.cursor
+    features: list[bytes] = []
+    prediction_values: list[Any] = []
+    label_values: list[Any] = []
+    stamps: list[float] = []
+    scores: list[bytes | None] = []
+    while cursor is not None:
+        fetched = cursor.fetchmany(FETCH_ROWS)
+        if not fetched:
+            break
+        blobs, predicted, labelled, times, scored = zip(*fetched, strict=True)
+        del fetched
+        if type(blobs[0]) is not bytes:  # drivers that hand out memoryview
+            blobs = tuple(bytes(blob) for blob in blobs)
+            scored = tuple(None if blob is None else bytes(blob) for blob in scored)
+        features.extend(blobs)
+        prediction_values.extend(predicted)
+        label_values.extend(labelled)
+        stamps.extend(times)
+        scores.extend(scored)
+    if not features:
         return Rows([], [], [], None, None, [])
-    features, prediction_values, label_values, stamps, scores = (
-        list(column) for column in zip(*fetched, strict=True)
-    )
-    if type(features[0]) is not bytes:  # drivers that hand out memoryview
-        features = [bytes(blob) for blob in features]
-        scores = [None if blob is None else bytes(blob) for blob in scores]
     return Rows(features, prediction_values, label_values, min(stamps), max(stamps), scores)
 
 
