@@ -459,6 +459,63 @@ def test_chunked_label_decode_peaks_under_two_and_a_half_times_the_body(
     assert peak < 2.5 * len(text), f"peak {peak / len(text):.2f} times the body"
 
 
+# -- a body of many invalid records ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "line"),
+    [
+        ("predictions", b"{}\n"),
+        ("labels", b"{}\n"),
+        ("predictions", b"1\n"),
+        ("reference", b"{}\n"),
+    ],
+)
+@pytest.mark.parametrize("large", [False, True])
+def test_a_body_of_many_invalid_records_lists_the_first_problems_and_counts_all(
+    client: TestClient,
+    service: Service,
+    monkeypatch: pytest.MonkeyPatch,
+    path: str,
+    line: bytes,
+    large: bool,
+) -> None:
+    """A few KB of gzip holding a million ``{}`` lines made a 1 GB list of problems (and a
+    242 MB answer): the answer lists the first 100 problems and counts every record."""
+    if large:
+        monkeypatch.setattr("monitor.api.body.LARGE_BODY_BYTES", 2048)
+        monkeypatch.setattr("monitor.ingest.chunked.CHUNK_BYTES", 1024)
+    count = 5_000
+    method = "PUT" if path == "reference" else "POST"
+    response = client.request(
+        method, f"/v1/models/credit/{path}", content=gzip.compress(line * count), headers=NDJSON
+    )
+    assert response.status_code == 422
+    problem = response.json()
+    assert len(problem["errors"]) == 100
+    assert problem["errors"][0]["index"] == 0
+    assert problem["detail"] == (
+        f"{count} invalid record(s), nothing of the batch was stored; "
+        "the first 100 problems are listed"
+    )
+    if path != "reference":
+        assert (
+            service.registry.get_sample_value(
+                "drift_monitor_records_rejected_total",
+                {"model": "credit", "reason": "invalid_record"},
+            )
+            == count
+        )
+
+
+def test_few_invalid_records_are_all_listed(client: TestClient) -> None:
+    records = [record(i, prediction="maybe") for i in range(3)]
+    response = client.post("/v1/models/credit/predictions", json=records)
+    assert response.status_code == 422
+    assert len(response.json()["errors"]) == 3
+    assert response.json()["detail"] == "3 invalid record(s), nothing of the batch was stored"
+
+
 # -- decode slots -----------------------------------------------------------------------
 
 

@@ -24,7 +24,7 @@ import msgspec
 import orjson
 
 from monitor.domain import LabelBatch, PredictionBatch
-from monitor.errors import InvalidRecordsError, RecordIssue
+from monitor.errors import MAX_REPORTED_ISSUES, InvalidRecordsError, RecordIssue
 from monitor.ingest.decode import NDJSON_TYPES, decode_records
 
 #: Decompressed bytes of records decoded at a time: a chunk decodes to a few MiB of objects.
@@ -134,7 +134,8 @@ def validated_batches(
     """Each chunk's validated batch, in order, until a chunk has an invalid record; then the
     remaining chunks are only validated, and ``InvalidRecordsError`` names every invalid
     record of the body. ``fast`` is a fast path (None: let ``validate`` decide)."""
-    issues: list[RecordIssue] = []
+    issues: list[RecordIssue] = []  # the first MAX_REPORTED_ISSUES of the body
+    invalid = omitted = 0
     offset = 0  # records in the chunks before this one
     for chunk in chunks:
         batch = None if fast is None else fast(chunk.text, chunk.media_type)
@@ -146,11 +147,16 @@ def validated_batches(
             try:
                 batch = validate(records)
             except InvalidRecordsError as exc:
-                issues.extend(RecordIssue(i.index + offset, i.field, i.reason) for i in exc.issues)
+                room = MAX_REPORTED_ISSUES - len(issues)
+                issues.extend(
+                    RecordIssue(i.index + offset, i.field, i.reason) for i in exc.issues[:room]
+                )
+                invalid += exc.records
+                omitted += exc.omitted + max(0, len(exc.issues) - room)
             del records
-        if not issues and batch is not None:
+        if not invalid and batch is not None:
             yield batch
         batch = None
         offset += count
-    if issues:
-        raise InvalidRecordsError(issues)
+    if invalid:
+        raise InvalidRecordsError(issues, records=invalid, omitted=omitted)
