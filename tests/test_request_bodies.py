@@ -618,6 +618,108 @@ def test_json_array_chunks_hold_the_records_in_order() -> None:
         assert [r for c in chunks for r in orjson.loads(c.text)] == records
 
 
+def test_a_json_array_is_cut_without_an_object_per_element() -> None:
+    """``[1,1,...]``: parsed whole into raw slices first, each element cost 57 bytes (28
+    times the body: 2.9 GB for 100 MiB). Cut at commas, the peak is a chunk's worth."""
+    import tracemalloc
+
+    from monitor.ingest.chunked import record_chunks
+
+    text = b"[" + b",".join([b"1"] * 4_000_000) + b"]"  # about 8 MiB
+    tracemalloc.start()
+    elements = 0
+    for chunk in record_chunks(iter([text]), "application/json", chunk_bytes=64 * 1024):
+        elements += len(orjson.loads(chunk.text))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert elements == 4_000_000
+    assert peak < 0.5 * len(text), f"peak {peak / len(text):.2f} times the body"
+
+
+def test_json_array_chunks_are_cut_only_between_records() -> None:
+    """Commas and ``},{`` inside strings and nested values are not where records end."""
+    from monitor.ingest.chunked import record_chunks
+
+    records = [
+        {"id": f"r{i}", "s": "a},{b" * (i % 3), "t": ",,", "f": {"x": [1, {"y": "},{"}]}}
+        for i in range(300)
+    ]
+    for text in (
+        orjson.dumps(records),
+        orjson.dumps({"records": records}),
+        b" \n" + orjson.dumps(records, option=orjson.OPT_INDENT_2) + b"\n ",
+        orjson.dumps(list(range(1000))),
+    ):
+        chunks = list(record_chunks(iter([text]), "application/json", chunk_bytes=512))
+        assert len(chunks) > 5
+        decoded = orjson.loads(text)
+        expected = decoded["records"] if isinstance(decoded, dict) else decoded
+        assert [r for c in chunks for r in orjson.loads(c.text)] == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b"[" + b"1," * 500 + b"]",  # a trailing comma
+        b"[" + b"1," * 500 + b",1]",
+        b"[" + b"1," * 500 + b"1 2]",
+        b"[" + b'{"a": 1},\n' * 300 + b'{"a": }]',
+        b"[" + b"1," * 300 + b"1]]",
+    ],
+)
+def test_a_broken_json_array_is_named_where_it_breaks(text: bytes) -> None:
+    from monitor.ingest.chunked import record_chunks
+
+    with pytest.raises(orjson.JSONDecodeError) as whole:
+        orjson.loads(text)
+    with pytest.raises(PayloadError) as chunked:
+        list(record_chunks(iter([text]), "application/json", chunk_bytes=512))
+    assert str(chunked.value) == f"body is not valid JSON: {whole.value}"
+
+
+@pytest.mark.usefixtures("small_chunks")
+@pytest.mark.parametrize(
+    ("media_type", "text", "what"),
+    [
+        (
+            "application/x-ndjson",
+            ndjson([record(i) for i in range(60)]),
+            "line 31 of the NDJSON body",
+        ),
+        (
+            "application/json",
+            orjson.dumps([record(i) for i in range(60)]),
+            "a record of the JSON array",
+        ),
+    ],
+)
+def test_a_record_over_the_record_limit_is_413(
+    client: TestClient,
+    service: Service,
+    monkeypatch: pytest.MonkeyPatch,
+    media_type: str,
+    text: bytes,
+    what: str,
+) -> None:
+    """One NDJSON line (or array element) of 100 MiB ``[{},{},...]`` parsed to 2.8 GB."""
+    monkeypatch.setattr("monitor.ingest.chunked.MAX_RECORD_BYTES", 4096)
+    huge = orjson.dumps(record(30, extra=[{}] * 3000))
+    if media_type == "application/x-ndjson":
+        lines = text.splitlines(keepends=True)
+        lines[30] = huge + b"\n"
+        body = b"".join(lines)
+    else:
+        body = text[:-1] + b"," + huge + b"]"
+    response = client.post(
+        "/v1/models/credit/predictions",
+        content=gzip.compress(body),
+        headers={"content-type": media_type, "content-encoding": "gzip"},
+    )
+    assert response.status_code == 413
+    assert response.json()["detail"] == f"{what} exceeds the limit of 4096 bytes"
+    assert stored_ids(service) == set()
+
+
 # -- the shipped limits fit the shipped memory --------------------------------------------
 
 
