@@ -151,6 +151,26 @@ def test_unsupported_coding_is_415(client: TestClient, coding: str) -> None:
     )
 
 
+@pytest.mark.parametrize("path", ["predictions", "labels", "reference"])
+@pytest.mark.parametrize("codings", [("gzip", "gzip"), ("gzip", "identity"), ("identity", "gzip")])
+def test_repeated_content_encoding_headers_are_one_list(
+    client: TestClient, service: Service, path: str, codings: tuple[str, str]
+) -> None:
+    """Two ``Content-Encoding`` fields are one list (RFC 9110 5.3): only the last was read, so
+    a body gzipped twice was 400 (decoded once), not 415 like ``gzip, gzip``."""
+    body = gzip.compress(gzip.compress(ndjson([record(1)])))
+    headers = [("content-type", "application/x-ndjson")] + [
+        ("content-encoding", coding) for coding in codings
+    ]
+    method = "PUT" if path == "reference" else "POST"
+    response = client.request(method, f"/v1/models/credit/{path}", content=body, headers=headers)
+    assert response.status_code == 415
+    assert response.json()["detail"] == (
+        f"Content-Encoding '{', '.join(codings)}' is not supported (send gzip or no encoding)"
+    )
+    assert stored_ids(service) == set()
+
+
 def test_unsupported_coding_of_a_reference_is_415(client: TestClient) -> None:
     response = client.put(
         "/v1/models/credit/reference",
