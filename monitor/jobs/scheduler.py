@@ -8,7 +8,23 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from monitor.errors import StorageUnavailableError
+
 log = logging.getLogger(__name__)
+
+
+def run_guarded(job: Callable[[], object], *, name: str) -> None:
+    """Run ``job`` once; a failure is logged and the next run still happens. The database
+    being unavailable (an outage: ``StorageUnavailableError``) is one line, not a traceback
+    every run."""
+    try:
+        job()
+    except StorageUnavailableError as exc:
+        log.warning(
+            "scheduled job %s: the database is unavailable (%s); next run as scheduled", name, exc
+        )
+    except Exception:
+        log.exception("scheduled job %s failed", name)
 
 
 class Scheduler:
@@ -21,10 +37,7 @@ class Scheduler:
         self, interval: timedelta, job: Callable[[], object], *, name: str, run_now: bool = False
     ) -> None:
         def guarded() -> None:
-            try:
-                job()
-            except Exception:  # a failing run is logged; the next run still happens
-                log.exception("scheduled job %s failed", name)
+            run_guarded(job, name=name)
 
         # run_now: the same job, first due at once (a separate one-off job raced with its own
         # removal inside APScheduler when the scheduler shut down soon after starting)
