@@ -14,6 +14,8 @@ import math
 from datetime import datetime
 from typing import Any
 
+import msgspec
+
 from monitor import codec, timestamps
 from monitor.config.schema import ModelConfig
 from monitor.domain import FeatureValue, LabelBatch, PredictionBatch
@@ -174,10 +176,12 @@ class RecordValidator:
         is: one too large for a float is still compared exactly)."""
         if type(value) is str:
             try:
-                parsed = datetime.fromisoformat(value)
-            except ValueError:
+                # RFC 3339 as the fast path reads it (msgspec): ``fromisoformat`` also took
+                # ISO 8601 forms, and ignored whatever followed a NUL
+                parsed = msgspec.convert(value, datetime)
+            except msgspec.ValidationError:
                 parsed = None
-            if parsed is None or len(value) < 16:
+            if parsed is None:
                 issues.append(
                     RecordIssue(
                         index,
