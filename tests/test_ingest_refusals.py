@@ -322,3 +322,27 @@ def test_a_record_is_valid_whatever_else_its_batch_holds(
     )
     assert label.status_code == 202
     assert stored(service) == (1, 1)
+
+
+REFERENCE_CSV = {"content-type": "text/csv"}
+
+
+def test_a_reference_csv_ending_rows_with_a_bare_cr_is_read(client: TestClient) -> None:
+    """A carriage return alone ends a CSV row as well (schemathesis found it a 500)."""
+    body = b"age,country\r\n30,DE\r31,FR\n32,GB\r\n"
+    response = client.put("/v1/models/credit/reference", content=body, headers=REFERENCE_CSV)
+    assert response.status_code == 201, response.text
+    assert response.json()["n"] == 3
+
+
+def test_a_reference_csv_the_csv_reader_refuses_is_400_naming_the_row(
+    client: TestClient,
+) -> None:
+    """A cell over the csv module's field limit (128 KiB) raised ``csv.Error``: a 500."""
+    body = b"age,country\n30,DE\n31," + b"x" * 200_000 + b"\n"
+    response = client.put("/v1/models/credit/reference", content=body, headers=REFERENCE_CSV)
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["detail"] == (
+        "CSV data row 1 cannot be read: field larger than field limit (131072)"
+    )

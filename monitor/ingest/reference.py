@@ -75,7 +75,8 @@ def iter_reference_csv(
     and ``timestamp`` are ignored). An empty cell is a missing value; a blank line is skipped.
     Index 0 is the first data row. A header that does not fit the model is a ``PayloadError``.
     """
-    reader = csv.reader(io.StringIO(text))
+    # newline="": the reader sees the row ends itself, so a bare CR ends a row as well
+    reader = _readable(csv.reader(io.StringIO(text, newline="")))
     try:
         header = next(reader)
     except StopIteration:
@@ -124,6 +125,19 @@ def iter_reference_csv(
             else:
                 features[column] = cell
         yield index, record
+
+
+def _readable(rows: Iterator[list[str]]) -> Iterator[list[str]]:
+    """The rows; what the csv module refuses (a cell over its field limit) is a
+    ``PayloadError`` naming the row as ``iter_reference_csv`` indexes it, not a 500."""
+    read = 0  # rows read, the header included
+    try:
+        for row in rows:
+            yield row
+            read += 1
+    except csv.Error as exc:
+        where = "header" if read == 0 else f"data row {read - 1}"
+        raise PayloadError(f"CSV {where} cannot be read: {exc}") from None
 
 
 def _target_cell(cell: str, numeric: bool) -> Any:
