@@ -6,7 +6,7 @@
     ├── ConfigError(ValueError)          the config file is invalid; carries every ConfigIssue
     ├── ModelNotFoundError(LookupError)  no model of that name is configured
     ├── RouteNotFoundError(LookupError)  no webhook route of that name is configured
-    ├── InvalidRecordsError(ValueError)  a batch has invalid records; carries every RecordIssue
+    ├── InvalidRecordsError(ValueError)  a batch has invalid records; carries the first RecordIssues
     ├── PayloadError(ValueError)         a body that cannot be read at all (syntax, encoding)
     │   └── PayloadTooLargeError         the body (or its decompressed form) exceeds a limit
     ├── StorageError(RuntimeError)       the database refused an operation
@@ -68,13 +68,55 @@ class RecordIssue:
     reason: str
 
 
-class InvalidRecordsError(MonitorError, ValueError):
-    """A batch has invalid records; none of the batch is stored."""
+#: Problems an ``InvalidRecordsError`` keeps (and a 422 lists). A few KB of gzip can hold a
+#: million invalid records; listing them all took a GB of memory and a 242 MB answer.
+MAX_REPORTED_ISSUES = 100
 
-    def __init__(self, issues: list[RecordIssue]) -> None:
+
+class InvalidRecordsError(MonitorError, ValueError):
+    """A batch has invalid records; none of the batch is stored. ``issues`` are the first
+    ``MAX_REPORTED_ISSUES`` problems (in record order), ``records`` counts every invalid
+    record (default: those ``issues`` name), ``omitted`` the problems not kept."""
+
+    def __init__(
+        self, issues: list[RecordIssue], *, records: int | None = None, omitted: int = 0
+    ) -> None:
         self.issues = issues
-        records = len({issue.index for issue in issues})
-        super().__init__(f"{records} invalid record(s), nothing of the batch was stored")
+        self.records = len({issue.index for issue in issues}) if records is None else records
+        self.omitted = omitted
+        message = f"{self.records} invalid record(s), nothing of the batch was stored"
+        if omitted:
+            message += f"; the first {len(issues)} problems are listed"
+        super().__init__(message)
+
+
+class RecordIssues:
+    """The problems of one batch, appended in record order: every one is counted, the first
+    ``MAX_REPORTED_ISSUES`` are kept, so a batch of invalid records costs bounded memory.
+    ``len()`` counts them all (validators compare it before and after a record)."""
+
+    __slots__ = ("_count", "_last_index", "kept", "records")
+
+    def __init__(self) -> None:
+        self.kept: list[RecordIssue] = []
+        self.records = 0
+        self._count = 0
+        self._last_index = -1
+
+    def append(self, issue: RecordIssue) -> None:
+        self._count += 1
+        if issue.index != self._last_index:
+            self.records += 1
+            self._last_index = issue.index
+        if len(self.kept) < MAX_REPORTED_ISSUES:
+            self.kept.append(issue)
+
+    def __len__(self) -> int:
+        return self._count
+
+    def error(self) -> InvalidRecordsError:
+        kept = sorted(self.kept, key=lambda issue: issue.index)
+        return InvalidRecordsError(kept, records=self.records, omitted=self._count - len(kept))
 
 
 class PayloadError(MonitorError, ValueError):

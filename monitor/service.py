@@ -410,7 +410,7 @@ class Service:
                         totals[2] += stored.corrections
                         delays.extend(stored.label_delays)
         except InvalidRecordsError as exc:
-            self.reject(model, "invalid_record", len({i.index for i in exc.issues}))
+            self.reject(model, "invalid_record", exc.records)
             raise
         except PayloadError as exc:
             too_large = isinstance(exc, PayloadTooLargeError)
@@ -518,7 +518,7 @@ class Service:
         try:
             return validate(self.validators[model])
         except InvalidRecordsError as exc:
-            self.reject(model, "invalid_record", len({i.index for i in exc.issues}))
+            self.reject(model, "invalid_record", exc.records)
             raise
 
     def _save_reference(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import signal
 import time
 from collections.abc import Iterator
@@ -293,6 +294,40 @@ def test_percent_encoded_headers_and_source_fallback(client: TestClient) -> None
     (row,) = exported(client)
     assert row["id"] == "id with/slash"
     assert row["timestamp"].startswith("2026-11-23T12:00:00")
+
+
+@pytest.mark.parametrize("coding", ["br", "deflate", "gzip, gzip", "zstd"])
+def test_an_unsupported_content_coding_is_415(client: TestClient, coding: str) -> None:
+    """The body was read as if it had no coding: ``br`` of plain JSON was stored."""
+    response = kserve(
+        client, KSERVE_REQUEST, "ev-coded", V1_REQUEST, **{"content-encoding": coding}
+    )
+    assert response.status_code == 415
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["detail"] == (
+        f"Content-Encoding {coding!r} is not supported (send gzip or no encoding)"
+    )
+    assert kserve(client, KSERVE_RESPONSE, "ev-coded", V1_RESPONSE).json()["status"] == "pending"
+
+
+def test_a_gzip_event_is_read(client: TestClient) -> None:
+    """A gzip body was parsed as JSON text: 400 "the event's data is not JSON"."""
+    headers = {
+        "content-type": "application/json",
+        "content-encoding": "gzip",
+        "ce-id": "ev-gz",
+        "ce-type": KSERVE_REQUEST,
+        "ce-specversion": "1.0",
+        "ce-source": "http://localhost:9081/credit-model",
+        "ce-inferenceservicename": "credit-model",
+        "ce-time": TIME,
+    }
+    response = client.post(
+        "/v1/cloudevents", content=gzip.compress(orjson.dumps(V1_REQUEST)), headers=headers
+    )
+    assert response.status_code == 200, response.text
+    assert kserve(client, KSERVE_RESPONSE, "ev-gz", V1_RESPONSE).json()["status"] == "stored"
+    assert strip_time(exported(client)) == [{**APPROVED_42, "id": "ev-gz"}]
 
 
 def test_unknown_service_is_404(client: TestClient) -> None:

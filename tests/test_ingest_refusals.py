@@ -264,3 +264,85 @@ def test_resending_an_id_holding_nul_is_404(client: TestClient, path: str) -> No
     response = client.post(path)
     assert response.status_code == 404
     assert response.json()["type"] == "urn:drift-monitor:problem:delivery-not-found"
+
+
+TEXT_TIME = "2026-01-01T00:00:00Z"  # NOW: a time in range, written several ways below
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        TEXT_TIME + "\u0000garbage",  # Python's fromisoformat stopped reading at the NUL
+        "20260101T000000Z",  # ISO 8601 basic format, not RFC 3339
+        "2025-W53-4T00:00:00Z",  # an ISO week date
+        "2026-01-01T00:00Z",  # no seconds
+    ],
+)
+@pytest.mark.parametrize("path", ["predictions", "labels"])
+def test_a_timestamp_that_is_not_rfc_3339_is_422(
+    client: TestClient, service: Service, path: str, text: str
+) -> None:
+    """The complete validator parsed with ``datetime.fromisoformat``, which takes ISO 8601
+    forms RFC 3339 does not, and ignored everything after a NUL."""
+    body = (
+        [record(1, timestamp=text)]
+        if path == "predictions"
+        else [{"id": "r1", "label": "approved", "timestamp": text}]
+    )
+    response = post(client, f"/v1/models/credit/{path}", body)
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {
+            "index": 0,
+            "field": "timestamp",
+            "reason": "must be an RFC 3339 date-time, e.g. 2024-05-01T12:00:00Z",
+        }
+    ]
+    assert stored(service) == (0, 0)
+
+
+@pytest.mark.parametrize("text", ["2026-01-01t00:00:00z", "2026-01-01 00:00:00Z"])
+def test_a_record_is_valid_whatever_else_its_batch_holds(
+    client: TestClient, service: Service, text: str
+) -> None:
+    """RFC 3339 allows ``t``, ``z`` and a space: the fast path took them and the complete
+    validator refused them, so a record's validity depended on the rest of its batch (and
+    labels, only ever completely validated, refused what predictions took)."""
+    alone = post(client, "/v1/models/credit/predictions", [record(1, timestamp=text)])
+    assert alone.status_code == 202
+    mixed = post(
+        client,
+        "/v1/models/credit/predictions",
+        [record(2, timestamp=text), record(3, prediction="maybe")],
+    )
+    assert mixed.status_code == 422
+    assert [e["index"] for e in mixed.json()["errors"]] == [1]
+    label = post(
+        client, "/v1/models/credit/labels", [{"id": "r1", "label": "approved", "timestamp": text}]
+    )
+    assert label.status_code == 202
+    assert stored(service) == (1, 1)
+
+
+REFERENCE_CSV = {"content-type": "text/csv"}
+
+
+def test_a_reference_csv_ending_rows_with_a_bare_cr_is_read(client: TestClient) -> None:
+    """A carriage return alone ends a CSV row as well (schemathesis found it a 500)."""
+    body = b"age,country\r\n30,DE\r31,FR\n32,GB\r\n"
+    response = client.put("/v1/models/credit/reference", content=body, headers=REFERENCE_CSV)
+    assert response.status_code == 201, response.text
+    assert response.json()["n"] == 3
+
+
+def test_a_reference_csv_the_csv_reader_refuses_is_400_naming_the_row(
+    client: TestClient,
+) -> None:
+    """A cell over the csv module's field limit (128 KiB) raised ``csv.Error``: a 500."""
+    body = b"age,country\n30,DE\n31," + b"x" * 200_000 + b"\n"
+    response = client.put("/v1/models/credit/reference", content=body, headers=REFERENCE_CSV)
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["detail"] == (
+        "CSV data row 1 cannot be read: field larger than field limit (131072)"
+    )

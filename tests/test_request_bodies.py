@@ -151,6 +151,26 @@ def test_unsupported_coding_is_415(client: TestClient, coding: str) -> None:
     )
 
 
+@pytest.mark.parametrize("path", ["predictions", "labels", "reference"])
+@pytest.mark.parametrize("codings", [("gzip", "gzip"), ("gzip", "identity"), ("identity", "gzip")])
+def test_repeated_content_encoding_headers_are_one_list(
+    client: TestClient, service: Service, path: str, codings: tuple[str, str]
+) -> None:
+    """Two ``Content-Encoding`` fields are one list (RFC 9110 5.3): only the last was read, so
+    a body gzipped twice was 400 (decoded once), not 415 like ``gzip, gzip``."""
+    body = gzip.compress(gzip.compress(ndjson([record(1)])))
+    headers = [("content-type", "application/x-ndjson")] + [
+        ("content-encoding", coding) for coding in codings
+    ]
+    method = "PUT" if path == "reference" else "POST"
+    response = client.request(method, f"/v1/models/credit/{path}", content=body, headers=headers)
+    assert response.status_code == 415
+    assert response.json()["detail"] == (
+        f"Content-Encoding '{', '.join(codings)}' is not supported (send gzip or no encoding)"
+    )
+    assert stored_ids(service) == set()
+
+
 def test_unsupported_coding_of_a_reference_is_415(client: TestClient) -> None:
     response = client.put(
         "/v1/models/credit/reference",
@@ -459,6 +479,63 @@ def test_chunked_label_decode_peaks_under_two_and_a_half_times_the_body(
     assert peak < 2.5 * len(text), f"peak {peak / len(text):.2f} times the body"
 
 
+# -- a body of many invalid records ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "line"),
+    [
+        ("predictions", b"{}\n"),
+        ("labels", b"{}\n"),
+        ("predictions", b"1\n"),
+        ("reference", b"{}\n"),
+    ],
+)
+@pytest.mark.parametrize("large", [False, True])
+def test_a_body_of_many_invalid_records_lists_the_first_problems_and_counts_all(
+    client: TestClient,
+    service: Service,
+    monkeypatch: pytest.MonkeyPatch,
+    path: str,
+    line: bytes,
+    large: bool,
+) -> None:
+    """A few KB of gzip holding a million ``{}`` lines made a 1 GB list of problems (and a
+    242 MB answer): the answer lists the first 100 problems and counts every record."""
+    if large:
+        monkeypatch.setattr("monitor.api.body.LARGE_BODY_BYTES", 2048)
+        monkeypatch.setattr("monitor.ingest.chunked.CHUNK_BYTES", 1024)
+    count = 5_000
+    method = "PUT" if path == "reference" else "POST"
+    response = client.request(
+        method, f"/v1/models/credit/{path}", content=gzip.compress(line * count), headers=NDJSON
+    )
+    assert response.status_code == 422
+    problem = response.json()
+    assert len(problem["errors"]) == 100
+    assert problem["errors"][0]["index"] == 0
+    assert problem["detail"] == (
+        f"{count} invalid record(s), nothing of the batch was stored; "
+        "the first 100 problems are listed"
+    )
+    if path != "reference":
+        assert (
+            service.registry.get_sample_value(
+                "drift_monitor_records_rejected_total",
+                {"model": "credit", "reason": "invalid_record"},
+            )
+            == count
+        )
+
+
+def test_few_invalid_records_are_all_listed(client: TestClient) -> None:
+    records = [record(i, prediction="maybe") for i in range(3)]
+    response = client.post("/v1/models/credit/predictions", json=records)
+    assert response.status_code == 422
+    assert len(response.json()["errors"]) == 3
+    assert response.json()["detail"] == "3 invalid record(s), nothing of the batch was stored"
+
+
 # -- decode slots -----------------------------------------------------------------------
 
 
@@ -559,6 +636,108 @@ def test_json_array_chunks_hold_the_records_in_order() -> None:
         )
         assert len(chunks) > 5
         assert [r for c in chunks for r in orjson.loads(c.text)] == records
+
+
+def test_a_json_array_is_cut_without_an_object_per_element() -> None:
+    """``[1,1,...]``: parsed whole into raw slices first, each element cost 57 bytes (28
+    times the body: 2.9 GB for 100 MiB). Cut at commas, the peak is a chunk's worth."""
+    import tracemalloc
+
+    from monitor.ingest.chunked import record_chunks
+
+    text = b"[" + b",".join([b"1"] * 4_000_000) + b"]"  # about 8 MiB
+    tracemalloc.start()
+    elements = 0
+    for chunk in record_chunks(iter([text]), "application/json", chunk_bytes=64 * 1024):
+        elements += len(orjson.loads(chunk.text))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert elements == 4_000_000
+    assert peak < 0.5 * len(text), f"peak {peak / len(text):.2f} times the body"
+
+
+def test_json_array_chunks_are_cut_only_between_records() -> None:
+    """Commas and ``},{`` inside strings and nested values are not where records end."""
+    from monitor.ingest.chunked import record_chunks
+
+    records = [
+        {"id": f"r{i}", "s": "a},{b" * (i % 3), "t": ",,", "f": {"x": [1, {"y": "},{"}]}}
+        for i in range(300)
+    ]
+    for text in (
+        orjson.dumps(records),
+        orjson.dumps({"records": records}),
+        b" \n" + orjson.dumps(records, option=orjson.OPT_INDENT_2) + b"\n ",
+        orjson.dumps(list(range(1000))),
+    ):
+        chunks = list(record_chunks(iter([text]), "application/json", chunk_bytes=512))
+        assert len(chunks) > 5
+        decoded = orjson.loads(text)
+        expected = decoded["records"] if isinstance(decoded, dict) else decoded
+        assert [r for c in chunks for r in orjson.loads(c.text)] == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b"[" + b"1," * 500 + b"]",  # a trailing comma
+        b"[" + b"1," * 500 + b",1]",
+        b"[" + b"1," * 500 + b"1 2]",
+        b"[" + b'{"a": 1},\n' * 300 + b'{"a": }]',
+        b"[" + b"1," * 300 + b"1]]",
+    ],
+)
+def test_a_broken_json_array_is_named_where_it_breaks(text: bytes) -> None:
+    from monitor.ingest.chunked import record_chunks
+
+    with pytest.raises(orjson.JSONDecodeError) as whole:
+        orjson.loads(text)
+    with pytest.raises(PayloadError) as chunked:
+        list(record_chunks(iter([text]), "application/json", chunk_bytes=512))
+    assert str(chunked.value) == f"body is not valid JSON: {whole.value}"
+
+
+@pytest.mark.usefixtures("small_chunks")
+@pytest.mark.parametrize(
+    ("media_type", "text", "what"),
+    [
+        (
+            "application/x-ndjson",
+            ndjson([record(i) for i in range(60)]),
+            "line 31 of the NDJSON body",
+        ),
+        (
+            "application/json",
+            orjson.dumps([record(i) for i in range(60)]),
+            "a record of the JSON array",
+        ),
+    ],
+)
+def test_a_record_over_the_record_limit_is_413(
+    client: TestClient,
+    service: Service,
+    monkeypatch: pytest.MonkeyPatch,
+    media_type: str,
+    text: bytes,
+    what: str,
+) -> None:
+    """One NDJSON line (or array element) of 100 MiB ``[{},{},...]`` parsed to 2.8 GB."""
+    monkeypatch.setattr("monitor.ingest.chunked.MAX_RECORD_BYTES", 4096)
+    huge = orjson.dumps(record(30, extra=[{}] * 3000))
+    if media_type == "application/x-ndjson":
+        lines = text.splitlines(keepends=True)
+        lines[30] = huge + b"\n"
+        body = b"".join(lines)
+    else:
+        body = text[:-1] + b"," + huge + b"]"
+    response = client.post(
+        "/v1/models/credit/predictions",
+        content=gzip.compress(body),
+        headers={"content-type": media_type, "content-encoding": "gzip"},
+    )
+    assert response.status_code == 413
+    assert response.json()["detail"] == f"{what} exceeds the limit of 4096 bytes"
+    assert stored_ids(service) == set()
 
 
 # -- the shipped limits fit the shipped memory --------------------------------------------

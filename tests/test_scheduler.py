@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from monitor.config import parse_config
@@ -79,3 +81,32 @@ def test_run_now_runs_at_start_and_then_on_the_interval_only() -> None:
     finally:
         scheduler.stop()
     assert len(runs) == 1 and runs[0] > 0  # once; the other job waits for its hour
+
+
+def test_a_job_failing_on_an_unavailable_database_logs_one_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """During a PostgreSQL outage the CloudEvents expiry logged a 40-line traceback every 5 s;
+    an outage is expected and said in one line, other failures keep their traceback."""
+    from monitor.errors import StorageUnavailableError
+    from monitor.jobs.scheduler import run_guarded
+
+    def unavailable() -> None:
+        raise StorageUnavailableError("connection refused")
+
+    def broken() -> None:
+        raise ValueError("a bug")
+
+    with caplog.at_level(logging.WARNING, logger="monitor.jobs.scheduler"):
+        run_guarded(unavailable, name="expiry")
+        run_guarded(broken, name="sweep")
+    outage, bug = caplog.records
+    assert outage.levelno == logging.WARNING
+    assert outage.getMessage() == (
+        "scheduled job expiry: the database is unavailable (connection refused); "
+        "next run as scheduled"
+    )
+    assert outage.exc_info is None
+    assert bug.levelno == logging.ERROR
+    assert bug.getMessage() == "scheduled job sweep failed"
+    assert bug.exc_info is not None

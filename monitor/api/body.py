@@ -72,16 +72,11 @@ async def ingest_body(
             f"send one of {', '.join(accepted)}",
             kind="unsupported-media-type",
         )
-    coding = (content_encoding or "").strip().lower()
-    encoding = _CODINGS.get(coding)
-    if encoding is None:
+    try:
+        encoding = content_coding(content_encoding)
+    except ProblemError:
         service.reject(model, "unsupported_media_type")
-        raise ProblemError(
-            415,
-            "Unsupported Media Type",
-            f"Content-Encoding {content_encoding!r} is not supported (send gzip or no encoding)",
-            kind="unsupported-encoding",
-        )
+        raise
     server = service.config.server
     try:
         data = await receive_body(
@@ -95,6 +90,25 @@ async def ingest_body(
         service.reject(model, "too_large")
         raise
     return Payload(data, media_type, encoding, server.max_decompressed_bytes)
+
+
+def content_coding(content_encoding: str | None) -> Literal["identity", "gzip"]:
+    """The coding a ``Content-Encoding`` value names (repeated fields joined with ``", "``, as
+    RFC 9110 5.3 makes them one list: see ``header_value``); 415 for any other."""
+    encoding = _CODINGS.get((content_encoding or "").strip().lower())
+    if encoding is None:
+        raise ProblemError(
+            415,
+            "Unsupported Media Type",
+            f"Content-Encoding {content_encoding!r} is not supported (send gzip or no encoding)",
+            kind="unsupported-encoding",
+        )
+    return encoding
+
+
+def header_value(values: list[str]) -> str | None:
+    """One header's fields as one value (a list joined with ``", "``), None when absent."""
+    return ", ".join(values) if values else None
 
 
 def small_body(service: Service, model: str, payload: Payload) -> bytes | None:

@@ -16,10 +16,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
 from monitor.api.auth import TokenChecker
-from monitor.api.body import receive_body
+from monitor.api.body import content_coding, header_value, receive_body
 from monitor.api.openapi import problems
 from monitor.api.problems import ProblemError
 from monitor.ingest import cloudevents as ce
+from monitor.ingest.payload import inflate
 from monitor.service import Service
 
 
@@ -30,13 +31,17 @@ def build_cloudevents_router(service: Service) -> APIRouter:
     server = service.config.server
 
     async def read_body(request: Request) -> bytes:
-        return await receive_body(
+        encoding = content_coding(header_value(request.headers.getlist("content-encoding")))
+        data = await receive_body(
             request.stream(),
             content_length=request.headers.get("content-length"),
             expect=request.headers.get("expect"),
             max_bytes=server.max_body_bytes,
             timeout_seconds=server.body_timeout.total_seconds(),
         )
+        if encoding == "gzip":
+            return inflate(data, max_bytes=server.max_decompressed_bytes)
+        return data
 
     def bad(exc: ce.CloudEventError) -> ProblemError:
         if exc.status == 400:
@@ -52,6 +57,7 @@ def build_cloudevents_router(service: Service) -> APIRouter:
             404,
             408,
             413,
+            415,
             422,
             503,
             say={

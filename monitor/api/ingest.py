@@ -113,12 +113,13 @@ class IngestMiddleware:
 
 
 def _headers(scope: Scope) -> dict[str, str]:
-    """The request headers this endpoint reads, by lower-case name (ASGI gives them so)."""
-    return {
-        name.decode("latin-1"): value.decode("latin-1")
-        for name, value in scope["headers"]
-        if name in _READ_HEADERS
-    }
+    """The request headers this endpoint reads, by lower-case name (ASGI gives them so); a
+    header sent several times is one list, its values joined with ``", "`` (RFC 9110 5.3)."""
+    fields: dict[str, list[str]] = {}
+    for name, value in scope["headers"]:
+        if name in _READ_HEADERS:
+            fields.setdefault(name.decode("latin-1"), []).append(value.decode("latin-1"))
+    return {name: ", ".join(values) for name, values in fields.items()}
 
 
 _READ_HEADERS = frozenset(

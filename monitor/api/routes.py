@@ -15,7 +15,13 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from monitor import timestamps
 from monitor.api.auth import TokenChecker
-from monitor.api.body import REFERENCE_TYPES, decompressed_body, ingest_body, small_body
+from monitor.api.body import (
+    REFERENCE_TYPES,
+    decompressed_body,
+    header_value,
+    ingest_body,
+    small_body,
+)
 from monitor.api.openapi import INSTANT_SCHEMA, problems
 from monitor.api.problems import ProblemError
 from monitor.api.schemas import (
@@ -56,7 +62,7 @@ def build_router(service: Service, *, slots: DecodeSlots) -> APIRouter:
             request.stream(),
             content_type=request.headers.get("content-type"),
             content_length=request.headers.get("content-length"),
-            content_encoding=request.headers.get("content-encoding"),
+            content_encoding=header_value(request.headers.getlist("content-encoding")),
             expect=request.headers.get("expect"),
             accepted=accepted,
         )

@@ -11,7 +11,7 @@ from typing import Any
 
 from monitor import codec
 from monitor.domain import FeatureValue, ReferenceBatch
-from monitor.errors import InvalidRecordsError, PayloadError, RecordIssue
+from monitor.errors import PayloadError, RecordIssue, RecordIssues
 from monitor.ingest.decode import iter_records
 from monitor.ingest.validate import RecordValidator
 
@@ -25,7 +25,7 @@ def reference_batch(data: bytes, media_type: str, validator: RecordValidator) ->
     """Parse and validate a reference body or file (JSON, NDJSON or CSV) record by record, so
     that only the validated, encoded rows of a large set are kept, not all its parsed records;
     every problem of the set is reported at once."""
-    issues: list[RecordIssue] = []
+    issues = RecordIssues()
     records: Iterable[tuple[int, Any]]
     if media_type == "text/csv":
         try:
@@ -41,11 +41,11 @@ def reference_batch(data: bytes, media_type: str, validator: RecordValidator) ->
 def validate_reference(
     records: Iterable[tuple[int, Any]],
     validator: RecordValidator,
-    issues: list[RecordIssue] | None = None,
+    issues: RecordIssues | None = None,
 ) -> ReferenceBatch:
     """Validate (index, record) pairs (``features`` plus optional ``prediction``, ``label`` and
     ``scores``); ``issues`` may already hold problems found while parsing them."""
-    issues = [] if issues is None else issues
+    issues = RecordIssues() if issues is None else issues
     batch = ReferenceBatch([], [], [], [], [], [])
     for index, record in records:
         row = validator.reference_row(record, index, issues)
@@ -59,14 +59,14 @@ def validate_reference(
         batch.label_values.append(label_value)
         batch.scores.append(None if scores is None else _encode(scores))
     if issues:
-        raise InvalidRecordsError(sorted(issues, key=lambda issue: issue.index))
+        raise issues.error()
     if not len(batch):
         raise PayloadError("the reference data set has no records")
     return batch
 
 
 def iter_reference_csv(
-    text: str, validator: RecordValidator, issues: list[RecordIssue]
+    text: str, validator: RecordValidator, issues: RecordIssues
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """CSV rows as (index, reference record), adding to ``issues`` what the CSV itself gets
     wrong (a row of the wrong length, a numeric cell that is not a finite number).
@@ -75,7 +75,8 @@ def iter_reference_csv(
     and ``timestamp`` are ignored). An empty cell is a missing value; a blank line is skipped.
     Index 0 is the first data row. A header that does not fit the model is a ``PayloadError``.
     """
-    reader = csv.reader(io.StringIO(text))
+    # newline="": the reader sees the row ends itself, so a bare CR ends a row as well
+    reader = _readable(csv.reader(io.StringIO(text, newline="")))
     try:
         header = next(reader)
     except StopIteration:
@@ -124,6 +125,19 @@ def iter_reference_csv(
             else:
                 features[column] = cell
         yield index, record
+
+
+def _readable(rows: Iterator[list[str]]) -> Iterator[list[str]]:
+    """The rows; what the csv module refuses (a cell over its field limit) is a
+    ``PayloadError`` naming the row as ``iter_reference_csv`` indexes it, not a 500."""
+    read = 0  # rows read, the header included
+    try:
+        for row in rows:
+            yield row
+            read += 1
+    except csv.Error as exc:
+        where = "header" if read == 0 else f"data row {read - 1}"
+        raise PayloadError(f"CSV {where} cannot be read: {exc}") from None
 
 
 def _target_cell(cell: str, numeric: bool) -> Any:

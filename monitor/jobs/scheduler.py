@@ -8,8 +8,24 @@ from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from monitor.errors import StorageUnavailableError
+
 log = logging.getLogger(__name__)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def run_guarded(job: Callable[[], object], *, name: str) -> None:
+    """Run ``job`` once; a failure is logged and the next run still happens. The database
+    being unavailable (an outage: ``StorageUnavailableError``) is one line, not a traceback
+    every run."""
+    try:
+        job()
+    except StorageUnavailableError as exc:
+        log.warning(
+            "scheduled job %s: the database is unavailable (%s); next run as scheduled", name, exc
+        )
+    except Exception:
+        log.exception("scheduled job %s failed", name)
 
 
 class Scheduler:
@@ -32,10 +48,7 @@ class Scheduler:
         now."""
 
         def guarded() -> None:
-            try:
-                job()
-            except Exception:  # a failing run is logged; the next run still happens
-                log.exception("scheduled job %s failed", name)
+            run_guarded(job, name=name)
 
         # run_now: the same job, first due at once (a separate one-off job raced with its own
         # removal inside APScheduler when the scheduler shut down soon after starting)
