@@ -753,10 +753,10 @@ def test_shipped_body_limits_fit_the_shipped_memory_limits() -> None:
     manifests = list(yaml.safe_load_all((deploy / "kubernetes" / "deployment.yaml").read_text()))
     pod = manifests[0]["spec"]["template"]["spec"]
     (sidecar,) = [c for c in pod["containers"] if "drift-monitor" in c["image"]]
-    assert sidecar["resources"]["limits"]["memory"] == "512Mi"
+    assert sidecar["resources"]["limits"]["memory"] == "640Mi"
     configmap = yaml.safe_load((deploy / "kubernetes" / "configmap.yaml").read_text())
     compose = yaml.safe_load((deploy / "docker-compose.yml").read_text())
-    assert compose["services"]["monitor"]["mem_limit"] == "512m"
+    assert compose["services"]["monitor"]["mem_limit"] == "640m"
     for text in (configmap["data"]["monitor.yaml"], (deploy / "monitor.compose.yaml").read_text()):
         server = yaml.safe_load(text)["server"]
         defaults = parse_config(CONFIG_YAML).server
@@ -764,5 +764,6 @@ def test_shipped_body_limits_fit_the_shipped_memory_limits() -> None:
         decompressed = server.get("max_decompressed_bytes", defaults.max_decompressed_bytes)
         slots = server.get("max_concurrent_large_bodies", defaults.max_concurrent_large_bodies)
         idle, evaluation = 160e6, 140e6
-        worst = idle + evaluation + slots * (body + 1.6 * decompressed) + 2 * slots * body
-        assert worst <= 512 * 2**20, worst
+        # a JSON array of labels, the costliest body: 2.4 x its decompressed size (measured)
+        worst = idle + evaluation + slots * (body + 2.4 * decompressed) + 2 * slots * body
+        assert worst <= 640 * 2**20, worst
