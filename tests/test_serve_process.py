@@ -155,7 +155,8 @@ def test_pending_webhook_deliveries_survive_sigkill(database_url: str, tmp_path:
     receiver = Receiver(hook_port)
     restarted = start_server(config, port, log)
     try:
-        deadline = time.monotonic() + 30
+        # a delivery claimed at the kill is taken again once its lease ends: 3 x timeout + 30 s
+        deadline = time.monotonic() + 60
         while len(receiver.requests) < 3 and time.monotonic() < deadline:
             time.sleep(0.1)
         seen = [standardwebhooks.Webhook(SECRET).verify(b, h)["id"] for h, b in receiver.requests]
