@@ -262,10 +262,10 @@ def run_wrk(base: str, batch: int, duration: float, args: argparse.Namespace) ->
     )
 
 
-def stored_predictions(base: str) -> int:
-    status, body = http_get(f"{base}/v1/models/{MODEL}", timeout=60)
+def stored_predictions(base: str, model: str = MODEL) -> int:
+    status, body = http_get(f"{base}/v1/models/{model}", timeout=60)
     if status != 200:
-        raise RuntimeError(f"GET /v1/models/{MODEL} answered {status}: {body[:300]!r}")
+        raise RuntimeError(f"GET /v1/models/{model} answered {status}: {body[:300]!r}")
     count: int = json.loads(body)["counts"]["predictions"]
     return count
 

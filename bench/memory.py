@@ -19,12 +19,10 @@ from 159 MB to 889 MB, and three at once to 1.68 GB.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gzip
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +31,8 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+from ingest import free_port, wait_ready
 
 HOST = "127.0.0.1"
 CONFIG = """
@@ -48,12 +48,6 @@ models:
       - {{name: income, type: numeric}}
       - {{name: country, type: categorical}}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 def rss_kib(pid: int, field: str) -> int:
@@ -99,21 +93,6 @@ def post(base: str, data: bytes) -> tuple[int, dict[str, object]]:
         return exc.code, json.loads(exc.read() or b"{}")
 
 
-def wait_ready(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited:\n{log.read_text()}")
-        with (
-            contextlib.suppress(OSError),
-            urllib.request.urlopen(f"{base}/readyz", timeout=2) as response,
-        ):
-            if response.status == 200:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"server not ready:\n{log.read_text()}")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size-mib", type=float, default=100.0)
@@ -140,7 +119,7 @@ def main() -> int:
                 env={**os.environ, "MONITOR_DATABASE_URL": url},
             )
         try:
-            wait_ready(base, process, log)
+            wait_ready(f"{base}/readyz", process, log)
             warm, _ = body("warm", 64 * 1024, 0)
             assert post(base, warm)[0] == 202
             time.sleep(1)

@@ -51,7 +51,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ingest import Processes, _raise_on_sigterm, free_port, http_get, monitor_command, wait_ready
+from ingest import (
+    Processes,
+    _raise_on_sigterm,
+    free_port,
+    http_get,
+    monitor_command,
+    stored_predictions,
+    wait_ready,
+)
 from postgres import fresh_postgres, postgres_unreachable
 
 HERE = Path(__file__).resolve().parent
@@ -259,14 +267,6 @@ def slope_mb_per_minute(samples: Sequence[Sample]) -> float:
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx if sxx else 0.0
 
 
-def stored_predictions(base: str) -> int:
-    status, body = http_get(f"{base}/v1/models/{MODEL}", timeout=60)
-    if status != 200:
-        raise RuntimeError(f"GET /v1/models/{MODEL} answered {status}: {body[:300]!r}")
-    count: int = json.loads(body)["counts"]["predictions"]
-    return count
-
-
 # -- run -----------------------------------------------------------------------------------
 
 
@@ -354,7 +354,7 @@ def soak(backend: str, database_url: str, args: argparse.Namespace, directory: P
             client.join(timeout=60)
             if client.is_alive():
                 client.terminate()
-    stored = stored_predictions(base)
+    stored = stored_predictions(base, MODEL)
     evaluations, evaluation_seconds = evaluations_run(base)
     processes.stop(server)
     warm = next((s for s in samples if s.elapsed >= args.warmup), samples[-1])

@@ -376,39 +376,29 @@ class Service:
 
     def _store_chunked(self, model: str, payload: Payload, kind: str) -> IngestResult:
         received_at = self.clock()
-        fast, validator = self._fast_decoders[model], self.validators[model]
+        validator = self.validators[model]
         chunks = chunked.record_chunks(payload.pieces(), payload.media_type)
-        totals = [0, 0, 0]
-        delays: list[float] = []
+        batches: Iterator[Any]
+        if kind == "predictions":
+            fast = self._fast_decoders[model]
+            batches = chunked.validated_batches(
+                chunks,
+                fast=lambda text, kind: fast.predictions(text, kind, received_at=received_at),
+                validate=lambda records: validator.predictions(records, received_at=received_at),
+            )
+            write: Callable[..., IngestResult] = repo.insert_predictions
+        else:
+            batches = chunked.validated_batches(
+                chunks,
+                validate=lambda records: validator.labels(records, received_at=received_at),
+            )
+            write = repo.upsert_labels
         try:
             with self.database.write() as connection:
-                if kind == "predictions":
-                    for batch in chunked.validated_batches(
-                        chunks,
-                        fast=lambda text, kind: fast.predictions(
-                            text, kind, received_at=received_at
-                        ),
-                        validate=lambda records: validator.predictions(
-                            records, received_at=received_at
-                        ),
-                    ):
-                        stored = repo.insert_predictions(
-                            connection, model=model, batch=batch, received_at=received_at
-                        )
-                        totals[0] += stored.accepted
-                        totals[1] += stored.duplicates
-                else:
-                    for labels in chunked.validated_batches(
-                        chunks,
-                        validate=lambda records: validator.labels(records, received_at=received_at),
-                    ):
-                        stored = repo.upsert_labels(
-                            connection, model=model, batch=labels, received_at=received_at
-                        )
-                        totals[0] += stored.accepted
-                        totals[1] += stored.duplicates
-                        totals[2] += stored.corrections
-                        delays.extend(stored.label_delays)
+                results = [
+                    write(connection, model=model, batch=batch, received_at=received_at)
+                    for batch in batches
+                ]
         except InvalidRecordsError as exc:
             self.reject(model, "invalid_record", exc.records)
             raise
@@ -417,10 +407,10 @@ class Service:
             self.reject(model, "too_large" if too_large else "malformed_body")
             raise
         return IngestResult(
-            accepted=totals[0],
-            duplicates=totals[1],
-            corrections=totals[2],
-            label_delays=tuple(delays),
+            accepted=sum(r.accepted for r in results),
+            duplicates=sum(r.duplicates for r in results),
+            corrections=sum(r.corrections for r in results),
+            label_delays=tuple(d for r in results for d in r.label_delays),
         )
 
     def _decode_predictions(

@@ -167,9 +167,17 @@ def translate(error: BaseException) -> BaseException:
     return error
 
 
-def _describe(error: sa_exc.DBAPIError) -> str:
-    """The driver's message without the SQL and parameters SQLAlchemy appends (they may hold
-    records' values): e.g. ``OperationalError: database is locked``."""
+def driver_message(error: sa_exc.DBAPIError) -> str:
+    """The driver's own message, its first non-empty line with spaces collapsed, without the
+    SQL and parameters SQLAlchemy appends (they may hold records' values); empty if none."""
     original: BaseException = error.orig if error.orig is not None else error
-    message = str(original).strip().splitlines()[0] if str(original).strip() else ""
-    return f"{error_kind(original)}: {message}" if message else error_kind(original)
+    lines = (" ".join(line.split()) for line in str(original).splitlines())
+    return next((line for line in lines if line), "")
+
+
+def _describe(error: sa_exc.DBAPIError) -> str:
+    """``driver_message`` after the error's kind: e.g. ``OperationalError: database is
+    locked``."""
+    kind = error_kind(error.orig if error.orig is not None else error)
+    message = driver_message(error)
+    return f"{kind}: {message}" if message else kind

@@ -13,6 +13,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from monitor.errors import StorageUnavailableError
+from monitor.storage.database import driver_message
 
 
 def unavailable_reason(error: BaseException, *, url: str | URL) -> str | None:
@@ -37,8 +38,7 @@ def unavailable_reason(error: BaseException, *, url: str | URL) -> str | None:
         return None
     assert isinstance(error, DBAPIError)
     original = error.orig if error.orig is not None else error
-    lines = [" ".join(line.split()) for line in str(original).splitlines()]
-    reason = next((line for line in lines if line), type(original).__name__)
+    reason = driver_message(error) or type(original).__name__
     parsed = make_url(url)
     if parsed.password:
         reason = reason.replace(str(parsed.password), "***")
