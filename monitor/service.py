@@ -71,11 +71,8 @@ from monitor.webhooks.sender import WebhookSender
 
 log = logging.getLogger(__name__)
 DEFAULT_DATABASE_URL = "sqlite:///./monitor.db"
-#: Records younger than this are left for the next summarisation (see Service.summarize).
 #: Request bodies at least this large are decoded off the event loop (store_predictions_body).
 THREAD_DECODE_BYTES = 64 * 1024
-SUMMARY_LAG_SECONDS = 30.0
-SUMMARY_CHUNK = 50_000
 
 
 def database_url(config: Config, environ: dict[str, str] | None = None) -> str:
