@@ -10,6 +10,7 @@ once with one replica or several.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 
 from monitor.config import ModelConfig
@@ -25,6 +26,8 @@ from monitor.storage.histograms import HistogramMarks, LogRow
 #: 0.5 KB of small Python objects (bench/soak.py: chunks of 20,000 left Python's object
 #: allocator 40 MB larger, fragmented, after the first evaluations).
 SUMMARY_CHUNK = 5_000
+#: How far past a bucket boundary a window's edge read reaches (see ``window_counts``).
+EDGE_MARGIN = 0.001
 
 
 def _counts(
@@ -95,36 +98,62 @@ class DriftHistograms:
     def window_counts(
         self, config: ModelConfig, profiles: ReferenceProfiles, *, start: float, end: float
     ) -> dict[str, Counts]:
-        """Every feature's counts over the records with time in ``[start, end]``: the merged
-        buckets starting in ``[start, end)`` (``start`` on a bucket boundary) plus the records
-        not summarised yet, read a chunk at a time so that memory stays bounded however fast
-        they arrive."""
+        """Every feature's counts over the records with time in ``(start, end]``, the window
+        exactly: the merged buckets wholly inside it; the summarised records of the buckets
+        the window's edges cut, read from the rows (two buckets' worth at most); and the
+        records not summarised yet. Rows are read a chunk at a time so that memory stays
+        bounded however fast they arrive."""
+        bucket = config.drift.bucket.total_seconds()
         kinds = {name: "numeric" for name in profiles.numeric}
         kinds.update({name: "categorical" for name in profiles.categorical})
         kinds.pop("__label__", None)
+        regression = config.task == "regression"
         marks = HistogramMarks(config.name, profiles.version)
+        # Whole buckets [b, b + bucket) inside (start, end]: b > start and b + bucket <= end.
+        first = (math.floor(start / bucket) + 1) * bucket
+        last = math.floor(end / bucket) * bucket
+        merged = first < last
         with self.database.read() as connection:
-            after = marks.read(connection)
-            counts = store.merged_counts(
-                connection,
-                model=config.name,
-                version=profiles.version,
-                start=start,
-                end=end,
-                kinds=kinds,
-            )
+            mark = marks.read(connection)
+            counts: dict[str, Counts] = {}
+            edges = [(start, end)]
+            if merged:
+                counts = store.merged_counts(
+                    connection,
+                    model=config.name,
+                    version=profiles.version,
+                    start=first,
+                    end=last,
+                    kinds=kinds,
+                )
+                # A millisecond past each boundary: a time within rounding of it may have
+                # been put in either bucket; only what no merged bucket holds is kept.
+                edges = [(start, first + EDGE_MARGIN), (last - EDGE_MARGIN, end)]
+            for low, high in edges:
+                for rows in store.rows_in_time(
+                    connection,
+                    model=config.name,
+                    start=max(low, start),
+                    end=min(high, end),
+                    upto_seq=mark,
+                    regression=regression,
+                    chunk=SUMMARY_CHUNK,
+                ):
+                    found = _counts(config, profiles, rows)
+                    _add(counts, {k: v for k, v in found.items() if not first <= k[1] < last})
+            after = mark
             while True:
                 tail = store.rows_after(
                     connection,
                     model=config.name,
                     after_seq=after,
                     limit=SUMMARY_CHUNK,
-                    regression=config.task == "regression",
+                    regression=regression,
                 )
                 if not tail:
                     break
                 after = tail[-1].seq
-                inside = [row for row in tail if start <= row.ts <= end]
+                inside = [row for row in tail if start < row.ts <= end]
                 if inside:
                     _add(counts, _counts(config, profiles, inside))
                 if len(tail) < SUMMARY_CHUNK:

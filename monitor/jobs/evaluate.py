@@ -95,6 +95,7 @@ class DriftEvaluator:
         scheduled evaluation marks its tick done there, see ``jobs.ticks``).
         """
         model = config.name
+        by_label_time = config.performance.window_by == "label_time"
         started = time.perf_counter()
         now = self.clock() if at is None else at
         with self.database.read() as connection:
@@ -114,9 +115,13 @@ class DriftEvaluator:
             columns = _columns(config, rows)
             evaluation = evaluate_drift(config, profiles, columns, window=window, evaluated_at=now)
             window_predictions, window_scores = rows.predictions, rows.scores
-        pairs = self.labelled.window(
-            config, start=evaluation.window.start, end=evaluation.window.end
-        )
+        if not large and config.window.records is not None and not by_label_time:
+            # the pairs of the very records the drift counted (the last N ingested)
+            pairs = self.labelled.last_records(config, count=config.window.records)
+        else:
+            pairs = self.labelled.window(
+                config, start=evaluation.window.start, end=evaluation.window.end
+            )
         unmatched = self.unmatched.count(model)
         evaluation = dataclasses.replace(
             evaluation,
@@ -182,18 +187,20 @@ class DriftEvaluator:
         if config.window.duration is not None:
             return now - config.window.duration.total_seconds()
         assert config.window.records is not None
-        return windows.nth_last_ts(connection, model=config.name, n=config.window.records) or now
+        nth = windows.nth_last_ts(connection, model=config.name, n=config.window.records)
+        if nth is None:  # fewer records than the window holds: all of them
+            nth = windows.earliest_ts(connection, model=config.name) or now
+        # windows hold (start, end]: the start just before the N-th last record's time
+        return math.nextafter(nth, -math.inf)
 
     def _evaluate_from_histograms(
         self, config: ModelConfig, profiles: ReferenceProfiles, now: float
     ) -> Evaluation:
-        """Merge the per-bucket histograms of the window's whole buckets, plus the records not
-        yet summarised. The window then starts at the first bucket boundary at or after its
-        nominal start (buckets are ``drift.bucket`` long)."""
+        """The window's counts from the per-bucket histograms (``DriftHistograms``), the window
+        cut exactly at its start and end."""
         self.histograms.summarize(config, profiles)
-        bucket = config.drift.bucket.total_seconds()
         with self.database.read() as connection:
-            start = math.ceil(self._window_start(connection, config, now) / bucket) * bucket
+            start = self._window_start(connection, config, now)
         counts = self.histograms.window_counts(config, profiles, start=start, end=now)
         n = 0
         for found in counts.values():

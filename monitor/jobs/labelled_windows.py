@@ -103,6 +103,17 @@ class LabelledWindows:
             )
         return spec.columns(rows).within(start, end, by_label_time=spec.by_label_time)
 
+    def last_records(self, config: ModelConfig, *, count: int) -> Labelled:
+        """The labelled predictions among the ``count`` most recently ingested: a records
+        window's, the very records its drift counts (read by the join: such windows are at
+        most ``drift.exact_max_samples`` records on this path)."""
+        spec = _Spec.of(config)
+        with self.database.read() as connection:
+            rows = store.pairs_of_last(
+                connection, model=spec.model, regression=spec.regression, count=count
+            )
+        return spec.columns(rows)
+
     # -- keeping the buckets up to date ---------------------------------------------------------
 
     def summarize(self, config: ModelConfig, *, window_start: float, window_end: float) -> bool:

@@ -6,7 +6,7 @@ counts as a JSON object. Buckets and replicas merge by addition.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -89,6 +89,31 @@ def rows_after(
     )
     params = {"after": after_seq, "upto": upto, "model": model, "limit": limit}
     return [LogRow(int(s), t, bytes(f), p) for s, t, f, p in connection.execute(query, params)]
+
+
+def rows_in_time(
+    connection: Connection,
+    *,
+    model: str,
+    start: float,
+    end: float,
+    upto_seq: int,
+    regression: bool,
+    chunk: int,
+) -> Iterator[list[LogRow]]:
+    """The model's records with ``start < ts <= end`` and seq at most ``upto_seq`` (summarised
+    ones), ``chunk`` at a time: the part of a window's edge bucket that lies inside it."""
+    column = "prediction_value" if regression else "prediction_class"
+    query = text(
+        f"SELECT seq, ts, features, {column} FROM predictions"
+        " WHERE model = :model AND ts > :start AND ts <= :end AND seq <= :upto"
+    )
+    params = {"model": model, "start": start, "end": end, "upto": upto_seq}
+    result = connection.execution_options(stream_results=True, yield_per=chunk).execute(
+        query, params
+    )
+    for rows in result.partitions(chunk):
+        yield [LogRow(int(s), t, bytes(f), p) for s, t, f, p in rows]
 
 
 def add_to_buckets(

@@ -193,6 +193,20 @@ def pairs_between(
     return [_pair(row) for row in connection.execute(text(sql), params)]
 
 
+def pairs_of_last(
+    connection: Connection, *, model: str, regression: bool, count: int
+) -> list[PairRow]:
+    """The pairs of the model's ``count`` most recently ingested predictions (a records
+    window's labelled predictions), in ingest order."""
+    sql = (
+        f"SELECT p.seq, {_columns(regression)} FROM"
+        " (SELECT * FROM predictions WHERE model = :model ORDER BY seq DESC LIMIT :count) p"
+        " JOIN labels l ON p.model = l.model AND p.id = l.id ORDER BY p.seq"
+    )
+    params = {"model": model, "count": count}
+    return [_pair(row) for row in connection.execute(text(sql), params)]
+
+
 def stream_pairs_since(
     connection: Connection,
     *,
