@@ -69,10 +69,11 @@ def severity(statistic: str, value: float | None, threshold: ThresholdConfig) ->
     """The severity a value reaches, ``None`` if it breaches neither level."""
     if value is None:
         return None
-    if threshold.critical is not None and breaches(statistic, value, threshold.critical):
-        return "critical"
-    if threshold.warning is not None and breaches(statistic, value, threshold.warning):
-        return "warning"
+    for level in ("critical", "warning"):
+        limit = getattr(threshold, level)
+        # an ``auto`` level still unresolved (evaluation.levels resolves it) breaches nothing
+        if isinstance(limit, int | float) and breaches(statistic, value, limit):
+            return level
     return None
 
 

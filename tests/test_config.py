@@ -450,16 +450,16 @@ def test_error_in_a_nested_flow_mapping_names_its_line() -> None:
         MINIMAL + "    thresholds: {psi: {warning: 0.1,\n                       critical: high}}\n"
     )
     assert errors_of(text) == [
-        "monitor.yaml:7: models[0].thresholds.psi.critical: input should be a valid number, "
-        "unable to parse string as a number"
+        "monitor.yaml:7: models[0].thresholds.psi.critical: input should be a number or auto,"
+        " got 'high'"
     ]
 
 
 def test_error_in_a_nested_block_mapping_names_its_line() -> None:
     text = MINIMAL + "    thresholds:\n      psi:\n        warning: 0.1\n        critical: 1:30\n"
     assert errors_of(text) == [
-        "monitor.yaml:9: models[0].thresholds.psi.critical: input should be a valid number, "
-        "unable to parse string as a number"
+        "monitor.yaml:9: models[0].thresholds.psi.critical: input should be a number or auto,"
+        " got '1:30'"
     ]
 
 

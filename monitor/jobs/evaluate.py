@@ -129,6 +129,7 @@ class DriftEvaluator:
                 config,
                 pairs=pairs,
                 calibration=None if profiles is None else profiles.calibration,
+                reference_accuracy=None if profiles is None else profiles.accuracy,
                 window_predictions=window_predictions,
                 window_scores=window_scores,
             ),
