@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 import yaml
+from replica_aggregation import unaggregated
 
 from monitor.thresholds import HIGHER_IS_WORSE, LOWER_IS_WORSE
 
@@ -65,9 +66,13 @@ def promtool(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def alerting_rules() -> list[dict[str, Any]]:
+def rules() -> list[dict[str, Any]]:
     document = yaml.safe_load(RULES.read_text())
-    return [rule for group in document["groups"] for rule in group["rules"] if "alert" in rule]
+    return [rule for group in document["groups"] for rule in group["rules"]]
+
+
+def alerting_rules() -> list[dict[str, Any]]:
+    return [rule for rule in rules() if "alert" in rule]
 
 
 @needs_promtool
@@ -151,3 +156,13 @@ def test_operational_alerts() -> None:
     webhooks = " ".join(by_name["drift_monitor_webhook_deliveries_failing"]["expr"].split())
     assert 'increase(drift_monitor_webhook_deliveries_total{outcome="failed"}[15m])' in webhooks
     assert webhooks.endswith("> 0")
+
+
+def test_every_rule_aggregates_over_replicas() -> None:
+    """Several replicas give one series per model (and feature) in every recording and alerting
+    rule: counters summed, model gauges by max (min when lower is worse), see
+    ``replica_aggregation``; only drift_monitor_down is per instance (``up``)."""
+    problems = [problem for rule in rules() for problem in unaggregated(rule["expr"])]
+    assert not problems, "\n".join(problems)
+    (down,) = [rule for rule in alerting_rules() if rule["alert"] == "drift_monitor_down"]
+    assert down["expr"].startswith('up{job="drift-monitor"} == 0')  # one alert per instance
