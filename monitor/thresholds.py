@@ -14,10 +14,11 @@ breaches at or below      ks_pvalue, chi2_pvalue, accuracy, precision, recall, f
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from monitor.config import ThresholdConfig
-from monitor.config.schema import StatisticName
+if TYPE_CHECKING:  # only annotations: monitor.config's level checks import the directions below
+    from monitor.config import ThresholdConfig
+    from monitor.config.schema import StatisticName
 
 Severity = Literal["warning", "critical"]
 Status = Literal["ok", "warning", "critical", "insufficient"]

@@ -369,7 +369,7 @@ def test_numbers_booleans_and_nulls_follow_yaml_1_2_where_the_schema_wants_them(
         min_samples: +25
         reference: {previous_window: TRUE}
         thresholds:
-          psi: {warning: 0.2, critical: 1e-3}
+          psi: {warning: 1e-3, critical: 0.2}
           ks_pvalue: {critical: 1}
           mae: {warning: .5, critical: null}
         inference_service: NULL
@@ -386,7 +386,7 @@ def test_numbers_booleans_and_nulls_follow_yaml_1_2_where_the_schema_wants_them(
     assert model.reference is not None and model.reference.previous_window is True
     assert model.inference_service is None
     thresholds = {name: (t.warning, t.critical) for name, t in model.thresholds.items()}
-    assert thresholds == {"psi": (0.2, 0.001), "ks_pvalue": (None, 1.0), "mae": (0.5, None)}
+    assert thresholds == {"psi": (0.001, 0.2), "ks_pvalue": (None, 1.0), "mae": (0.5, None)}
     assert type(model.thresholds["ks_pvalue"].critical) is float
 
 
