@@ -13,8 +13,8 @@ import pytest
 
 from monitor.cli import main
 from monitor.config import parse_config
-from monitor.config.levels import RANGES
 from monitor.config.schema import StatisticName
+from monitor.config.semantics import RANGES
 from monitor.errors import ConfigError
 from monitor.stats.jensen_shannon import jensen_shannon_distance
 from monitor.thresholds import HIGHER_IS_WORSE, LOWER_IS_WORSE

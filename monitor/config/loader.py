@@ -1,5 +1,5 @@
 """Read monitor.yaml: YAML 1.2 with line numbers, ``${VAR}`` substitution, validation, cross-checks
-and threshold levels' ranges and order (``levels.py``).
+and threshold levels' ranges and order (``semantics.py``).
 
 Every problem becomes a ``ConfigIssue`` naming file, line and key path, and all of them are
 reported together in one ``ConfigError``.
@@ -16,9 +16,9 @@ from typing import Any, get_args
 
 from pydantic import BaseModel, ValidationError
 
-from monitor.config.levels import level_issues
 from monitor.config.paths import PathKey, format_path, line_for
 from monitor.config.schema import Config, StatisticName
+from monitor.config.semantics import level_issues
 from monitor.config.yaml_reader import read_yaml
 from monitor.errors import ConfigError, ConfigIssue
 

@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import math
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol, TypeVar
@@ -258,9 +257,7 @@ def _level(value: object) -> float | Literal["auto"]:
     if value == "auto":
         return "auto"
     if isinstance(value, int | float) and not isinstance(value, bool):
-        if math.isfinite(value):
-            return float(value)
-        raise ValueError(f"a level must be finite, got {value}")
+        return float(value)  # ranges (and NaN) are checked with the levels' order: semantics.py
     raise ValueError(f"input should be a number or auto, got {value!r}")
 
 
