@@ -177,3 +177,50 @@ models:
 """
     with pytest.raises(ConfigError, match=r"set alerts\.correction: none"):
         parse_config(text)
+
+
+def test_resolved_levels_are_exported_with_their_n(engine: Engine) -> None:
+    rng = np.random.default_rng(9)
+    clock = Clock(START)
+    registry = CollectorRegistry()
+    service = Service(parse_config(CONFIG), engine=engine, registry=registry, clock=clock)
+    service.start(run_jobs=False)
+    service.store_reference(
+        "m",
+        [
+            {"features": {"x": float(v), "y": float(v), "c": "u"}, "prediction": "no"}
+            for v in rng.normal(size=1000)
+        ],
+        source="test",
+    )
+    service.store_predictions(
+        "m",
+        [
+            {
+                "id": f"r{i}",
+                "timestamp": START - 60 - i,
+                "features": {"x": float(v), "y": float(v), "c": "u"},
+                "prediction": "no",
+            }
+            for i, v in enumerate(rng.normal(size=300))
+        ],
+    )
+    document = to_document(service.evaluate("m"))
+    psi = document["features"]["x"]["thresholds"]["psi"]
+    labels = {"model": "m", "feature": "x", "statistic": "psi"}
+    value = registry.get_sample_value
+    assert (
+        value("drift_monitor_threshold_resolved", {**labels, "severity": "critical"})
+        == (psi["critical"])
+    )
+    assert (
+        value("drift_monitor_threshold_resolved", {**labels, "severity": "warning"})
+        == (psi["warning"])
+    )
+    assert value("drift_monitor_threshold_resolved_samples", labels) == 300
+    # a fixed level stays in drift_monitor_threshold; no auto rule is exported there
+    assert (
+        value("drift_monitor_threshold", {"model": "m", "statistic": "psi", "severity": "critical"})
+        is None
+    )
+    service.stop()
