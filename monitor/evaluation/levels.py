@@ -60,7 +60,7 @@ class Resolved:
         return {"warning": self.warning, "critical": self.critical, "n": self.n}
 
 
-def _columns(config: ModelConfig) -> list[tuple[str, str]]:
+def columns(config: ModelConfig) -> list[tuple[str, str]]:
     """(name, kind) of every column a feature rule may test: the features and the prediction."""
     found: list[tuple[str, str]] = [(f.name, f.type) for f in config.features]
     found.append((PREDICTION, "numeric" if config.task == "regression" else "categorical"))
@@ -75,7 +75,7 @@ def family(config: ModelConfig) -> dict[str, int]:
             covered = [threshold]
         else:
             covered = []
-            for name, kind in _columns(config):
+            for name, kind in columns(config):
                 levels = threshold.for_feature(name)
                 if levels is not None and statistic in (
                     NUMERIC if kind == "numeric" else CATEGORICAL
@@ -136,7 +136,7 @@ def level(
     if statistic == "ks_statistic":
         return null_levels.ks_statistic_level(alpha, n=n, m=m)
     if statistic in ("wasserstein", "wasserstein_normalized"):
-        mean, variance = _scale(profile, name, scales)
+        mean, variance = wasserstein_scale(profile, name, scales)
         found = null_levels.wasserstein_level(alpha, mean=mean, variance=variance, n=n, m=m)
         if statistic == "wasserstein":
             return found
@@ -144,7 +144,7 @@ def level(
     return None
 
 
-def _scale(
+def wasserstein_scale(
     profile: NumericProfile, name: str, cache: dict[str, tuple[float, float]] | None
 ) -> tuple[float, float]:
     """The no-drift Wasserstein scale of a numeric profile: simulated once per reference

@@ -74,3 +74,13 @@ def norm_isf(alpha: float) -> float:
 def gamma_isf(alpha: float, shape: float, scale: float) -> float:
     """The gamma quantile exceeded with probability ``alpha``."""
     return float(_stats.gamma.isf(alpha, shape, scale=scale))
+
+
+def gamma_sf(x: float, shape: float, scale: float) -> float:
+    """The gamma survival function at ``x``."""
+    return float(_stats.gamma.sf(x, shape, scale=scale))
+
+
+def norm_cdf(x: float) -> float:
+    """The standard normal distribution function at ``x``."""
+    return float(_stats.norm.cdf(x))

@@ -53,6 +53,30 @@ def _check(alpha: float) -> None:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
 
 
+def scaled_quantile(
+    statistic: str,
+    alpha: float,
+    *,
+    bins: int = 2,
+    wasserstein: tuple[float, float] | None = None,
+) -> float | None:
+    """The no-drift quantile at ``alpha`` of the statistic's scaled form, which does not
+    depend on the sizes: ``n_eff PSI``, ``8 ln2 n_eff JS^2`` and a chi-square test's
+    ``n_eff X^2`` (chi-square), ``sqrt(n_eff) D`` (Kolmogorov), ``sqrt(n_eff) W`` (the gamma
+    of the Wasserstein scale). None for another statistic."""
+    _check(alpha)
+    if statistic in ("psi", "jensen_shannon", "chi2_pvalue"):
+        return _scipy.chi2_isf(alpha, max(bins - 1, 1))
+    if statistic in ("ks_statistic", "ks_pvalue"):
+        return _scipy.kolmogorov_isf(alpha)
+    if statistic.startswith("wasserstein") and wasserstein is not None:
+        mean, variance = wasserstein
+        if mean <= 0.0 or variance <= 0.0:
+            return 0.0
+        return _scipy.gamma_isf(alpha, mean * mean / variance, variance / mean)
+    return None
+
+
 def psi_level(alpha: float, *, bins: int, n: int, m: int | None) -> float:
     """The PSI exceeded with probability ``alpha`` under no drift, over ``bins`` bins."""
     _check(alpha)
@@ -131,3 +155,43 @@ def wasserstein_level(
         return 0.0  # a constant reference: any difference is drift
     shape = mean * mean / variance
     return _scipy.gamma_isf(alpha, shape, variance / mean) / math.sqrt(effective_n(n, m))
+
+
+def chance(
+    statistic: str,
+    level: float,
+    *,
+    n: int,
+    m: int | None,
+    bins: int = 2,
+    wasserstein: tuple[float, float] | None = None,
+    p: float | None = None,
+) -> float | None:
+    """The chance that ``statistic`` breaches ``level`` in a window of ``n`` under no drift:
+    the inverse of the ``*_level`` functions (``wasserstein``: the scale's mean and variance;
+    ``p``: the reference's accuracy). None for a statistic without a known law.
+
+    >>> level = psi_level(0.01, bins=10, n=500, m=5_000)
+    >>> round(chance("psi", level, n=500, m=5_000, bins=10), 12)
+    0.01
+    """
+    n_eff = effective_n(n, m)
+    dof = max(bins - 1, 1)
+    if statistic == "psi":
+        return _scipy.chi2_sf(level * n_eff, dof)
+    if statistic == "jensen_shannon":
+        return _scipy.chi2_sf(8.0 * math.log(2.0) * n_eff * level * level, dof)
+    if statistic == "ks_statistic":
+        return min(1.0, _scipy.kolmogorov(level * math.sqrt(n_eff)))
+    if statistic in ("ks_pvalue", "chi2_pvalue"):
+        return min(max(level, 0.0), 1.0)
+    if statistic == "wasserstein" and wasserstein is not None:
+        mean, variance = wasserstein
+        if mean <= 0.0 or variance <= 0.0:
+            return 0.0
+        return _scipy.gamma_sf(level * math.sqrt(n_eff), mean * mean / variance, variance / mean)
+    if statistic == "accuracy" and p is not None:
+        if p <= 0.0 or p >= 1.0:
+            return 0.0
+        return _scipy.norm_cdf((level - p) / math.sqrt(p * (1.0 - p) / n_eff))
+    return None
