@@ -37,7 +37,8 @@ def test_example_config_loads_and_documents_every_key() -> None:
     assert model.reference.path == ROOT / "examples" / "data" / "reference.csv"
     assert model.window.duration == timedelta(hours=1)
     assert model.schedule == timedelta(minutes=1)
-    assert model.thresholds["psi"].critical == 0.25
+    assert model.thresholds["psi"].critical == "auto"
+    assert model.calibration is not None and model.calibration.false_alarms_per_week == 1
     assert model.alerts.for_ == 1 and model.alerts.routes == ["retrain"]
     assert config.storage.url == "sqlite:///./monitor.db"
     assert config.storage.retention == timedelta(days=7)
