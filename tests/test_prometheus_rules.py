@@ -23,6 +23,7 @@ import pytest
 import yaml
 from replica_aggregation import unaggregated
 
+from monitor.config.schema import AUTO_STATISTICS
 from monitor.thresholds import HIGHER_IS_WORSE, LOWER_IS_WORSE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -139,12 +140,18 @@ def test_every_threshold_statistic_has_a_rule_in_its_direction(
     assert rule["labels"]["rule"] == statistic
     expr = " ".join(rule["expr"].split())
     operator = ">=" if statistic in HIGHER_IS_WORSE else "<="
+    series = rf"(max|min) by \((model|model, feature)\) \({re.escape(metric_of(statistic))}\)"
     pattern = (
-        rf"^(max|min) by \((model|model, feature)\) \({re.escape(metric_of(statistic))}\) "
-        rf"{operator} on \(model\) group_left \(\) max by \(model\) "
-        rf'\(drift_monitor_threshold\{{statistic="{statistic}", severity="{severity}"\}}\)$'
+        rf"^{series} {operator} on \(model\) group_left \(\) max by \(model\) "
+        rf'\(drift_monitor_threshold\{{statistic="{statistic}", severity="{severity}"\}}\)'
     )
-    assert re.match(pattern, expr), f"{rule['alert']} ({severity}): {expr}"
+    if statistic in AUTO_STATISTICS:  # or an auto level, resolved per feature and window
+        pattern += (
+            rf" or {series} {operator} on \((?P<by>model|model, feature)\) max by \((?P=by)\) "
+            rf'\(drift_monitor_threshold_resolved\{{statistic="{statistic}", '
+            rf'severity="{severity}"\}}\)'
+        )
+    assert re.match(pattern + "$", expr), f"{rule['alert']} ({severity}): {expr}"
     assert rule.get("for"), f"{rule['alert']} has no for: duration"
     assert {"summary", "description"} <= set(rule["annotations"])
 
