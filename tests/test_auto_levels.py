@@ -6,8 +6,6 @@ and alert observations."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 import scipy.stats
@@ -62,12 +60,12 @@ def test_the_chance_per_test_follows_the_budget_the_schedule_for_and_the_family(
     from monitor.evaluation import levels
 
     config = parse_config(CONFIG).models[0]
-    # psi: x, y, c and the prediction (categorical): 4 tests at each severity; ks_pvalue: x,
-    # y (numeric only); wasserstein: x; accuracy: 1. Critical: 4 + 2 + 1 + 1; warning: 4.
-    assert levels.family(config) == {"warning": 4, "critical": 8}
+    # psi: x, y, c, the prediction and the label (categorical): 5 tests at each severity;
+    # ks_pvalue: x, y (numeric only); wasserstein: x; accuracy: 1. Critical: 5 + 2 + 1 + 1.
+    assert levels.family(config) == {"warning": 5, "critical": 9}
     chances = levels.alphas(config)
-    assert chances["critical"] == pytest.approx(2 * 3 / (WEEK_EVALUATIONS * 8), rel=1e-12)
-    assert chances["warning"] == pytest.approx(10 * 2 * 3 / (WEEK_EVALUATIONS * 4), rel=1e-12)
+    assert chances["critical"] == pytest.approx(2 * 3 / (WEEK_EVALUATIONS * 9), rel=1e-12)
+    assert chances["warning"] == pytest.approx(10 * 2 * 3 / (WEEK_EVALUATIONS * 5), rel=1e-12)
 
 
 def test_auto_levels_are_resolved_for_each_windows_n(engine: Engine) -> None:
@@ -90,8 +88,8 @@ def test_auto_levels_are_resolved_for_each_windows_n(engine: Engine) -> None:
     ]
     service.store_reference("m", reference, source="test")
     reference_accuracy = np.mean([r["prediction"] == r["label"] for r in reference])
-    critical = 2 * 3 / (WEEK_EVALUATIONS * 8)
-    warning = 10 * 2 * 3 / (WEEK_EVALUATIONS * 4)
+    critical = 2 * 3 / (WEEK_EVALUATIONS * 9)
+    warning = 10 * 2 * 3 / (WEEK_EVALUATIONS * 5)
     documents = []
     for size, shift in ((400, 0.0), (1500, 0.6)):
         clock.now += 7200  # the window of an hour holds this batch only
@@ -127,10 +125,10 @@ def test_auto_levels_are_resolved_for_each_windows_n(engine: Engine) -> None:
         c = document["features"]["c"]["thresholds"]["psi"]
         assert c["critical"] == pytest.approx(scipy.stats.chi2.isf(critical, 2) / n_eff)
         accuracy = document["performance"]["thresholds"]["accuracy"]
-        n_eff_labels = size * 3000 / (size + 3000)  # every prediction labelled; m = 3000
-        expected = reference_accuracy - scipy.stats.norm.isf(critical) * math.sqrt(
-            reference_accuracy * (1 - reference_accuracy) / n_eff_labels
-        )
+        trials = round(size * 3000 / (size + 3000))  # every prediction labelled; m = 3000
+        counts = np.arange(trials + 1)
+        unlikely = counts[scipy.stats.binom.cdf(counts, trials, reference_accuracy) <= critical]
+        expected = unlikely.max() / trials
         assert accuracy == {"warning": None, "critical": pytest.approx(expected), "n": size}
         assert from_document(document).feature("x").levels == x["thresholds"]  # type: ignore[union-attr]
     # The shifted window (x moved 0.6 sd; accuracy near 0.5) breaches; observations say so,

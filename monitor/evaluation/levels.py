@@ -3,9 +3,9 @@ window's actual size at each evaluation.
 
 A model with ``calibration: {false_alarms_per_week: B}`` may give a level as ``auto``. The
 levels are set so that, when the current data come from the reference's distribution, the
-expected number of firing alerts of the model per week, over all its ``auto`` rules (the family:
-every covered feature and the prediction, times every statistic), stays within ``B`` (critical;
-warning levels get ``10 B`` unless set as numbers):
+expected number of firing alerts of the model per week, over all its ``auto`` rules (the
+family: every covered feature, the prediction and the label, times every statistic), stays
+within ``B`` (critical; warning levels get ``10 B`` unless set as numbers):
 
 * Each evaluation tests every member of the family. A firing needs ``alerts.for`` consecutive
   breaching evaluations of its alert, and an alert fires again only after it resolved, so the
@@ -18,7 +18,7 @@ warning levels get ``10 B`` unless set as numbers):
   reference's ``m`` (``stats.null_levels``): PSI and Jensen-Shannon from chi-square over the
   reference's bins or categories, the KS statistic from Kolmogorov's law, p-values at ``alpha``
   itself, Wasserstein from a Brownian bridge on the reference's quantiles, accuracy from the
-  normal approximation around the reference's own accuracy. They are large-sample
+  binomial law around the reference's own accuracy. They are large-sample
   approximations (checked by simulation in the tests); a level depending on ``n`` is resolved
   again at every evaluation for the ``n`` it sees.
 """
@@ -46,6 +46,7 @@ NUMERIC = frozenset(
 CATEGORICAL = frozenset({"psi", "chi2_pvalue", "jensen_shannon"})
 MODEL_LEVEL = frozenset({"accuracy"})
 PREDICTION = "__prediction__"
+LABEL = "__label__"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +62,12 @@ class Resolved:
 
 
 def columns(config: ModelConfig) -> list[tuple[str, str]]:
-    """(name, kind) of every column a feature rule may test: the features and the prediction."""
+    """(name, kind) of every column a feature rule may test: the features, the prediction and
+    the label (tested when the reference has labels and the window is read exactly; counted
+    always, so the family is never undercounted)."""
     found: list[tuple[str, str]] = [(f.name, f.type) for f in config.features]
-    found.append((PREDICTION, "numeric" if config.task == "regression" else "categorical"))
+    kind = "numeric" if config.task == "regression" else "categorical"
+    found.extend([(PREDICTION, kind), (LABEL, kind)])
     return found
 
 

@@ -84,3 +84,13 @@ def gamma_sf(x: float, shape: float, scale: float) -> float:
 def norm_cdf(x: float) -> float:
     """The standard normal distribution function at ``x``."""
     return float(_stats.norm.cdf(x))
+
+
+def binom_ppf(alpha: float, trials: int, p: float) -> int:
+    """The smallest count ``k`` with ``P(X <= k) >= alpha``, ``X ~ Binomial(trials, p)``."""
+    return int(_stats.binom.ppf(alpha, trials, p))
+
+
+def binom_cdf(k: int, trials: int, p: float) -> float:
+    """``P(X <= k)`` for ``X ~ Binomial(trials, p)``."""
+    return float(_stats.binom.cdf(k, trials, p))
