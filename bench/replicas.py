@@ -82,15 +82,19 @@ def cpu_seconds(pid: int) -> float:
 
 class PostgresCpu:
     """CPU of the PostgreSQL backends serving this run's connections (those whose
-    ``application_name`` is the run's): ``read()`` sums utime + stime of those open now; a
-    backend that closed since the last ``read()`` is lost, so compare over intervals in which
-    the pools keep their connections."""
+    ``application_name`` is the run's), sampled every 0.2 s between ``start()`` and
+    ``stop()``: a backend opened meanwhile counts from zero, one closed meanwhile up to its
+    last sample (a pool's overflow connections come and go)."""
 
     def __init__(self, engine: Any, application_name: str) -> None:
         self.engine = engine
         self.application_name = application_name
+        self._first: dict[int, float] = {}
+        self._last: dict[int, float] = {}
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
 
-    def read(self) -> float:
+    def _sample(self) -> dict[int, float]:
         from sqlalchemy import text
 
         with self.engine.connect() as connection:
@@ -98,11 +102,36 @@ class PostgresCpu:
                 text("SELECT pid FROM pg_stat_activity WHERE application_name = :name"),
                 {"name": self.application_name},
             ).scalars()
-            total = 0.0
+            found = {}
             for pid in pids:
                 with contextlib.suppress(OSError):  # gone meanwhile
-                    total += cpu_seconds(pid)
-        return total
+                    found[pid] = cpu_seconds(pid)
+        return found
+
+    def _record(self) -> None:
+        for pid, cpu in self._sample().items():
+            self._first.setdefault(pid, 0.0)
+            self._last[pid] = cpu
+
+    def start(self) -> None:
+        self._first = self._sample()
+        self._last = dict(self._first)
+        self._stopping.clear()
+
+        def sample() -> None:
+            while not self._stopping.wait(0.2):
+                self._record()
+
+        self._thread = threading.Thread(target=sample, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> float:
+        """CPU seconds since ``start()``."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join()
+        self._record()
+        return sum(self._last[pid] - first for pid, first in self._first.items())
 
 
 # -- set-up --------------------------------------------------------------------------------
@@ -193,14 +222,15 @@ def floor_evaluations(service: Any, rounds: int, postgres: PostgresCpu) -> EvalR
     configs = [service.model(name) for name in model_names()]
     at = service.clock()
     service.evaluator.evaluate(configs[0], at=at, webhooks=False)  # warm
-    pg_before, cpu_before, start = postgres.read(), time.process_time(), time.monotonic()
+    postgres.start()
+    cpu_before, start = time.process_time(), time.monotonic()
     for _ in range(rounds):
         for config in configs:
             service.evaluator.evaluate(config, at=at, webhooks=False)
     seconds = time.monotonic() - start
     cpu = time.process_time() - cpu_before
     n = rounds * len(configs)
-    return EvalResult("floor", seconds, n, [cpu], postgres.read() - pg_before, [n])
+    return EvalResult("floor", seconds, n, [cpu], postgres.stop(), [n])
 
 
 def start_replica(
@@ -252,10 +282,11 @@ def replica_evaluations(
         start = (now // SCHEDULE + 3) * SCHEDULE
         end = start + args.periods * SCHEDULE
         sleep_until(start)
-        cpu_before, pg_before = [cpu_seconds(p) for p in pids], postgres.read()
+        cpu_before = [cpu_seconds(p) for p in pids]
+        postgres.start()
         sleep_until(end)
         cpu = [cpu_seconds(p) - b for p, b in zip(pids, cpu_before, strict=True)]
-        pg = postgres.read() - pg_before
+        pg = postgres.stop()
         time.sleep(0.2)  # a commit stamped just before the end may land a moment later
         done = done_between(postgres.engine, start, end)
     finally:
@@ -274,6 +305,7 @@ class IngestResult:
     label: str
     runs: list[WrkRun]
     cpu: list[float]  # cores, per server process
+    postgres: float | None  # cores
     stored: int | None
 
     @property
@@ -310,7 +342,7 @@ def load_at_once(bases: list[str], duration: float, args: argparse.Namespace) ->
 
 
 def ingest_through(
-    count: int, database_url: str, args: argparse.Namespace, directory: Path
+    count: int, database_url: str, postgres: PostgresCpu, args: argparse.Namespace, directory: Path
 ) -> IngestResult:
     processes: Processes = args.processes
     here = directory / f"ingest{count}"
@@ -324,9 +356,11 @@ def ingest_through(
         before = settled_count(bases[0])
         duplicates_before = sum(duplicates_counted(b) for b in bases)
         cpu_before, start = [cpu_seconds(p) for p in pids], time.monotonic()
+        postgres.start()
         runs = load_at_once(bases, args.duration, args)
         seconds = time.monotonic() - start
         cpu = [(cpu_seconds(p) - b) / seconds for p, b in zip(pids, cpu_before, strict=True)]
+        pg = postgres.stop() / seconds
         stored = settled_count(bases[0]) - before
         duplicates = sum(duplicates_counted(b) for b in bases) - duplicates_before
     finally:
@@ -339,7 +373,7 @@ def ingest_through(
             f"{duplicates:.0f} duplicates"
         )
     label = f"{count} replica{'s' if count > 1 else ''}"
-    return IngestResult(label, runs, cpu, stored)
+    return IngestResult(label, runs, cpu, pg, stored)
 
 
 def ingest_floor(args: argparse.Namespace, directory: Path) -> IngestResult:
@@ -351,7 +385,7 @@ def ingest_floor(args: argparse.Namespace, directory: Path) -> IngestResult:
         cpu = (cpu_seconds(process.pid) - before) / (time.monotonic() - start)
     finally:
         args.processes.stop(process)
-    return IngestResult("floor", runs, [cpu], None)
+    return IngestResult("floor", runs, [cpu], None, None)
 
 
 # -- report --------------------------------------------------------------------------------
@@ -388,14 +422,15 @@ def evaluation_table(results: list[EvalResult]) -> str:
 def ingest_table(results: list[IngestResult]) -> str:
     floor = next(r for r in results if r.label == "floor")
     header = (
-        "| server | records/s (batch 1000) | CPU per server process, cores | errors "
-        "| records/s ours/floor |"
+        "| server | records/s (batch 1000) | CPU per server process, cores "
+        "| PostgreSQL, cores | errors | records/s ours/floor |"
     )
     lines = [header, "|" + "---|" * (header.count("|") - 1)]
     for r in results:
         ratio = f"{r.records_per_s / floor.records_per_s:.2f}x" if r is not floor else "-"
+        pg = "-" if r.postgres is None else f"{r.postgres:.2f}"
         lines.append(
-            f"| {r.label} | {r.records_per_s:,.0f} | {cores(r.cpu)} | {r.errors} | {ratio} |"
+            f"| {r.label} | {r.records_per_s:,.0f} | {cores(r.cpu)} | {pg} | {r.errors} | {ratio} |"
         )
     return "\n".join(lines)
 
@@ -445,12 +480,12 @@ def run(args: argparse.Namespace, directory: Path) -> tuple[list[EvalResult], li
             for count in args.replicas:
                 print(f"{count} replica(s): {args.periods} periods of {SCHEDULE:g}s", flush=True)
                 evaluations.append(replica_evaluations(count, config, postgres, args, directory))
+            print("ingest at batch 1000: floor, 1 replica, 2 replicas", flush=True)
+            ingest = [ingest_floor(args, directory)]
+            for count in (1, 2):
+                ingest.append(ingest_through(count, served, postgres, args, directory))
         finally:
             postgres.engine.dispose()
-        print("ingest at batch 1000: floor, 1 replica, 2 replicas", flush=True)
-        ingest = [ingest_floor(args, directory)]
-        for count in (1, 2):
-            ingest.append(ingest_through(count, served, args, directory))
     evaluations.append(evaluations.pop(0))  # the floor last, as in bench/ingest.py's table
     return evaluations, ingest
 
