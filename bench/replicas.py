@@ -449,6 +449,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="database holding the run's schema (created, then dropped)",
     )
     parser.add_argument("--replicas", default="1,2,3", help="replica counts for evaluations")
+    parser.add_argument("--skip-ingest", action="store_true", help="evaluations only")
     parser.add_argument("--connections", type=int, default=8, help="wrk connections in all")
     parser.add_argument("--wrk", default=shutil.which("wrk") or "wrk", help="wrk executable")
     args = parser.parse_args(argv)
@@ -480,9 +481,11 @@ def run(args: argparse.Namespace, directory: Path) -> tuple[list[EvalResult], li
             for count in args.replicas:
                 print(f"{count} replica(s): {args.periods} periods of {SCHEDULE:g}s", flush=True)
                 evaluations.append(replica_evaluations(count, config, postgres, args, directory))
-            print("ingest at batch 1000: floor, 1 replica, 2 replicas", flush=True)
-            ingest = [ingest_floor(args, directory)]
-            for count in (1, 2):
+            ingest: list[IngestResult] = []
+            if not args.skip_ingest:
+                print("ingest at batch 1000: floor, 1 replica, 2 replicas", flush=True)
+                ingest.append(ingest_floor(args, directory))
+            for count in (1, 2) if ingest else ():
                 ingest.append(ingest_through(count, served, postgres, args, directory))
         finally:
             postgres.engine.dispose()
@@ -526,10 +529,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print()
     print(evaluation_table(evaluations))
-    print()
-    print("Ingest")
-    print()
-    print(ingest_table(ingest))
+    if ingest:
+        print()
+        print("Ingest")
+        print()
+        print(ingest_table(ingest))
     return 1 if any(r.errors for r in ingest) else 0
 
 
