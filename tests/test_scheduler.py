@@ -171,3 +171,27 @@ models:
         assert executors["evaluations"]._pool._max_workers == EVALUATION_THREADS
     finally:
         service.stop()
+
+
+def test_a_job_waiting_for_a_thread_runs_however_late() -> None:
+    """30 models' evaluations due at one tick wait for the pool's threads; none is dropped
+    because it waited (APScheduler's default grace is one second)."""
+    scheduler = Scheduler(pools={"evaluations": 1})
+    release, ran = threading.Event(), threading.Event()
+    started = threading.Event()
+
+    def hold() -> None:
+        started.set()
+        release.wait(60)
+
+    scheduler.every(timedelta(hours=1), hold, name="first", run_now=True, pool="evaluations")
+    scheduler.every(timedelta(hours=1), ran.set, name="second", run_now=True, pool="evaluations")
+    scheduler.start()
+    try:
+        assert started.wait(60)
+        time.sleep(1.5)  # the condition itself: the second job waits past APScheduler's grace
+        release.set()
+        assert ran.wait(60)
+    finally:
+        release.set()
+        scheduler.stop()

@@ -36,7 +36,8 @@ DEFAULT_THREADS = 10
 class Scheduler:
     """Runs each job on its interval in a background thread; a job never overlaps itself.
     A job runs in the default pool of threads or in a named one of ``pools`` (name: threads),
-    where jobs due when all its threads are busy wait their turn."""
+    where jobs due when all its threads are busy wait their turn, however long: a job reads
+    the clock when it runs (APScheduler's default dropped a run that waited over a second)."""
 
     def __init__(self, pools: dict[str, int] | None = None) -> None:
         executors = {"default": ThreadPoolExecutor(DEFAULT_THREADS)}
@@ -75,6 +76,7 @@ class Scheduler:
             coalesce=True,
             replace_existing=True,
             executor=pool,
+            misfire_grace_time=None,
             **first,
         )
 
