@@ -50,7 +50,7 @@ from monitor.jobs import Scheduler
 from monitor.jobs.alerting import Alerting
 from monitor.jobs.cloudevents import EXPIRY_INTERVAL, CloudEventPairing
 from monitor.jobs.evaluate import DriftEvaluator
-from monitor.jobs.ticks import EvaluationTicks
+from monitor.jobs.ticks import EVALUATION_THREADS, EvaluationTicks
 from monitor.metrics import Metrics
 from monitor.storage import alerts as alert_store
 from monitor.storage import create_database_engine, labelled, migrate, windows
@@ -108,7 +108,7 @@ class Service:
         self._fast_decoders = {
             m.name: FastPredictionDecoder(m, max_future_seconds=skew) for m in config.models
         }
-        self.scheduler = Scheduler()
+        self.scheduler = Scheduler(pools={"evaluations": EVALUATION_THREADS})
         self.started = False
         #: reference files read ahead of start() (read_reference_files), by model
         self._reference_files: dict[str, tuple[ReferenceBatch, str]] = {}
@@ -183,6 +183,7 @@ class Service:
                     functools.partial(self.ticks.run, model),
                     name=f"evaluate:{model.name}",
                     align=True,
+                    pool="evaluations",
                 )
             if self.config.webhooks:  # the outbox: deliveries left pending by a stop go now
                 self.scheduler.every(

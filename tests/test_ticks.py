@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from monitor.config import ModelConfig, parse_config
 from monitor.jobs.ticks import EvaluationTicks
@@ -145,9 +145,16 @@ def test_a_lapsed_claim_is_taken_over_once_and_its_claimant_cannot_finish(
     assert claim("a", 100.0)
     assert not claim("b", 104.0)  # a's lease runs until 105
     with database.read() as connection:
-        assert claims.lapsed(connection, model="m", now=104.0, since=0.0) == []
-        assert claims.lapsed(connection, model="m", now=106.0, since=0.0) == [100.0]
-        assert claims.lapsed(connection, model="m", now=106.0, since=101.0) == []
+
+        def claimable(now: float, since: float, candidates: list[float]) -> list[float]:
+            return claims.claimable(
+                connection, model="m", now=now, since=since, candidates=candidates
+            )
+
+        assert claimable(104.0, 0.0, [100.0]) == []  # a holds it
+        assert claimable(104.0, 0.0, [110.0, 90.0]) == [90.0, 110.0]  # nobody's yet
+        assert claimable(106.0, 0.0, []) == [100.0]  # lapsed
+        assert claimable(106.0, 101.0, [100.0]) == []  # before since
     assert claim("b", 106.0)  # lapsed: taken over
     assert not claim("c", 106.5)  # by one replica only
     assert not finish("a")  # a came back too late: its evaluation must roll back
@@ -177,6 +184,30 @@ def test_each_tick_is_evaluated_once_as_of_the_tick_and_for_counts_ticks(
     assert evaluated_at(a) == [1000.0, 1010.0]
     events = a.alert_history(model="m", since=None, limit=10)
     assert [(e.type, e.at) for e in events] == [("alert.firing", 1010.0)]
+
+
+def test_a_replica_that_lost_its_ticks_makes_no_claim_attempt(
+    replicas: Callable[..., Service],
+) -> None:
+    clock = Clock(995.0)
+    a, b = replicas(clock), replicas(clock)
+    config = with_reference(a)
+    clock.now = 1003.0
+    assert a.ticks.run(config) == [1000.0]
+    clock.now = 1013.0  # b was running at tick 1000 (a ran it) and a has tick 1010 already
+    assert a.ticks.run(config) == [1010.0]
+    writes: list[str] = []
+
+    def seen(_c: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if statement.lstrip().upper().startswith(("INSERT", "UPDATE")):
+            writes.append(statement)
+
+    event.listen(b.engine, "before_cursor_execute", seen)
+    try:
+        assert b.ticks.run(config) == []
+    finally:
+        event.remove(b.engine, "before_cursor_execute", seen)
+    assert writes == []
 
 
 def test_a_tick_whose_claimant_died_is_taken_over_within_one_period(

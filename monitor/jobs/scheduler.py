@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from monitor.errors import StorageUnavailableError
@@ -28,11 +29,20 @@ def run_guarded(job: Callable[[], object], *, name: str) -> None:
         log.exception("scheduled job %s failed", name)
 
 
-class Scheduler:
-    """Runs each job on its interval in a background thread; a job never overlaps itself."""
+#: Threads of the default pool (APScheduler's default).
+DEFAULT_THREADS = 10
 
-    def __init__(self) -> None:
-        self._scheduler = BackgroundScheduler(timezone="UTC")
+
+class Scheduler:
+    """Runs each job on its interval in a background thread; a job never overlaps itself.
+    A job runs in the default pool of threads or in a named one of ``pools`` (name: threads),
+    where jobs due when all its threads are busy wait their turn, however long: a job reads
+    the clock when it runs (APScheduler's default dropped a run that waited over a second)."""
+
+    def __init__(self, pools: dict[str, int] | None = None) -> None:
+        executors = {"default": ThreadPoolExecutor(DEFAULT_THREADS)}
+        executors.update({name: ThreadPoolExecutor(n) for name, n in (pools or {}).items()})
+        self._scheduler = BackgroundScheduler(timezone="UTC", executors=executors)
 
     def every(
         self,
@@ -42,10 +52,11 @@ class Scheduler:
         name: str,
         run_now: bool = False,
         align: bool = False,
+        pool: str = "default",
     ) -> None:
-        """Run ``job`` every ``interval``; ``align``: at the multiples of ``interval`` on the
-        Unix epoch (every replica at the same instants, the model's ticks), rather than from
-        now."""
+        """Run ``job`` every ``interval`` in ``pool``'s threads; ``align``: at the multiples
+        of ``interval`` on the Unix epoch (every replica at the same instants, the model's
+        ticks), rather than from now."""
 
         def guarded() -> None:
             run_guarded(job, name=name)
@@ -64,6 +75,8 @@ class Scheduler:
             max_instances=1,
             coalesce=True,
             replace_existing=True,
+            executor=pool,
+            misfire_grace_time=None,
             **first,
         )
 

@@ -10,7 +10,14 @@ The ticks due at a run are the current one, the previous one when this replica w
 running at its time (a run that fired late or not at all is caught up), and any tick of the
 last ``LOOKBACK_TICKS`` whose claimant's lease ran out without finishing (its replica died or
 hung): it is taken over, oldest first, by the next replica to run, within one schedule period.
-A lease lasts half a period, so it has run out by the next tick's run.
+A lease lasts half a period, so it has run out by the next tick's run. A tick another replica
+holds or has done is not claimed at all (one read finds it), so a replica that lost a tick
+pays one read-write transaction for it, not a claim attempt.
+
+Work is shared by the claims: every replica runs every model's job, in a pool of
+``EVALUATION_THREADS`` threads (the others wait their turn), and a run claims its ticks only
+when it starts. A replica thus holds no more claims than it is evaluating; a busy (or slow)
+replica's later runs find their ticks claimed by replicas that had a thread free.
 
 Each run first adopts the model's reference version, latest stored evaluation and alert
 states (``adopt``; the service does so at start too), so the gauges of a replica that did not
@@ -41,6 +48,10 @@ log = logging.getLogger(__name__)
 LOOKBACK_TICKS = 10
 #: Claims of ticks older than this many periods are deleted (they are never looked at again).
 KEEP_TICKS = 100
+#: Scheduled evaluations a replica runs at once (its scheduler's pool "evaluations"; one can
+#: compute while another reads the database). A run claims a tick only when it starts, so a
+#: replica holds no more claims than this, and the ticks it has no thread for go to others.
+EVALUATION_THREADS = 2
 
 
 class Evaluate(Protocol):
@@ -105,19 +116,21 @@ class EvaluationTicks:
                 log.exception("model %s: reading the latest stored evaluation failed", model)
         now = self.clock()
         current = tick_at(now, every)
+        candidates = [current]
+        previous = current - every
+        if previous >= self._started:  # caught up when no replica ran it
+            candidates.append(previous)
         with self.database.write() as connection:
-            due = set(
-                claims.lapsed(
-                    connection, model=model, now=now, since=current - LOOKBACK_TICKS * every
-                )
+            due = claims.claimable(
+                connection,
+                model=model,
+                now=now,
+                since=current - LOOKBACK_TICKS * every,
+                candidates=candidates,
             )
             claims.forget_before(connection, model=model, before=current - KEEP_TICKS * every)
-        due.add(current)
-        previous = current - every
-        if previous >= self._started:
-            due.add(previous)
         evaluated = []
-        for tick in sorted(due):
+        for tick in due:
             try:
                 if self.evaluate_tick(config, tick, lease=every / 2):
                     evaluated.append(tick)

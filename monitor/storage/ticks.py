@@ -13,6 +13,8 @@ replicas racing for it cannot both win.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -47,22 +49,25 @@ def claim(
     return bool(taken.rowcount == 1)
 
 
-def lapsed(connection: Connection, *, model: str, now: float, since: float) -> list[float]:
-    """Ticks of ``model`` at or after ``since`` whose claim lapsed (lease over, not done),
-    oldest first: candidates for ``claim``."""
-    return [
-        float(tick)
-        for tick in connection.execute(
-            select(ticks.c.tick)
-            .where(
-                ticks.c.model == model,
-                ticks.c.tick >= since,
-                ticks.c.done_at.is_(None),
-                ticks.c.lease_until < now,
-            )
-            .order_by(ticks.c.tick)
-        ).scalars()
-    ]
+def claimable(
+    connection: Connection, *, model: str, now: float, since: float, candidates: Iterable[float]
+) -> list[float]:
+    """Ticks of ``model`` at or after ``since`` there are to ``claim``, oldest first: those
+    whose claim lapsed (lease over, not done) and those of ``candidates`` that nobody has
+    claimed yet. A tick another replica holds or has done is left out, so a replica that lost
+    it makes no claim attempt."""
+    claimed = set()
+    found = set()
+    for tick, done_at, lease_until in connection.execute(
+        select(ticks.c.tick, ticks.c.done_at, ticks.c.lease_until).where(
+            ticks.c.model == model, ticks.c.tick >= since
+        )
+    ):
+        claimed.add(float(tick))
+        if done_at is None and lease_until < now:
+            found.add(float(tick))
+    found.update(tick for tick in candidates if tick >= since and tick not in claimed)
+    return sorted(found)
 
 
 def finish(connection: Connection, *, model: str, tick: float, replica: str, now: float) -> bool:
