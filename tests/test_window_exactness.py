@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine, text
+from test_drift_histograms import independent_psi
 
 from monitor.config import parse_config
 from monitor.jobs.summaries import SUMMARY_LAG_SECONDS
@@ -119,17 +120,6 @@ def test_a_records_window_is_the_last_records_received_whatever_their_timestamps
     expected = skm.accuracy_score(actual, predicted)
     assert evaluation.performance.metrics["accuracy"] == pytest.approx(expected, abs=1e-12)
     service.stop()
-
-
-def independent_psi(reference: np.ndarray, current: np.ndarray, bins: int = 10) -> float:
-    """PSI as the README defines it (see test_drift_histograms.py)."""
-    edges = np.unique(np.quantile(reference, np.arange(1, bins) / bins, method="inverted_cdf"))
-    edges = edges[edges < reference.max()]
-    r = np.bincount(np.searchsorted(edges, reference, side="left"), minlength=len(edges) + 1)
-    c = np.bincount(np.searchsorted(edges, current, side="left"), minlength=len(edges) + 1)
-    r = np.where(r == 0, 1e-4, r / r.sum())
-    c = np.where(c == 0, 1e-4, c / c.sum())
-    return float(np.sum((c - r) * np.log(c / r)))
 
 
 @pytest.mark.parametrize("offset", [0.0, 17.25, 59.999])
