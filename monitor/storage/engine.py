@@ -5,6 +5,25 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+#: libpq settings that bound how long a lost database can hold a connection attempt or a
+#: query; a URL's own query parameters of the same names take precedence.
+#:
+#: * ``connect_timeout``: a server that accepts the TCP connection and never answers (frozen,
+#:   or a network that drops packets) fails the attempt after 5 s, so a request answers 503
+#:   instead of hanging, and the pool tries again at the next request;
+#: * TCP keepalives and ``tcp_user_timeout``: an open connection to a host that has gone
+#:   (a failover, a partition) is found dead within about a minute, instead of the
+#:   operating system's default of two hours (idle) or fifteen minutes (unacknowledged data).
+POSTGRESQL_CONNECT_ARGS: dict[str, int] = {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 60_000,  # milliseconds
+}
 
 
 def is_postgresql(engine: Engine) -> bool:
@@ -18,6 +37,10 @@ def create_database_engine(url: str, *, pool_size: int = 8) -> Engine:
     crash or ``kill -9`` of the process (the WAL is in the OS's hands once written); only a
     power loss can undo the last commits. ``busy_timeout`` lets concurrent writers queue
     instead of failing.
+
+    PostgreSQL connections are checked before each use (``pool_pre_ping``: one cut by a
+    restart, a failover or ``pg_terminate_backend`` is replaced, not handed out) and bounded
+    by ``POSTGRESQL_CONNECT_ARGS``.
     """
     if url.startswith("sqlite"):
         engine = create_engine(
@@ -28,7 +51,14 @@ def create_database_engine(url: str, *, pool_size: int = 8) -> Engine:
         )
         event.listen(engine, "connect", _configure_sqlite)
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    query = make_url(url).query
+    return create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        connect_args={k: v for k, v in POSTGRESQL_CONNECT_ARGS.items() if k not in query},
+    )
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
