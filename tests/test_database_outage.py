@@ -30,7 +30,7 @@ from tcp_proxy import TcpProxy
 from test_replicas_process import PERIOD, Replica, poll, ticks_until
 
 from monitor.storage import create_database_engine
-from monitor.storage.engine import POSTGRESQL_CONNECT_ARGS
+from monitor.storage.engine import POSTGRESQL_CONNECT_ARGS, POSTGRESQL_SESSION_SETTINGS
 
 POSTGRES_ENV = "MONITOR_TEST_DATABASE_URL"
 OUTAGE_SECONDS = 2.5 * PERIOD
@@ -226,8 +226,9 @@ def test_a_replica_whose_database_connections_are_cut_recovers_by_itself(setup: 
         client.close()
 
 
-def test_postgresql_connections_bound_how_long_a_lost_database_holds_them() -> None:
-    """The libpq settings reach the driver; a URL's own value of one takes precedence."""
+def test_postgresql_connections_bound_how_long_a_lost_peer_holds_them() -> None:
+    """The libpq settings reach the driver (a URL's own value of one takes precedence), and
+    the server's side of them is set on each session."""
     base = os.environ.get(POSTGRES_ENV)
     if not base:
         pytest.skip(f"PostgreSQL not configured: set {POSTGRES_ENV}")
@@ -241,6 +242,17 @@ def test_postgresql_connections_bound_how_long_a_lost_database_holds_them() -> N
                 driver = connection.connection.driver_connection
                 assert driver is not None
                 parameters = driver.info.get_parameters()
+                session = {
+                    name: connection.execute(text(f"SHOW {name}")).scalar_one()
+                    for name, _, _ in POSTGRESQL_SESSION_SETTINGS
+                }
         finally:
             engine.dispose()
         assert {k: parameters[k] for k in expected} == {**expected, **overrides}
+        assert session == {  # PostgreSQL 14 or later (the CI's)
+            "tcp_keepalives_idle": "30",  # seconds, as PostgreSQL shows them
+            "tcp_keepalives_interval": "10",
+            "tcp_keepalives_count": "3",
+            "tcp_user_timeout": "60000",  # milliseconds
+            "client_connection_check_interval": "10s",
+        }

@@ -25,6 +25,21 @@ POSTGRESQL_CONNECT_ARGS: dict[str, int] = {
     "tcp_user_timeout": 60_000,  # milliseconds
 }
 
+#: The server's side of the same bounds, set on each session (all settable by any user):
+#: the backend of a replica that vanished without closing its connection (its host crashed,
+#: a partition) ends within about a minute, rolling back its transaction and releasing its
+#: locks (a model's alert lock, a claimed row), instead of holding them for the server's
+#: default two hours; ``client_connection_check_interval`` (PostgreSQL 14+) stops a long
+#: query whose client has gone (``kill -9``) without waiting for it to finish. Each with the
+#: server version (``server_version_num``) that knows it.
+POSTGRESQL_SESSION_SETTINGS: tuple[tuple[str, str, int], ...] = (
+    ("tcp_keepalives_idle", "30", 0),
+    ("tcp_keepalives_interval", "10", 0),
+    ("tcp_keepalives_count", "3", 0),
+    ("tcp_user_timeout", "60000", 120000),
+    ("client_connection_check_interval", "10000", 140000),
+)
+
 
 def is_postgresql(engine: Engine) -> bool:
     return engine.dialect.name == "postgresql"
@@ -40,7 +55,7 @@ def create_database_engine(url: str, *, pool_size: int = 8) -> Engine:
 
     PostgreSQL connections are checked before each use (``pool_pre_ping``: one cut by a
     restart, a failover or ``pg_terminate_backend`` is replaced, not handed out) and bounded
-    by ``POSTGRESQL_CONNECT_ARGS``.
+    by ``POSTGRESQL_CONNECT_ARGS`` and ``POSTGRESQL_SESSION_SETTINGS``.
     """
     if url.startswith("sqlite"):
         engine = create_engine(
@@ -51,14 +66,18 @@ def create_database_engine(url: str, *, pool_size: int = 8) -> Engine:
         )
         event.listen(engine, "connect", _configure_sqlite)
         return engine
-    query = make_url(url).query
-    return create_engine(
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    engine = create_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=True,
-        connect_args={k: v for k, v in POSTGRESQL_CONNECT_ARGS.items() if k not in query},
+        connect_args={k: v for k, v in POSTGRESQL_CONNECT_ARGS.items() if k not in parsed.query},
     )
+    event.listen(engine, "connect", _configure_postgresql)
+    return engine
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -78,6 +97,18 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
     finally:
         cursor.close()
+
+
+def _configure_postgresql(dbapi_connection: Any, _record: Any) -> None:
+    version = int(dbapi_connection.info.server_version)
+    settings = [(n, v) for n, v, since in POSTGRESQL_SESSION_SETTINGS if version >= since]
+    calls = ", ".join("set_config(%s, %s, false)" for _ in settings)
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"SELECT {calls}", [part for setting in settings for part in setting])
+    finally:
+        cursor.close()
+    dbapi_connection.commit()  # session settings, kept for the connection's life
 
 
 def checkpoint_sqlite(engine: Engine) -> None:
