@@ -30,6 +30,7 @@ from tcp_proxy import TcpProxy
 from test_replicas_process import PERIOD, Replica, poll, ticks_until
 
 from monitor.storage import create_database_engine
+from monitor.storage import engine as engine_module
 from monitor.storage.engine import POSTGRESQL_CONNECT_ARGS, POSTGRESQL_SESSION_SETTINGS
 
 POSTGRES_ENV = "MONITOR_TEST_DATABASE_URL"
@@ -256,3 +257,32 @@ def test_postgresql_connections_bound_how_long_a_lost_peer_holds_them() -> None:
             "tcp_user_timeout": "60000",  # milliseconds
             "client_connection_check_interval": "10s",
         }
+
+
+def test_a_session_setting_the_server_refuses_is_left_out_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A server without one of the settings (an older or compatible server, a platform
+    without the socket option) still serves; the others are set; one warning per process."""
+    base = os.environ.get(POSTGRES_ENV)
+    if not base:
+        pytest.skip(f"PostgreSQL not configured: set {POSTGRES_ENV}")
+    settings = (("no_such_setting", "1", 0), ("tcp_keepalives_idle", "31", 0))
+    monkeypatch.setattr(engine_module, "POSTGRESQL_SESSION_SETTINGS", settings)
+    monkeypatch.setattr(engine_module, "_REFUSED_SETTINGS", set())
+    engine = create_database_engine(base)
+    try:
+        with (
+            caplog.at_level("WARNING", logger="monitor.storage.engine"),
+            engine.connect() as first,
+            engine.connect() as second,  # two connections: the refusal is said once
+        ):
+            shown = [
+                c.execute(text("SHOW tcp_keepalives_idle")).scalar_one() for c in (first, second)
+            ]
+    finally:
+        engine.dispose()
+    assert shown == ["31", "31"]
+    assert [r.getMessage().split(" (")[0] for r in caplog.records] == [
+        "PostgreSQL refused no_such_setting = 1"
+    ]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+
+log = logging.getLogger(__name__)
 
 #: libpq settings that bound how long a lost database can hold a connection attempt or a
 #: query; a URL's own query parameters of the same names take precedence.
@@ -100,15 +103,26 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _configure_postgresql(dbapi_connection: Any, _record: Any) -> None:
+    """Apply ``POSTGRESQL_SESSION_SETTINGS``, each on its own: a server that refuses one (a
+    platform without the socket option it needs, a PostgreSQL-compatible server that lacks
+    it) goes on without it, saying so once per process."""
     version = int(dbapi_connection.info.server_version)
-    settings = [(n, v) for n, v, since in POSTGRESQL_SESSION_SETTINGS if version >= since]
-    calls = ", ".join("set_config(%s, %s, false)" for _ in settings)
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute(f"SELECT {calls}", [part for setting in settings for part in setting])
-    finally:
-        cursor.close()
-    dbapi_connection.commit()  # session settings, kept for the connection's life
+    for name, value, since in POSTGRESQL_SESSION_SETTINGS:
+        if version < since or name in _REFUSED_SETTINGS:
+            continue
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("SELECT set_config(%s, %s, false)", (name, value))
+            dbapi_connection.commit()  # a session setting, kept for the connection's life
+        except Exception as exc:  # the driver's own error class
+            dbapi_connection.rollback()
+            _REFUSED_SETTINGS.add(name)
+            log.warning("PostgreSQL refused %s = %s (%s); going on without it", name, value, exc)
+        finally:
+            cursor.close()
+
+
+_REFUSED_SETTINGS: set[str] = set()
 
 
 def checkpoint_sqlite(engine: Engine) -> None:
