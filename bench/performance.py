@@ -77,7 +77,8 @@ from monitor import codec
 from monitor.config import ModelConfig, parse_config
 from monitor.domain import LabelBatch, Performance, PredictionBatch
 from monitor.evaluation.performance import evaluate_performance
-from monitor.jobs.labelled_windows import SUMMARY_LAG_SECONDS, LabelledWindows
+from monitor.jobs.labelled_windows import LabelledWindows
+from monitor.jobs.summaries import SUMMARY_LAG_SECONDS
 from monitor.service import Service
 from monitor.storage import create_database_engine
 from monitor.storage import repository as repo

@@ -8,7 +8,8 @@
       -d '{"id": "<id from /predict>", "outcome": "rejected"}'
 
 MONITOR_URL, MONITOR_MODEL and MONITOR_TOKEN configure the client. The monitor is created in the
-lifespan and closed (flushed) at shutdown; logging in a handler never waits on drift-monitor.
+lifespan and closed (flushed) at shutdown, waiting at most 5 s; logging in a handler never waits
+on drift-monitor.
 """
 
 from __future__ import annotations
@@ -44,14 +45,19 @@ class Feedback(BaseModel):
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    # the sender task starts with the first log inside this loop; leaving the block flushes
-    async with AsyncMonitor(
+    # the sender starts with the first log inside this loop
+    app.state.monitor = AsyncMonitor(
         os.environ.get("MONITOR_URL", "http://127.0.0.1:8000"),
         os.environ.get("MONITOR_MODEL", "credit"),
         token=os.environ.get("MONITOR_TOKEN"),
-    ) as monitor:
-        app.state.monitor = monitor
+    )
+    try:
         yield
+    finally:
+        # shutdown: send what is queued, waiting at most close_timeout (5 s) so a monitor that
+        # is down never holds up the model server's exit; what is still unsent then is given up
+        # (counted in failed, one warning in the log)
+        await app.state.monitor.aclose()
 
 
 app = FastAPI(lifespan=lifespan)

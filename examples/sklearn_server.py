@@ -80,13 +80,19 @@ class Label(BaseModel):
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.model = train()
-    async with AsyncMonitor(
+    # the sender starts with the first log inside this loop
+    app.state.monitor = AsyncMonitor(
         os.environ.get("MONITOR_URL", "http://127.0.0.1:8000"),
         os.environ.get("MONITOR_MODEL", "credit"),
         token=os.environ.get("MONITOR_TOKEN"),
-    ) as monitor:
-        app.state.monitor = monitor
+    )
+    try:
         yield
+    finally:
+        # shutdown: send what is queued, waiting at most close_timeout (5 s) so a monitor that
+        # is down never holds up the model server's exit; what is still unsent then is given up
+        # (counted in failed, one warning in the log)
+        await app.state.monitor.aclose()
 
 
 app = FastAPI(lifespan=lifespan)

@@ -1,4 +1,4 @@
-"""Command line: ``monitor serve | check-config | replay | demo | --version``."""
+"""Command line: ``monitor serve | check-config | calibrate | replay | demo | --version``."""
 
 from __future__ import annotations
 
@@ -32,6 +32,30 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     check = commands.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("path", help="config file")
+
+    calibrate = commands.add_parser(
+        "calibrate",
+        help="print what each threshold level means: its value at the window size, the false"
+        " alarms a week it implies and the records a shift needs to be caught",
+        description="For every threshold rule of the model(s), feature and severity: the level"
+        " at the window's size and at min_samples (auto levels resolved), the false alarms per"
+        " week it implies on data from the reference's distribution, and the records per window"
+        " a shift of 0.1, 0.25 and 0.5 reference standard deviations (10%% of a categorical"
+        " feature's mass) needs to reach it; then the levels as numbers to paste into the YAML."
+        " Reads the reference from the configured file or database.",
+    )
+    calibrate.add_argument("--config", help="config file (default: $MONITOR_CONFIG)")
+    calibrate.add_argument("--model", help="only this model")
+    calibrate.add_argument(
+        "--n",
+        type=int,
+        help="records per window (default: window.records, else the latest evaluation's n)",
+    )
+    calibrate.add_argument(
+        "--database",
+        help="database URL (default: $MONITOR_DATABASE_URL, else storage.url, as for serve)",
+    )
+    calibrate.add_argument("--json", action="store_true", help="print the report as JSON")
 
     demo = commands.add_parser(
         "demo", help="run the service with a synthetic model, its traffic and a known drift"
@@ -105,6 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return check_config(args.path)
     if args.command == "demo":
         return demo_command(args)
+    if args.command == "calibrate":
+        return calibrate_command(args)
     if args.command == "replay":
         return replay_command(args)
     return serve_command(args)
@@ -125,6 +151,53 @@ def check_config(path: str) -> int:
         f"{path}: OK ({len(config.models)} model(s): {models}; {len(config.webhooks)} webhook(s))"
     )
     return 0
+
+
+def calibrate_command(args: argparse.Namespace) -> int:
+    """``monitor calibrate``: exit 0 with the report, 1 on a config error or a model without a
+    reference, 2 on a usage error."""
+    import orjson
+
+    from monitor.calibration_report import model_report
+
+    def usage(message: str) -> int:
+        print(f"monitor calibrate: {message}", file=sys.stderr)
+        return 2
+
+    path = args.config or os.environ.get("MONITOR_CONFIG")
+    if not path:
+        return usage("give --config PATH or set MONITOR_CONFIG")
+    if args.n is not None and args.n < 1:
+        return usage("--n must be at least 1")
+    from monitor.config import load_config
+
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        return 1
+    models = config.models
+    if args.model is not None:
+        models = [m for m in models if m.name == args.model]
+        if not models:
+            return usage(f"no model named {args.model!r} in {path}")
+    logging.basicConfig(level="WARNING", format="%(levelname)s %(name)s: %(message)s")
+    try:
+        reports, problems = model_report(config, models, n=args.n, database=args.database)
+    except ConfigError as exc:  # a reference file that cannot be read
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        return 1
+    for problem in problems:
+        print(f"monitor calibrate: {problem}", file=sys.stderr)
+    if args.json:
+        print(orjson.dumps(reports, option=orjson.OPT_INDENT_2).decode())
+    else:
+        from monitor.calibration_report import text
+
+        print(text(reports))
+    return 1 if problems else 0
 
 
 def demo_command(args: argparse.Namespace) -> int:

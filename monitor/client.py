@@ -7,18 +7,20 @@ Usage::
     monitor.log_label("req-1", "rejected")  # later; records are flushed at exit or by close()
 
 ``log_prediction`` and ``log_label`` never block on the network and never raise: a record is
-serialized, put on a bounded in-memory queue and returns. A background sender (a daemon thread
-for :class:`Monitor`, an asyncio task for :class:`AsyncMonitor`) POSTs the queue in batches of
+serialized, put on a bounded in-memory queue and returns. Background senders (daemon threads
+for :class:`Monitor`, asyncio tasks for :class:`AsyncMonitor`) POST the queue in batches of
 ``batch_size`` records, or whatever is queued once its oldest record is ``flush_interval``
-seconds old. Delivery:
+seconds old, up to ``max_in_flight`` batches at a time: a batch being retried holds back the
+ones behind it only once that many are being retried. Delivery:
 
 - **2xx**: the records are counted in ``sent``.
-- **Connection error, timeout, 408, 429, 5xx**: the same batch is sent again after an
-  exponential backoff (0.1 s doubling to 30 s, times a random 0.5-1 jitter; a ``Retry-After``
-  in seconds is honoured up to 30 s; see the class attributes ``initial_backoff`` and
-  ``max_backoff``), until ``max_retry_seconds`` have passed since its first attempt; then it
-  is given up and counted in ``failed``. Sending a batch twice is safe: the service stores an
-  id once. Each resend is counted in ``retries``.
+- **Connection error, timeout, 408, 429, 5xx** (``monitor.retries``, the webhook sender's rule
+  too): the same batch is sent again after an exponential backoff (0.1 s doubling to 30 s,
+  times a random 0.5-1 jitter; a ``Retry-After`` in seconds or as an HTTP date is honoured up
+  to 30 s; see the class attributes ``initial_backoff`` and ``max_backoff``), until
+  ``max_retry_seconds`` have passed since that batch's first attempt (a budget per batch);
+  then it is given up and counted in ``failed``. Sending a batch twice is safe: the service
+  stores an id once. Each resend is counted in ``retries``.
 - **Any other 4xx** (an invalid batch, an unknown model, a bad token): the batch is dropped,
   counted in ``rejected`` and logged once (logger ``monitor.client``, with the problem's detail
   and its first errors); it is not retried. The service stores all or nothing of a batch, so
@@ -26,8 +28,16 @@ seconds old. Delivery:
 - A record that cannot be serialized (a naive ``datetime``, an id that is not a string of 1-256
   characters or an integer, a value JSON cannot represent) is counted in ``rejected`` when it
   is logged and never queued.
-- A record logged while ``max_queue`` records wait (the batch being sent is not counted), or
-  after ``close()``, is counted in ``dropped``.
+- A record logged while ``max_queue`` records are held (waiting or being sent: the client's
+  memory is bounded by it), or after ``close()``, is counted in ``dropped``.
+
+**Shutdown is bounded.** ``close()``, ``flush()`` and ``aclose()`` without a ``timeout`` wait
+at most ``close_timeout`` seconds (default :data:`CLOSE_TIMEOUT`, 5 s), as does the exit hook;
+``timeout=`` overrides it, and ``timeout=None`` waits until everything is sent or given up
+(which, with the monitor down, is ``max_retry_seconds``). ``flush`` only stops waiting: what is
+unsent stays queued and is still retried. ``close`` gives up what is unsent when its time is up,
+counts it in ``failed`` and logs one warning with the count (a batch whose request was under way
+may still have been stored by the service).
 
 Every count is in records except ``retries`` (HTTP requests sent again); ``stats()`` returns
 them all. Timestamps may be timezone-aware :class:`~datetime.datetime` objects (sent as RFC 3339
@@ -36,9 +46,13 @@ service uses the time it receives the batch). A ``NaN`` feature value is sent as
 (missing). numpy scalars are converted with ``.item()``.
 
 :class:`Monitor` registers ``close()`` with :mod:`atexit`, so what is queued is sent when the
-interpreter exits (waiting at most ``exit_timeout`` seconds). :class:`AsyncMonitor` cannot be
-flushed by ``atexit``: ``await aclose()`` it (or use ``async with``), e.g. in a FastAPI
-lifespan.
+interpreter exits (waiting at most ``close_timeout``). :class:`AsyncMonitor` cannot be flushed
+by ``atexit``: ``await aclose()`` it (or use ``async with``), e.g. in a FastAPI lifespan.
+
+Test seams: both take an httpx ``transport=`` (e.g. :class:`httpx.MockTransport`); a
+:class:`Monitor` keeps time and waits through its ``clock=`` (:class:`Clock`), an
+:class:`AsyncMonitor` through its event loop's clock (``loop.time()``), so a test drives
+outages, slow answers and retries in virtual time.
 """
 
 from __future__ import annotations
@@ -46,6 +60,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import enum
 import json
 import logging
 import math
@@ -55,46 +70,92 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Final, Literal, Protocol, Self
 from urllib.parse import quote
 
 import httpx
 
-__all__ = ["AsyncMonitor", "Monitor"]
+from monitor.retries import retried, retry_after_seconds
+
+__all__ = ["CLOSE_TIMEOUT", "DEFAULT", "AsyncMonitor", "Clock", "Monitor", "SystemClock"]
 
 logger = logging.getLogger("monitor.client")
 
 Kind = Literal["predictions", "labels"]
 Timestamp = datetime | float | int | str | None
+Outcome = Literal["sent", "rejected", "failed"]
+
+#: Seconds ``close()``, ``flush()`` and ``aclose()`` wait by default, and the exit hook: a
+#: model server's shutdown is never held up longer by an unreachable monitor.
+CLOSE_TIMEOUT: Final = 5.0
+
+
+class _Default(enum.Enum):
+    TIMEOUT = "the client's close_timeout"
+
+
+#: The ``timeout`` of ``flush``, ``close`` and ``aclose`` when none is given: ``close_timeout``.
+DEFAULT: Final = _Default.TIMEOUT
+
+
+class Clock(Protocol):
+    """Where a :class:`Monitor` reads the time and waits: monotonic seconds, and the condition
+    its caller's path and its sender threads share, whose ``wait(timeout)`` counts this clock's
+    seconds. A test passes a fake one to run retries and timeouts in virtual time."""
+
+    def now(self) -> float: ...
+
+    def condition(self) -> threading.Condition: ...
+
+
+class SystemClock:
+    """Real time: :func:`time.monotonic` and a plain :class:`threading.Condition`."""
+
+    def now(self) -> float:
+        return time.monotonic()
+
+    def condition(self) -> threading.Condition:
+        return threading.Condition()
 
 
 @dataclass(slots=True)
 class _Item:
     seq: int  # order of logging, for flush()
-    at: float  # time.monotonic() when it was logged
+    at: float  # the clock's time when it was logged
     body: bytes  # the record as JSON
 
 
-class _Queue:
-    """Records waiting to be sent, one FIFO per endpoint, and the batch being sent. Not
-    thread-safe: the owner locks."""
+@dataclass(eq=False, slots=True)
+class _Batch:
+    kind: Kind
+    items: list[_Item]
+    abandoned: bool = False  # given up by close(): its outcome is no longer counted
 
-    def __init__(self, max_size: int) -> None:
-        self.max_size = max_size
-        self.fifos: dict[Kind, deque[_Item]] = {"predictions": deque(), "labels": deque()}
-        self.size = 0
-        self.next_seq = 0
-        self.in_flight: list[_Item] = []
+
+@dataclass(slots=True)
+class _Queue:
+    """Records waiting to be sent, one FIFO per endpoint, and the batches being sent. ``held``
+    counts both, and is what ``max_size`` bounds. Not thread-safe: the owner locks."""
+
+    max_size: int
+    fifos: dict[Kind, deque[_Item]] = field(
+        default_factory=lambda: {"predictions": deque(), "labels": deque()}
+    )
+    waiting: int = 0
+    held: int = 0
+    next_seq: int = 0
+    in_flight: list[_Batch] = field(default_factory=list)
 
     def push(self, kind: Kind, body: bytes, now: float) -> bool:
-        if self.size >= self.max_size:
+        if self.held >= self.max_size:
             return False
         self.fifos[kind].append(_Item(self.next_seq, now, body))
         self.next_seq += 1
-        self.size += 1
+        self.waiting += 1
+        self.held += 1
         return True
 
     def ready(self, now: float, batch_size: int, interval: float, force: bool) -> Kind | None:
@@ -106,31 +167,40 @@ class _Queue:
         return min(due)[1] if due else None
 
     def wait_time(self, now: float, interval: float) -> float | None:
-        """Seconds until the oldest queued record is due; ``None`` when nothing is queued."""
+        """Seconds until the oldest waiting record is due; ``None`` when none waits."""
         heads = [fifo[0].at for fifo in self.fifos.values() if fifo]
         return max(0.0, min(heads) + interval - now) if heads else None
 
-    def take(self, kind: Kind, batch_size: int) -> list[_Item]:
+    def take(self, kind: Kind, batch_size: int) -> _Batch:
         fifo = self.fifos[kind]
-        items = [fifo.popleft() for _ in range(min(batch_size, len(fifo)))]
-        self.size -= len(items)
-        self.in_flight = items
-        return items
+        batch = _Batch(kind, [fifo.popleft() for _ in range(min(batch_size, len(fifo)))])
+        self.waiting -= len(batch.items)
+        self.in_flight.append(batch)
+        return batch
+
+    def finish(self, batch: _Batch) -> bool:
+        """The batch is done; ``False`` when close() had already given it up."""
+        if batch.abandoned:
+            return False
+        self.in_flight.remove(batch)
+        self.held -= len(batch.items)
+        return True
 
     def oldest_unfinished(self) -> int:
         """The smallest sequence number not yet sent or given up (``next_seq`` when none)."""
         heads = [fifo[0].seq for fifo in self.fifos.values() if fifo]
-        if self.in_flight:
-            heads.append(self.in_flight[0].seq)
+        heads += [batch.items[0].seq for batch in self.in_flight]
         return min(heads, default=self.next_seq)
 
-    def clear(self) -> int:
-        """Forget every queued and in-flight record; returns how many there were."""
-        count = self.size + len(self.in_flight)
+    def abandon(self) -> int:
+        """Give up every waiting and in-flight record; returns how many there were."""
+        count = self.held
         for fifo in self.fifos.values():
             fifo.clear()
-        self.size = 0
+        for batch in self.in_flight:
+            batch.abandoned = True
         self.in_flight = []
+        self.waiting = self.held = 0
         return count
 
 
@@ -172,16 +242,6 @@ def _record_id(value: str | int) -> str:
 def _dumps(record: dict[str, Any]) -> bytes:
     text = json.dumps(record, default=_json_default, allow_nan=False, separators=(",", ":"))
     return text.encode()
-
-
-def _retry_after(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None  # an HTTP date: the exponential backoff is good enough
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
 def _problem(response: httpx.Response) -> str:
@@ -228,20 +288,29 @@ class _Base:
         max_queue: int,
         timeout: float,
         max_retry_seconds: float,
+        max_in_flight: int,
+        close_timeout: float,
     ) -> None:
-        if batch_size < 1 or max_queue < 1:
-            raise ValueError("batch_size and max_queue must be at least 1")
-        if flush_interval < 0 or timeout <= 0 or max_retry_seconds < 0:
-            raise ValueError("flush_interval, timeout and max_retry_seconds must be positive")
+        if batch_size < 1 or max_queue < 1 or max_in_flight < 1:
+            raise ValueError("batch_size, max_queue and max_in_flight must be at least 1")
+        if flush_interval < 0 or timeout <= 0 or max_retry_seconds < 0 or close_timeout < 0:
+            raise ValueError(
+                "flush_interval, timeout, max_retry_seconds and close_timeout must be positive"
+            )
         self.url = url.rstrip("/")
         self.model = model
         self.batch_size = batch_size
         self.flush_interval = flush_interval
         self.timeout = timeout
         self.max_retry_seconds = max_retry_seconds
+        self.max_in_flight = max_in_flight
+        self.close_timeout = close_timeout
         self._headers = {"Content-Type": "application/json", "User-Agent": "drift-monitor-client"}
         if token:
             self._headers["Authorization"] = f"Bearer {token}"
+        self._limits = httpx.Limits(
+            max_connections=max_in_flight, max_keepalive_connections=max_in_flight
+        )
         self._endpoints: dict[Kind, str] = {
             kind: f"{self.url}/v1/models/{quote(model, safe='')}/{kind}"
             for kind in ("predictions", "labels")
@@ -249,7 +318,15 @@ class _Base:
         self._queue = _Queue(max_queue)
         self._counts = {"sent": 0, "dropped": 0, "rejected": 0, "failed": 0, "retries": 0}
         self._closed = False
+        self._flushing = 0
         self._warned: set[str] = set()
+        self._random = random.Random()
+
+    def _now(self) -> float:
+        raise NotImplementedError
+
+    def _seconds(self, timeout: float | _Default | None) -> float | None:
+        return self.close_timeout if timeout is DEFAULT else timeout
 
     # -- counters --------------------------------------------------------------------------
 
@@ -270,7 +347,8 @@ class _Base:
 
     @property
     def failed(self) -> int:
-        """Records given up after ``max_retry_seconds`` of retries (or abandoned by close)."""
+        """Records given up after ``max_retry_seconds`` of retries, or still unsent when
+        ``close`` stopped waiting."""
         return self._counts["failed"]
 
     @property
@@ -280,7 +358,7 @@ class _Base:
 
     def stats(self) -> dict[str, int]:
         """Every counter, plus ``queued``: records waiting or being sent."""
-        return {**self._counts, "queued": self._queue.size + len(self._queue.in_flight)}
+        return {**self._counts, "queued": self._queue.held}
 
     # -- the caller's path -----------------------------------------------------------------
 
@@ -332,8 +410,6 @@ class _Base:
             error,
         )
 
-    # -- the caller's path -----------------------------------------------------------------
-
     def log_prediction(
         self,
         id: str | int,
@@ -369,7 +445,7 @@ class _Base:
         """Queue a record's body; None if it was dropped (the client is closed or the queue
         full: counted, and warned of once), else whether the sender should wake: the kind's
         first queued record, or a full batch. Call under ``_guard``."""
-        if self._closed or not self._queue.push(kind, body, time.monotonic()):
+        if self._closed or not self._queue.push(kind, body, self._now()):
             self._counts["dropped"] += 1
             reason = "closed" if self._closed else "full"
             self._warn_once(
@@ -384,6 +460,19 @@ class _Base:
 
     # -- the sender's path -----------------------------------------------------------------
 
+    def _due(self) -> Kind | None:
+        """The endpoint whose batch should be sent now, if a sender may take one."""
+        if len(self._queue.in_flight) >= self.max_in_flight:
+            return None
+        force = self._flushing > 0 or self._closed
+        return self._queue.ready(self._now(), self.batch_size, self.flush_interval, force)
+
+    def _wait_time(self) -> float | None:
+        """Seconds a sender may sleep before a batch falls due; ``None``: until woken."""
+        if len(self._queue.in_flight) >= self.max_in_flight:
+            return None
+        return self._queue.wait_time(self._now(), self.flush_interval)
+
     def _outcome(
         self, kind: Kind, count: int, response: httpx.Response
     ) -> tuple[Literal["sent", "rejected", "retry"], float | None, str]:
@@ -391,8 +480,9 @@ class _Base:
         if 200 <= status < 300:
             return "sent", None, ""
         reason = f"HTTP {status}: {_problem(response)}"
-        if status in (408, 429) or status >= 500:
-            return "retry", _retry_after(response.headers.get("retry-after")), reason
+        if retried(status):
+            wait = retry_after_seconds(response.headers.get("retry-after"), time.time())
+            return "retry", wait, reason
         logger.warning(
             "drift-monitor client: %d %s of model %r rejected by %s, not retried: %s",
             count,
@@ -406,23 +496,43 @@ class _Base:
     def _backoff(self, attempt: int, retry_after: float | None, started: float) -> float | None:
         """Seconds to wait before attempt ``attempt + 1``; ``None`` to give the batch up."""
         delay = min(self.max_backoff, self.initial_backoff * 2.0 ** min(attempt, 60))
-        delay *= random.uniform(0.5, 1.0)
+        delay *= self._random.uniform(0.5, 1.0)
         if retry_after is not None:
             delay = max(delay, min(retry_after, self.max_backoff))
-        if time.monotonic() + delay - started > self.max_retry_seconds:
+        if self._now() + delay - started > self.max_retry_seconds:
             return None
         return delay
 
-    def _give_up(self, kind: Kind, count: int, reason: str) -> None:
-        self._counts["failed"] += count
-        logger.warning(
-            "drift-monitor client: gave up %d %s of model %r after %g s of retries: %s",
-            count,
-            kind,
-            self.model,
-            self.max_retry_seconds,
-            reason,
-        )
+    def _finish(self, batch: _Batch, outcome: Outcome, reason: str) -> None:
+        """Count a batch's outcome, unless close() gave it up first. Call under ``_guard``."""
+        if not self._queue.finish(batch):
+            return
+        self._counts[outcome] += len(batch.items)
+        if outcome == "failed":
+            logger.warning(
+                "drift-monitor client: gave up %d %s of model %r after %g s of retries: %s",
+                len(batch.items),
+                batch.kind,
+                self.model,
+                self.max_retry_seconds,
+                reason,
+            )
+
+    def _abandon(self, waited: float) -> int:
+        """Give up everything unsent (close's time is up): counted in ``failed``, logged in
+        one line. Call under ``_guard``."""
+        unsent = self._queue.abandon()
+        if unsent:
+            self._counts["failed"] += unsent
+            logger.warning(
+                "drift-monitor client: closed after %.3g s with %d record(s) of model %r unsent "
+                "(%s not reachable in time); counted in failed",
+                waited,
+                unsent,
+                self.model,
+                self.url,
+            )
+        return unsent
 
     @staticmethod
     def _body(items: list[_Item]) -> bytes:
@@ -430,12 +540,16 @@ class _Base:
 
 
 class Monitor(_Base):
-    """Logs predictions and labels from any thread; a daemon thread sends them.
+    """Logs predictions and labels from any thread; ``max_in_flight`` daemon threads send them.
 
     ``flush(timeout)`` waits until everything logged before it was sent or given up;
-    ``close(timeout)`` flushes, then stops the thread (what is still unsent when the timeout
-    expires is counted in ``failed``). ``close`` runs at interpreter exit (``exit_timeout``).
+    ``close(timeout)`` flushes, then stops the threads (what is still unsent when the timeout
+    expires is counted in ``failed``). Both wait ``close_timeout`` seconds unless told
+    otherwise; ``timeout=None`` waits as long as it takes. ``close`` runs at interpreter exit.
     Also a context manager.
+
+    ``transport`` (an :class:`httpx.BaseTransport`) and ``clock`` (a :class:`Clock`) are
+    seams for tests: the default is a plain connection pool and real time.
     """
 
     def __init__(
@@ -449,7 +563,10 @@ class Monitor(_Base):
         max_queue: int = 100_000,
         timeout: float = 5.0,
         max_retry_seconds: float = 300.0,
-        exit_timeout: float = 10.0,
+        max_in_flight: int = 4,
+        close_timeout: float = CLOSE_TIMEOUT,
+        transport: httpx.BaseTransport | None = None,
+        clock: Clock | None = None,
     ) -> None:
         super().__init__(
             url,
@@ -460,18 +577,29 @@ class Monitor(_Base):
             max_queue=max_queue,
             timeout=timeout,
             max_retry_seconds=max_retry_seconds,
+            max_in_flight=max_in_flight,
+            close_timeout=close_timeout,
         )
-        self.exit_timeout = exit_timeout
-        self._cond = threading.Condition()
+        self._clock = clock or SystemClock()
+        self._cond = self._clock.condition()
         self._guard = self._cond
-        self._abort = threading.Event()
-        self._flushing = 0
-        self._closing = False
-        self._thread = threading.Thread(
-            target=self._run, name=f"drift-monitor-client-{model}", daemon=True
+        self._stopping = False  # set by close once it stops waiting: the senders end
+        self._client = httpx.Client(
+            timeout=timeout, headers=self._headers, transport=transport, limits=self._limits
         )
-        self._thread.start()
+        self._senders = [
+            threading.Thread(
+                target=self._send_loop, name=f"drift-monitor-client-{model}-{n}", daemon=True
+            )
+            for n in range(max_in_flight)
+        ]
+        self._running = len(self._senders)
+        for sender in self._senders:
+            sender.start()
         atexit.register(self._at_exit)
+
+    def _now(self) -> float:
+        return self._clock.now()
 
     # -- the caller's path -----------------------------------------------------------------
 
@@ -486,19 +614,21 @@ class Monitor(_Base):
 
     # -- flush and close -------------------------------------------------------------------
 
-    def flush(self, timeout: float | None = None) -> bool:
-        """Send everything logged so far now; wait until it was sent or given up (or
-        ``timeout`` seconds). Returns ``True`` when nothing logged before the call is left."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+    def flush(self, timeout: float | _Default | None = DEFAULT) -> bool:
+        """Send everything logged so far now; wait until it was sent or given up, or
+        ``timeout`` seconds (``close_timeout`` unless given; ``None``: no limit). Returns
+        ``True`` when nothing logged before the call is left; what is left stays queued."""
+        seconds = self._seconds(timeout)
         with self._cond:
+            deadline = None if seconds is None else self._now() + seconds
             target = self._queue.next_seq
             self._flushing += 1
             self._cond.notify_all()
             try:
                 while self._queue.oldest_unfinished() < target:
-                    if not self._thread.is_alive():
+                    if self._running == 0:
                         return False
-                    remaining = None if deadline is None else deadline - time.monotonic()
+                    remaining = None if deadline is None else deadline - self._now()
                     if remaining is not None and remaining <= 0:
                         return False
                     self._cond.wait(remaining)
@@ -506,26 +636,30 @@ class Monitor(_Base):
             finally:
                 self._flushing -= 1
 
-    def close(self, timeout: float | None = None) -> bool:
-        """Flush (waiting at most ``timeout`` seconds), then stop the sender. Records still
-        unsent are counted in ``failed``. Further log calls count as ``dropped``. Returns
-        ``True`` when everything was sent or given up in time."""
+    def close(self, timeout: float | _Default | None = DEFAULT) -> bool:
+        """Flush, waiting at most ``timeout`` seconds (``close_timeout`` unless given;
+        ``None``: until everything is sent or given up), then stop the senders. Records still
+        unsent are given up, counted in ``failed`` and logged in one warning; further log calls
+        count as ``dropped``. Returns ``True`` when nothing was left unsent."""
         with self._cond:
             if self._closed:
                 return True
             self._closed = True
-            self._closing = True
+            started = self._now()
             self._cond.notify_all()
         atexit.unregister(self._at_exit)
         done = self.flush(timeout)
-        self._abort.set()
         with self._cond:
+            self._stopping = True
+            self._abandon(self._now() - started)
             self._cond.notify_all()
-        self._thread.join(self.timeout + 1.0)
+        if done:  # the senders are idle and end at once; otherwise one may be in a request
+            for sender in self._senders:
+                sender.join(self.timeout)
         return done
 
     def _at_exit(self) -> None:
-        self.close(self.exit_timeout)
+        self.close()
 
     def __enter__(self) -> Self:
         return self
@@ -538,83 +672,86 @@ class Monitor(_Base):
     ) -> None:
         self.close()
 
-    # -- the sender thread -----------------------------------------------------------------
+    # -- the sender threads ----------------------------------------------------------------
 
-    def _run(self) -> None:
-        client = httpx.Client(timeout=self.timeout, headers=self._headers)
+    def _send_loop(self) -> None:
         try:
             while True:
                 with self._cond:
-                    kind = self._next_batch()
-                    if kind is None:
+                    batch = self._next_batch()
+                    if batch is None:
                         return
-                    items = self._queue.take(kind, self.batch_size)
                 try:
-                    self._deliver(client, kind, items)
-                except Exception:
+                    outcome, reason = self._deliver(batch)
+                except Exception as error:
                     logger.exception("drift-monitor client: unexpected error sending a batch")
-                    with self._cond:
-                        self._counts["failed"] += len(items)
-                finally:
-                    with self._cond:
-                        self._queue.in_flight = []
-                        self._cond.notify_all()
+                    outcome, reason = "failed", f"{type(error).__name__}: {error}"
+                with self._cond:
+                    self._finish(batch, outcome, reason)
+                    self._cond.notify_all()
         finally:
             with self._cond:
-                self._counts["failed"] += self._queue.clear()
+                self._running -= 1
+                last = self._running == 0
                 self._cond.notify_all()
-            client.close()
+            if last:
+                self._client.close()
 
-    def _next_batch(self) -> Kind | None:
-        """Wait (holding the condition) until a batch is due; ``None`` to stop."""
-        while not self._abort.is_set():
-            now = time.monotonic()
-            force = self._flushing > 0 or self._closing
-            kind = self._queue.ready(now, self.batch_size, self.flush_interval, force)
+    def _next_batch(self) -> _Batch | None:
+        """Wait (holding the condition) until a batch is due and take it; ``None`` to stop."""
+        while not self._stopping:
+            kind = self._due()
             if kind is not None:
-                return kind
-            if self._closing and self._queue.size == 0:
+                return self._queue.take(kind, self.batch_size)
+            if self._closed and self._queue.waiting == 0:
                 return None
-            self._cond.wait(self._queue.wait_time(now, self.flush_interval))
+            self._cond.wait(self._wait_time())
         return None
 
-    def _deliver(self, client: httpx.Client, kind: Kind, items: list[_Item]) -> None:
-        body = self._body(items)
-        started = time.monotonic()
+    def _deliver(self, batch: _Batch) -> tuple[Outcome, str]:
+        body = self._body(batch.items)
+        url = self._endpoints[batch.kind]
+        started = self._now()
         attempt = 0
         while True:
             retry_after: float | None = None
+            outcome: Literal["sent", "rejected", "retry"]
             try:
-                response = client.post(self._endpoints[kind], content=body)
+                response = self._client.post(url, content=body)
             except httpx.TransportError as error:
                 outcome, reason = "retry", f"{type(error).__name__}: {error}"
             else:
-                outcome, retry_after, reason = self._outcome(kind, len(items), response)
+                outcome, retry_after, reason = self._outcome(batch.kind, len(batch.items), response)
             if outcome != "retry":
-                with self._cond:
-                    self._counts[outcome] += len(items)
-                return
-            delay = self._backoff(attempt, retry_after, started)
-            logger.debug("drift-monitor client: %s batch not sent (%s)", kind, reason)
-            if delay is None or self._abort.wait(delay):
-                with self._cond:
-                    self._give_up(kind, len(items), reason)
-                return
+                return outcome, reason
+            logger.debug("drift-monitor client: %s batch not sent (%s)", batch.kind, reason)
             with self._cond:
+                delay = self._backoff(attempt, retry_after, started)
+                if delay is None:
+                    return "failed", reason
+                until = self._now() + delay
+                while not (self._stopping or batch.abandoned) and self._now() < until:
+                    self._cond.wait(until - self._now())
+                if self._stopping or batch.abandoned:
+                    return "failed", reason  # close gave it up: not counted again
                 self._counts["retries"] += 1
             attempt += 1
 
 
 class AsyncMonitor(_Base):
     """The asyncio flavour: ``log_prediction``/``log_label`` are plain methods that queue and
-    return; an asyncio task sends with :class:`httpx.AsyncClient`.
+    return; asyncio tasks send with :class:`httpx.AsyncClient`, up to ``max_in_flight``
+    batches at a time.
 
-    **Starting:** the constructor needs no event loop. The sender task starts lazily, on the
-    first ``log_*`` or ``flush`` call made inside a running loop, and belongs to that loop;
-    records logged before that wait in the queue. Call the methods from the loop's thread
-    only (use :class:`Monitor` from other threads). ``await flush(timeout)``,
-    ``await aclose(timeout)`` and ``async with`` work as for :class:`Monitor`; nothing runs at
-    interpreter exit, so close it (e.g. in the ASGI lifespan).
+    **Starting:** the constructor needs no event loop. The sender starts lazily, on the first
+    ``log_*`` or ``flush`` call made inside a running loop, and belongs to that loop; records
+    logged before that wait in the queue. Call the methods from the loop's thread only (use
+    :class:`Monitor` from other threads). ``await flush(timeout)``, ``await aclose(timeout)``
+    and ``async with`` work as for :class:`Monitor`, bounded by ``close_timeout`` unless told
+    otherwise; nothing runs at interpreter exit, so close it (e.g. in the ASGI lifespan).
+
+    Time is the event loop's (``loop.time()``): a loop with a virtual clock runs its retries
+    and timeouts in virtual time. ``transport`` is an :class:`httpx.AsyncBaseTransport`.
     """
 
     def __init__(
@@ -628,6 +765,9 @@ class AsyncMonitor(_Base):
         max_queue: int = 100_000,
         timeout: float = 5.0,
         max_retry_seconds: float = 300.0,
+        max_in_flight: int = 4,
+        close_timeout: float = CLOSE_TIMEOUT,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         super().__init__(
             url,
@@ -638,12 +778,21 @@ class AsyncMonitor(_Base):
             max_queue=max_queue,
             timeout=timeout,
             max_retry_seconds=max_retry_seconds,
+            max_in_flight=max_in_flight,
+            close_timeout=close_timeout,
         )
-        self._task: asyncio.Task[None] | None = None
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+        self._task: asyncio.Task[None] | None = None  # takes due batches
+        self._deliveries: set[asyncio.Task[None]] = set()  # one per batch being sent
         self._wakeup = asyncio.Event()
         self._progress = asyncio.Event()  # set (and replaced) whenever a batch is done
-        self._flushing = 0
-        self._closing = False
+
+    def _now(self) -> float:
+        try:
+            return asyncio.get_running_loop().time()
+        except RuntimeError:
+            return time.monotonic()  # the default loops' clock
 
     # -- the caller's path -----------------------------------------------------------------
 
@@ -662,52 +811,65 @@ class AsyncMonitor(_Base):
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return False  # not in a loop yet: the records wait
+        self._client = httpx.AsyncClient(
+            timeout=self.timeout,
+            headers=self._headers,
+            transport=self._transport,
+            limits=self._limits,
+        )
         self._task = loop.create_task(self._run(), name=f"drift-monitor-client-{self.model}")
         return True
 
     # -- flush and close -------------------------------------------------------------------
 
-    async def flush(self, timeout: float | None = None) -> bool:
-        """Send everything logged so far now; wait until it was sent or given up (or
-        ``timeout`` seconds). Returns ``True`` when nothing logged before the call is left."""
+    async def flush(self, timeout: float | _Default | None = DEFAULT) -> bool:
+        """Send everything logged so far now; wait until it was sent or given up, or
+        ``timeout`` seconds (``close_timeout`` unless given; ``None``: no limit). Returns
+        ``True`` when nothing logged before the call is left; what is left stays queued."""
+        seconds = self._seconds(timeout)
         target = self._queue.next_seq
         if self._queue.oldest_unfinished() >= target:
             return True
         self._start()
-        task = self._task
-        assert task is not None
         self._flushing += 1
         self._wakeup.set()
         try:
-            async with asyncio.timeout(timeout):
-                while not task.done() and self._queue.oldest_unfinished() < target:
+            async with asyncio.timeout(seconds):
+                while self._queue.oldest_unfinished() < target:
+                    if self._stalled():
+                        return False
                     await self._progress.wait()
         except TimeoutError:
             return False
         finally:
             self._flushing -= 1
-        return self._queue.oldest_unfinished() >= target
+        return True
 
-    async def aclose(self, timeout: float | None = None) -> bool:
-        """Flush (waiting at most ``timeout`` seconds), then stop the sender task. Records still
-        unsent are counted in ``failed``; further log calls count as ``dropped``."""
+    def _stalled(self) -> bool:
+        """Nothing is sending, nor will: the dispatcher ended (or failed) and no batch is out."""
+        return self._task is not None and self._task.done() and not self._deliveries
+
+    async def aclose(self, timeout: float | _Default | None = DEFAULT) -> bool:
+        """Flush, waiting at most ``timeout`` seconds (``close_timeout`` unless given;
+        ``None``: until everything is sent or given up), then stop the sender tasks. Records
+        still unsent are given up, counted in ``failed`` and logged in one warning; further log
+        calls count as ``dropped``. Returns ``True`` when nothing was left unsent."""
         if self._closed:
             return True
         self._closed = True
-        self._closing = True
+        started = self._now()
         self._wakeup.set()
         done = await self.flush(timeout)
-        task = self._task
-        if task is not None:
-            if not task.done():
-                task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                current = asyncio.current_task()
-                if current is not None and current.cancelling():
-                    raise  # aclose itself was cancelled
-        self._counts["failed"] += self._queue.clear()
+        tasks = [task for task in (self._task, *self._deliveries) if task and not task.done()]
+        for task in tasks:
+            task.cancel()
+        try:
+            if tasks:
+                await asyncio.wait(tasks)  # raises only if aclose itself is cancelled
+        finally:
+            self._abandon(self._now() - started)
+        if self._client is not None:
+            await self._client.aclose()
         return done
 
     async def __aenter__(self) -> Self:
@@ -722,63 +884,65 @@ class AsyncMonitor(_Base):
     ) -> None:
         await self.aclose()
 
-    # -- the sender task -------------------------------------------------------------------
+    # -- the sender tasks ------------------------------------------------------------------
 
     async def _run(self) -> None:
-        async with httpx.AsyncClient(timeout=self.timeout, headers=self._headers) as client:
-            try:
-                while True:
-                    now = time.monotonic()
-                    force = self._flushing > 0 or self._closing
-                    kind = self._queue.ready(now, self.batch_size, self.flush_interval, force)
-                    if kind is None:
-                        if self._closing and self._queue.size == 0:
-                            return
-                        self._wakeup.clear()
-                        try:
-                            async with asyncio.timeout(
-                                self._queue.wait_time(now, self.flush_interval)
-                            ):
-                                await self._wakeup.wait()
-                        except TimeoutError:
-                            pass
-                        continue
-                    items = self._queue.take(kind, self.batch_size)
-                    try:
-                        await self._deliver(client, kind, items)
-                    except Exception:
-                        logger.exception("drift-monitor client: unexpected error sending a batch")
-                        self._counts["failed"] += len(items)
-                    self._queue.in_flight = []
-                    self._notify()
-            finally:
-                self._counts["failed"] += self._queue.clear()
-                self._notify()
+        """Start a delivery task for each due batch, up to ``max_in_flight`` at a time."""
+        try:
+            while True:
+                kind = self._due()
+                if kind is not None:
+                    batch = self._queue.take(kind, self.batch_size)
+                    task = asyncio.create_task(self._send(batch))
+                    self._deliveries.add(task)
+                    task.add_done_callback(self._deliveries.discard)
+                    continue
+                if self._closed and self._queue.waiting == 0:
+                    return
+                self._wakeup.clear()
+                try:
+                    async with asyncio.timeout(self._wait_time()):
+                        await self._wakeup.wait()
+                except TimeoutError:
+                    pass
+        finally:
+            self._notify()
 
     def _notify(self) -> None:
         self._progress.set()
         self._progress = asyncio.Event()
 
-    async def _deliver(self, client: httpx.AsyncClient, kind: Kind, items: list[_Item]) -> None:
-        body = self._body(items)
-        started = time.monotonic()
+    async def _send(self, batch: _Batch) -> None:
+        try:
+            outcome, reason = await self._deliver(batch)
+        except Exception as error:
+            logger.exception("drift-monitor client: unexpected error sending a batch")
+            outcome, reason = "failed", f"{type(error).__name__}: {error}"
+        self._finish(batch, outcome, reason)
+        self._notify()
+        self._wakeup.set()  # a slot is free
+
+    async def _deliver(self, batch: _Batch) -> tuple[Outcome, str]:
+        assert self._client is not None
+        body = self._body(batch.items)
+        url = self._endpoints[batch.kind]
+        started = self._now()
         attempt = 0
         while True:
             retry_after: float | None = None
+            outcome: Literal["sent", "rejected", "retry"]
             try:
-                response = await client.post(self._endpoints[kind], content=body)
+                response = await self._client.post(url, content=body)
             except httpx.TransportError as error:
                 outcome, reason = "retry", f"{type(error).__name__}: {error}"
             else:
-                outcome, retry_after, reason = self._outcome(kind, len(items), response)
+                outcome, retry_after, reason = self._outcome(batch.kind, len(batch.items), response)
             if outcome != "retry":
-                self._counts[outcome] += len(items)
-                return
+                return outcome, reason
+            logger.debug("drift-monitor client: %s batch not sent (%s)", batch.kind, reason)
             delay = self._backoff(attempt, retry_after, started)
-            logger.debug("drift-monitor client: %s batch not sent (%s)", kind, reason)
             if delay is None:
-                self._give_up(kind, len(items), reason)
-                return
+                return "failed", reason
             await asyncio.sleep(delay)
             self._counts["retries"] += 1
             attempt += 1

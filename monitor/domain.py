@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 #: A feature value as stored: a number, a category, or None for a missing value.
@@ -133,6 +133,8 @@ class FeatureDrift:
     statistics: Mapping[str, float | None]
     exact: bool = True
     ks_bound: float | None = None
+    #: ``auto`` rules' levels as resolved for this window: statistic -> {warning, critical, n}
+    levels: Mapping[str, Mapping[str, float | int | None]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,3 +189,5 @@ class Performance:
     confusion_matrix: tuple[tuple[int, ...], ...] | None
     estimated_accuracy: float | None
     estimated_accuracy_standard_error: float | None
+    #: ``auto`` rules' levels as resolved for this window: metric -> {warning, critical, n}
+    levels: Mapping[str, Mapping[str, float | int | None]] = field(default_factory=dict)

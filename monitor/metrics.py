@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import GaugeMetricFamily
@@ -292,6 +293,30 @@ class DriftCollector(Collector):
             "Labels stored for ids that have no prediction (yet).",
             labels=["model"],
         )
+        resolved = GaugeMetricFamily(
+            "drift_monitor_threshold_resolved",
+            "An auto threshold level as resolved for the latest evaluation's window, by model,"
+            " feature ('' for a model-level rule), statistic and severity.",
+            labels=["model", "feature", "statistic", "severity"],
+        )
+        resolved_samples = GaugeMetricFamily(
+            "drift_monitor_threshold_resolved_samples",
+            "The window size (n) an auto threshold level was resolved for.",
+            labels=["model", "feature", "statistic"],
+        )
+
+        def add_resolved(model: str, feature: str, levels: Mapping[str, Any]) -> None:
+            for statistic, level in sorted(levels.items()):
+                for severity in ("warning", "critical"):
+                    if level.get(severity) is not None:
+                        resolved.add_metric([model, feature, statistic, severity], level[severity])
+                resolved_samples.add_metric([model, feature, statistic], level["n"])
+
+        for model, evaluation in sorted(latest.items()):
+            for feature in (*evaluation.features, *evaluation.outputs):
+                add_resolved(model, feature.name, feature.levels)
+            if evaluation.performance is not None:
+                add_resolved(model, "", evaluation.performance.levels)
         for model, evaluation in sorted(latest.items()):
             if evaluation.performance is not None:
                 result = evaluation.performance
@@ -308,6 +333,8 @@ class DriftCollector(Collector):
                 if evaluation.labels.coverage is not None:
                     coverage.add_metric([model], evaluation.labels.coverage)
                 unmatched.add_metric([model], evaluation.labels.unmatched)
+        yield resolved
+        yield resolved_samples
         yield from performance.values()
         yield performance_samples
         yield performance_status

@@ -36,7 +36,6 @@ from monitor.errors import (
     StorageError,
 )
 from monitor.evaluation import export
-from monitor.evaluation.document import from_document
 from monitor.ingest import (
     RecordValidator,
     chunked,
@@ -71,11 +70,8 @@ from monitor.webhooks.sender import WebhookSender
 
 log = logging.getLogger(__name__)
 DEFAULT_DATABASE_URL = "sqlite:///./monitor.db"
-#: Records younger than this are left for the next summarisation (see Service.summarize).
 #: Request bodies at least this large are decoded off the event loop (store_predictions_body).
 THREAD_DECODE_BYTES = 64 * 1024
-SUMMARY_LAG_SECONDS = 30.0
-SUMMARY_CHUNK = 50_000
 
 
 def database_url(config: Config, environ: dict[str, str] | None = None) -> str:
@@ -165,18 +161,14 @@ class Service:
                 self._load_reference_file(
                     model, model.reference.path, written=model.reference.written_path
                 )
-            with self.database.read() as connection:
-                info = repo.latest_reference(connection, model=model.name)
-                document = latest_evaluation(connection, model=model.name)
-            if info is not None:
-                self.metrics.reference_version.labels(model.name).set(info.version)
-                if model.reference is None or not model.reference.previous_window:
-                    # the reference's profiles, loaded (or built) once now rather than by the
-                    # first evaluation
-                    with self.database.read() as connection:
-                        self.evaluator.reference_profiles(connection, model, self.clock())
-            if document is not None:
-                self.evaluator.latest[model.name] = from_document(document)
+            # the gauges from what is stored (reference version, latest evaluation, alert
+            # states) from the start, as each tick's run does afterwards
+            has_reference = self._adopt_stored(model)
+            if has_reference and (model.reference is None or not model.reference.previous_window):
+                # the reference's profiles, loaded (or built) once now rather than by the first
+                # evaluation
+                with self.database.read() as connection:
+                    self.evaluator.reference_profiles(connection, model, self.clock())
         if run_jobs:
             if self.database.is_sqlite:
                 self.scheduler.every(
@@ -599,12 +591,17 @@ class Service:
 
     # -- jobs ------------------------------------------------------------------------------
 
-    def _adopt_stored(self, config: ModelConfig) -> None:
-        """This replica's gauges from what is stored: the latest evaluation and alert states,
-        whichever replica wrote them (see ``jobs.ticks``)."""
+    def _adopt_stored(self, config: ModelConfig) -> bool:
+        """This replica's model gauges from what is stored, whichever replica wrote it: the
+        reference version in force, the latest evaluation and the alert states (see
+        ``jobs.ticks``). Whether the model has a reference."""
         with self.database.read() as connection:
+            info = repo.latest_reference(connection, model=config.name)
             self.evaluator.adopt_stored(connection, config)
             self.alerting.export_stored(connection, config)
+        if info is not None:
+            self.metrics.reference_version.labels(config.name).set(info.version)
+        return info is not None
 
     def apply_retention(self) -> tuple[int, int]:
         cutoff = self.clock() - self.config.storage.retention.total_seconds()

@@ -14,10 +14,11 @@ breaches at or below      ks_pvalue, chi2_pvalue, accuracy, precision, recall, f
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from monitor.config import ThresholdConfig
-from monitor.config.schema import StatisticName
+if TYPE_CHECKING:  # only annotations: monitor.config's level checks import the directions below
+    from monitor.config import ThresholdConfig
+    from monitor.config.schema import StatisticName
 
 Severity = Literal["warning", "critical"]
 Status = Literal["ok", "warning", "critical", "insufficient"]
@@ -69,10 +70,11 @@ def severity(statistic: str, value: float | None, threshold: ThresholdConfig) ->
     """The severity a value reaches, ``None`` if it breaches neither level."""
     if value is None:
         return None
-    if threshold.critical is not None and breaches(statistic, value, threshold.critical):
-        return "critical"
-    if threshold.warning is not None and breaches(statistic, value, threshold.warning):
-        return "warning"
+    for level in ("critical", "warning"):
+        limit = getattr(threshold, level)
+        # an ``auto`` level still unresolved (evaluation.levels resolves it) breaches nothing
+        if isinstance(limit, int | float) and breaches(statistic, value, limit):
+            return level
     return None
 
 

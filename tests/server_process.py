@@ -1,4 +1,5 @@
-"""Run ``monitor serve`` as a real process for the tests that need one."""
+"""Run ``monitor serve`` as a real process for the tests that need one, and give replicas a
+PostgreSQL schema of their own."""
 
 from __future__ import annotations
 
@@ -7,9 +8,14 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
+from sqlalchemy import create_engine, text
 
 
 def free_port() -> int:
@@ -54,3 +60,20 @@ def start_server(
     process.kill()
     process.wait(timeout=10)
     raise AssertionError(f"server did not answer {wait_for}:\n{log.read_text()}")
+
+
+@contextmanager
+def postgres_schema(base_url: str) -> Iterator[str]:
+    """A fresh schema on the PostgreSQL database of ``base_url``: the URL whose connections use
+    it (``search_path`` in the options), dropped with everything in it on exit."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base_url)
+    with admin.begin() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    options = quote(f"-csearch_path={schema}")
+    try:
+        yield f"{base_url}{'&' if '?' in base_url else '?'}options={options}"
+    finally:
+        with admin.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()

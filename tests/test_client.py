@@ -1,5 +1,6 @@
-"""The Python client (``monitor.client``): real HTTP, against the real service and against a
-scripted stdlib receiver that is down, slow, failing and back."""
+"""The Python client (``monitor.client``): real HTTP against the real service, and, in virtual
+time (``virtual_time``), against a scripted monitor (an httpx ``MockTransport``) that is down,
+slow, failing and back: bounded shutdown, retries in parallel, every record delivered once."""
 
 from __future__ import annotations
 
@@ -12,11 +13,9 @@ import py_compile
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -24,8 +23,9 @@ from typing import Any
 import httpx
 import pytest
 from server_process import free_port, start_server
+from virtual_time import VirtualClock, VirtualTimeLoop
 
-from monitor.client import AsyncMonitor, Monitor
+from monitor.client import CLOSE_TIMEOUT, AsyncMonitor, Monitor
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = [
@@ -102,10 +102,8 @@ def timestamp(i: int, now: datetime) -> datetime | float | None:
 
 def test_sync_client_against_the_service(service: Service) -> None:
     now = datetime.now(UTC)
-    slowest = 0.0
     with Monitor(service.url, "sync", token=INGEST, batch_size=250, flush_interval=0.2) as monitor:
         for i in range(1000):
-            started = time.perf_counter()
             monitor.log_prediction(
                 f"s-{i}",
                 features(i),
@@ -113,12 +111,11 @@ def test_sync_client_against_the_service(service: Service) -> None:
                 scores={"approved": 0.75, "rejected": 0.25} if i % 4 else None,
                 timestamp=timestamp(i, now),
             )
-            slowest = max(slowest, time.perf_counter() - started)
         for i in range(600):
             monitor.log_label(
                 f"s-{i}", "approved" if i % 2 else "rejected", timestamp=timestamp(i, now)
             )
-    assert slowest < 0.05
+        assert monitor.flush(timeout=60)  # a shared machine: more than the default's 5 s
     stats = monitor.stats()
     assert stats["sent"] == 1600, (stats, service.log.read_text()[-3000:])
     assert (stats["dropped"], stats["rejected"], stats["failed"], stats["queued"]) == (0, 0, 0, 0)
@@ -166,24 +163,20 @@ def test_async_client_against_the_service(service: Service) -> None:
         monitor.log_prediction(f"a-{i}", features(i), "approved", timestamp=timestamp(i, now))
     assert monitor.stats()["queued"] == 100
 
-    async def main() -> float:
-        slowest = 0.0
+    async def main() -> None:
         async with monitor:
             for i in range(100, 1000):
-                started = time.perf_counter()
                 monitor.log_prediction(
                     f"a-{i}", features(i), "rejected", timestamp=timestamp(i, now)
                 )
-                slowest = max(slowest, time.perf_counter() - started)
                 if i % 100 == 0:
                     await asyncio.sleep(0)  # a server handles requests between logs
             for i in range(600):
                 monitor.log_label(f"a-{i}", "approved")
             assert await monitor.flush(timeout=30)
             assert monitor.sent == 1600
-        return slowest
 
-    assert asyncio.run(main()) < 0.05
+    asyncio.run(main())
     stats = monitor.stats()
     assert stats == {
         "sent": 1600,
@@ -201,161 +194,403 @@ def test_async_client_against_the_service(service: Service) -> None:
     )
 
 
-# -- a scripted receiver -----------------------------------------------------------------------
+# -- a scripted monitor, in virtual time ------------------------------------------------------
+
+URL = "http://monitor.test"
 
 
 @dataclass
 class Reply:
     status: int = 202
     body: dict[str, Any] | None = None  # None: {"accepted": n, "duplicates": 0}
-    delay: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0  # how long the answer takes, in virtual time
 
 
-class IdReceiver:
-    """A stdlib HTTP server that answers POSTed record batches from a script (then 202 with an
-    ``accepted`` count) and keeps, per request, the ids it carried and the status it got.
-    ``tests/receiver.py``'s ``Receiver`` answers without a body, hence this one."""
+REFUSE = None  # an answer of None: the connection is refused
 
-    def __init__(self, port: int = 0, script: list[Reply] | None = None) -> None:
+
+@dataclass
+class Seen:
+    at: float
+    path: str
+    ids: list[str]
+    headers: dict[str, str]
+    status: int | None = None  # None: refused, or not answered (yet)
+    answered_at: float | None = None
+
+
+class FakeMonitor:
+    """An httpx ``MockTransport`` handler: answers each POSTed batch with ``answer(ids)`` (by
+    default the script's next reply, then 202) after its virtual ``seconds``, and keeps every
+    request with the ids it carried, when, and what it got."""
+
+    def __init__(
+        self,
+        now: Callable[[], float],
+        script: list[Reply | None] | None = None,
+        *,
+        answer: Callable[[list[str]], Reply | None] | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        self.now = now
         self.script = list(script or [])
-        self.requests: list[tuple[str, list[str], int, dict[str, str]]] = []
-        self.acknowledged: set[str] = set()  # ids of batches answered 2xx in time
-        self.resent_after_ack: list[str] = []
-        lock = threading.Lock()
-        receiver = self
+        self.answer = answer or self._next
+        self.sleep = sleep
+        self.requests: list[Seen] = []
+        self.busy = self.most_busy = 0
+        self.lock = threading.Lock()
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length", "0")))
-                ids = [str(record["id"]) for record in json.loads(body)]
-                with lock:
-                    reply = receiver.script.pop(0) if receiver.script else Reply()
-                    receiver.resent_after_ack += sorted(receiver.acknowledged & set(ids))
-                    headers = {k.lower(): v for k, v in self.headers.items()}
-                    receiver.requests.append((self.path, ids, reply.status, headers))
-                    if 200 <= reply.status < 300 and reply.delay == 0:
-                        receiver.acknowledged |= set(ids)
-                time.sleep(reply.delay)
-                answer = (
-                    reply.body
-                    if reply.body is not None
-                    else {"accepted": len(ids), "duplicates": 0}
-                )
-                data = json.dumps(answer).encode()
-                kind = "application/json" if reply.status < 400 else "application/problem+json"
-                try:
-                    self.send_response(reply.status)
-                    for name, value in {"content-type": kind, **reply.headers}.items():
-                        self.send_header(name, value)
-                    self.send_header("content-length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except OSError:
-                    pass  # the client timed out and left
+    def _next(self, ids: list[str]) -> Reply | None:
+        return self.script.pop(0) if self.script else Reply()
 
-            def log_message(self, *args: Any) -> None:
-                pass
+    def _begin(self, request: httpx.Request) -> tuple[Seen, Reply | None]:
+        ids = [str(record["id"]) for record in json.loads(request.content)]
+        with self.lock:
+            seen = Seen(self.now(), request.url.path, ids, dict(request.headers))
+            self.requests.append(seen)
+            reply = self.answer(ids)
+            if reply is not None:
+                self.busy += 1
+                self.most_busy = max(self.most_busy, self.busy)
+        if reply is None:
+            raise httpx.ConnectError("connection refused", request=request)
+        return seen, reply
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def ids(self) -> set[str]:
-        return {i for _, ids, _, _ in self.requests for i in ids}
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def wait_for(condition: Any, seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
-
-
-def test_server_down_then_failing_then_slow_then_back() -> None:
-    port = free_port()  # nothing listens there yet: connections are refused
-    monitor = Monitor(
-        f"http://127.0.0.1:{port}",
-        "m",
-        token="t0ken",
-        batch_size=40,
-        flush_interval=0.05,
-        timeout=0.5,
-        max_retry_seconds=60,
-    )
-    monitor.initial_backoff, monitor.max_backoff = 0.05, 0.2
-    logged: list[str] = []
-    durations: list[float] = []
-
-    def log(start: int, stop: int) -> None:
-        for i in range(start, stop):
-            started = time.perf_counter()
-            if i % 2:
-                monitor.log_label(f"r-{i}", "approved")
-            else:
-                monitor.log_prediction(f"r-{i}", features(i), "approved")
-            durations.append(time.perf_counter() - started)
-            logged.append(f"r-{i}")
-
-    receiver = None
-    try:
-        log(0, 150)
-        wait_for(lambda: monitor.retries >= 3)  # refused, refused, refused: retrying
-        receiver = IdReceiver(
-            port,
-            [Reply(503), Reply(429, headers={"Retry-After": "0"}), Reply(503), Reply(delay=1.5)],
+    def _end(self, seen: Seen, reply: Reply) -> httpx.Response:
+        with self.lock:
+            self.busy -= 1
+            seen.status, seen.answered_at = reply.status, self.now()
+        body = reply.body if reply.body is not None else {"accepted": len(seen.ids)}
+        kind = "application/json" if reply.status < 400 else "application/problem+json"
+        return httpx.Response(
+            reply.status, json=body, headers={"content-type": kind, **reply.headers}
         )
-        log(150, 300)
-        assert monitor.flush(timeout=20)
-        assert max(durations) < 0.05
-        assert receiver.script == []  # every scripted answer was given: 503, 429, 503, slow
-        statuses = [status for _, _, status, _ in receiver.requests]
-        assert statuses[:4] == [503, 429, 503, 202]
-        assert receiver.requests[0][1] == receiver.requests[3][1] == receiver.requests[4][1]
-        assert receiver.resent_after_ack == []  # never resent once acknowledged
-        assert receiver.ids() == receiver.acknowledged == set(logged)
-        assert {path for path, _, _, _ in receiver.requests} == {
-            "/v1/models/m/predictions",
-            "/v1/models/m/labels",
-        }
-        assert all(h["authorization"] == "Bearer t0ken" for _, _, _, h in receiver.requests)
-        stats = monitor.stats()
-        assert stats["sent"] == 300
-        assert (stats["dropped"], stats["rejected"], stats["failed"]) == (0, 0, 0)
-        assert stats["retries"] >= 3 + 4  # the refusals, then 503, 429, 503 and the timeout
-    finally:
-        monitor.close(timeout=5)
-        if receiver is not None:
-            receiver.stop()
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        seen, reply = self._begin(request)
+        if reply.seconds:
+            assert self.sleep is not None
+            self.sleep(reply.seconds)
+        return self._end(seen, reply)
+
+    async def ahandle(self, request: httpx.Request) -> httpx.Response:
+        seen, reply = self._begin(request)
+        await asyncio.sleep(reply.seconds)
+        return self._end(seen, reply)
+
+    def acknowledged(self) -> list[str]:
+        """Every id in a batch answered 2xx, as often as it was."""
+        return [i for seen in self.requests if seen.status == 202 for i in seen.ids]
+
+
+def loop_time() -> float:
+    return asyncio.get_running_loop().time()
+
+
+def run_virtual(main: Coroutine[Any, Any, Any]) -> Any:
+    with asyncio.Runner(loop_factory=VirtualTimeLoop) as runner:
+        return runner.run(main)
+
+
+def log_mixed(monitor: Monitor | AsyncMonitor, count: int) -> list[str]:
+    """Predictions and labels for them, alternately."""
+    logged = []
+    for i in range(count):
+        if i % 2:
+            monitor.log_label(f"r-{i - 1}", "approved")
+            logged.append(f"label:r-{i - 1}")
+        else:
+            monitor.log_prediction(f"r-{i}", features(i), "approved")
+            logged.append(f"prediction:r-{i}")
+    return logged
+
+
+def delivered(fake: FakeMonitor) -> list[str]:
+    return sorted(
+        f"{seen.path.rsplit('/', 1)[1][:-1]}:{i}"
+        for seen in fake.requests
+        if seen.status == 202
+        for i in seen.ids
+    )
+
+
+def closed_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "monitor.client"]
+
+
+@pytest.mark.parametrize("outage", ["down", "slow"])
+def test_close_with_the_monitor_unreachable_returns_within_its_default_bound(
+    outage: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    model = f"close-{outage}"
+    clock = VirtualClock(model)
+    fake = FakeMonitor(
+        clock.now,
+        answer=lambda ids: REFUSE if outage == "down" else Reply(seconds=60),
+        sleep=clock.sleep,
+    )
+    monitor = Monitor(URL, model, transport=httpx.MockTransport(fake.handle), clock=clock)
+    assert monitor.close_timeout == CLOSE_TIMEOUT == 5.0
+    for i in range(1000):  # two full batches: sent at once
+        monitor.log_prediction(f"p-{i}", features(i), "approved")
+    for i in range(10):  # not due yet: close sends them
+        monitor.log_label(f"p-{i}", "approved")
+    started = clock.now()
+    with caplog.at_level(logging.WARNING, logger="monitor.client"):
+        assert monitor.close() is False
+    assert clock.now() - started == CLOSE_TIMEOUT
+    assert monitor.stats() == {
+        "sent": 0,
+        "dropped": 0,
+        "rejected": 0,
+        "failed": 1010,
+        "retries": monitor.retries,
+        "queued": 0,
+    }
+    (line,) = closed_lines(caplog)  # one line, with the count
+    assert "closed after 5 s with 1010 record(s) of model" in line and "counted in failed" in line
+    if outage == "down":
+        assert monitor.retries >= 3  # each batch was being retried
+    else:
+        assert [len(seen.ids) for seen in fake.requests] == [500, 500, 10]  # under way, in time
+        clock.advance(60)  # the late answers come: the records are not counted twice
+        for sender in monitor._senders:
+            sender.join(10)
+        assert [seen.status for seen in fake.requests] == [202, 202, 202]
+        assert (monitor.sent, monitor.failed, monitor.retries) == (0, 1010, 0)
+    monitor.log_prediction("late", features(0), "approved")
+    assert monitor.dropped == 1
+
+
+@pytest.mark.parametrize("outage", ["down", "slow"])
+def test_aclose_with_the_monitor_unreachable_returns_within_its_default_bound(
+    outage: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = FakeMonitor(
+        loop_time, answer=lambda ids: REFUSE if outage == "down" else Reply(seconds=60)
+    )
+
+    async def main() -> tuple[AsyncMonitor, float]:
+        async with AsyncMonitor(
+            URL, "close-aio", transport=httpx.MockTransport(fake.ahandle)
+        ) as monitor:
+            for i in range(1000):
+                monitor.log_prediction(f"p-{i}", features(i), "approved")
+            for i in range(10):
+                monitor.log_label(f"p-{i}", "approved")
+            started = loop_time()
+        return monitor, loop_time() - started  # leaving the block closed it
+
+    with caplog.at_level(logging.WARNING, logger="monitor.client"):
+        monitor, elapsed = run_virtual(main())
+    assert elapsed == pytest.approx(CLOSE_TIMEOUT, abs=1e-9)
+    assert monitor.stats() == {
+        "sent": 0,
+        "dropped": 0,
+        "rejected": 0,
+        "failed": 1010,
+        "retries": monitor.retries,
+        "queued": 0,
+    }
+    (line,) = closed_lines(caplog)
+    assert "closed after 5 s with 1010 record(s) of model" in line
+    if outage == "down":
+        assert monitor.retries >= 3
+    else:
+        assert [len(seen.ids) for seen in fake.requests] == [500, 500, 10]
+        assert [seen.status for seen in fake.requests] == [None, None, None]  # cancelled
+
+
+def check_delivered_once(
+    fake: FakeMonitor, monitor: Monitor | AsyncMonitor, logged: list[str]
+) -> None:
+    statuses = [seen.status for seen in fake.requests]
+    assert statuses[:3] == [503, 503, 503] and set(statuses[3:]) == {202}
+    assert delivered(fake) == sorted(logged)  # every record, each exactly once
+    assert monitor.stats() == {
+        "sent": 1500,
+        "dropped": 0,
+        "rejected": 0,
+        "failed": 0,
+        "retries": 3,
+        "queued": 0,
+    }
+    # the batch answered 503 with Retry-After: 7 was sent again 7 s later, the same batch
+    first = fake.requests[0]
+    again = next(s for s in fake.requests[1:] if (s.path, s.ids) == (first.path, first.ids))
+    assert again.at - first.at == pytest.approx(7.0, abs=1e-9)
+    assert {seen.path for seen in fake.requests} == {
+        "/v1/models/again/predictions",
+        "/v1/models/again/labels",
+    }
+    assert all(seen.headers["authorization"] == "Bearer t0ken" for seen in fake.requests)
+
+
+SCRIPT_503: list[Reply | None] = [Reply(503, headers={"Retry-After": "7"}), Reply(503), Reply(503)]
+
+
+def test_503_then_202_delivers_every_record_once() -> None:
+    clock = VirtualClock("again")
+    fake = FakeMonitor(clock.now, list(SCRIPT_503))
+    monitor = Monitor(
+        URL,
+        "again",
+        token="t0ken",
+        batch_size=250,
+        transport=httpx.MockTransport(fake.handle),
+        clock=clock,
+    )
+    logged = log_mixed(monitor, 1500)
+    assert monitor.close(timeout=None) is True
+    check_delivered_once(fake, monitor, logged)
+
+
+def test_503_then_202_delivers_every_record_once_asyncio() -> None:
+    fake = FakeMonitor(loop_time, list(SCRIPT_503))
+
+    async def main() -> tuple[AsyncMonitor, list[str]]:
+        monitor = AsyncMonitor(
+            URL, "again", token="t0ken", batch_size=250, transport=httpx.MockTransport(fake.ahandle)
+        )
+        logged = log_mixed(monitor, 1500)
+        assert await monitor.aclose(timeout=None) is True
+        return monitor, logged
+
+    monitor, logged = run_virtual(main())
+    check_delivered_once(fake, monitor, logged)
+
+
+def stuck_first_batch(ids: list[str]) -> Reply:
+    """The first batch is answered 503 for ever, every other 202; each answer takes 1 s."""
+    return Reply(503 if "p-0" in ids else 202, seconds=1.0)
+
+
+def check_not_held_back(
+    fake: FakeMonitor, monitor: Monitor | AsyncMonitor, caplog: pytest.LogCaptureFixture
+) -> None:
+    stuck = [seen for seen in fake.requests if "p-0" in seen.ids]
+    others = [seen for seen in fake.requests if "p-0" not in seen.ids]
+    assert fake.most_busy == 3  # max_in_flight: in parallel, and never more
+    assert len(others) == 19 and {seen.status for seen in others} == {202}
+    # every other batch went out while the stuck one was still being retried
+    assert max(seen.answered_at or 0 for seen in others) < stuck[-1].at
+    # its budget: no attempt after 30 s from its first
+    assert len(stuck) > 3 and stuck[-1].at - stuck[0].at <= 30
+    assert monitor.stats() == {
+        "sent": 950,
+        "dropped": 0,
+        "rejected": 0,
+        "failed": 50,
+        "retries": len(stuck) - 1,
+        "queued": 0,
+    }
+    (line,) = closed_lines(caplog)
+    assert "gave up 50 predictions of model" in line and "HTTP 503" in line
+
+
+def test_a_batch_being_retried_does_not_hold_back_the_others(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = VirtualClock("parallel")
+    fake = FakeMonitor(clock.now, answer=stuck_first_batch, sleep=clock.sleep)
+    monitor = Monitor(
+        URL,
+        "parallel",
+        batch_size=50,
+        max_in_flight=3,
+        max_retry_seconds=30,
+        transport=httpx.MockTransport(fake.handle),
+        clock=clock,
+    )
+    with caplog.at_level(logging.WARNING, logger="monitor.client"):
+        for i in range(1000):
+            monitor.log_prediction(f"p-{i}", features(i), "approved")
+        assert monitor.close(timeout=None) is True
+    check_not_held_back(fake, monitor, caplog)
+
+
+def test_a_batch_being_retried_does_not_hold_back_the_others_asyncio(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fake = FakeMonitor(loop_time, answer=stuck_first_batch)
+
+    async def main() -> AsyncMonitor:
+        monitor = AsyncMonitor(
+            URL,
+            "parallel",
+            batch_size=50,
+            max_in_flight=3,
+            max_retry_seconds=30,
+            transport=httpx.MockTransport(fake.ahandle),
+        )
+        for i in range(1000):
+            monitor.log_prediction(f"p-{i}", features(i), "approved")
+        assert await monitor.aclose(timeout=None) is True
+        return monitor
+
+    with caplog.at_level(logging.WARNING, logger="monitor.client"):
+        monitor = run_virtual(main())
+    check_not_held_back(fake, monitor, caplog)
+
+
+def test_flush_waits_the_default_bound_an_explicit_timeout_or_until_given_up(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = VirtualClock("bounds")
+    down = True
+    fake = FakeMonitor(clock.now, answer=lambda ids: REFUSE if down else Reply())
+    monitor = Monitor(
+        URL,
+        "bounds",
+        max_retry_seconds=60,
+        transport=httpx.MockTransport(fake.handle),
+        clock=clock,
+    )
+    for i in range(10):
+        monitor.log_prediction(f"b-{i}", features(i), "approved")
+    started = clock.now()
+    assert monitor.flush() is False  # the default bound: it stops waiting, the records stay
+    assert clock.now() - started == CLOSE_TIMEOUT
+    assert (monitor.failed, monitor.stats()["queued"]) == (0, 10)
+    started = clock.now()
+    assert monitor.flush(timeout=12) is False  # an explicit timeout wins
+    assert clock.now() - started == 12
+    down = False  # back: the next retry gets through
+    assert monitor.flush(timeout=None) is True
+    assert (monitor.sent, monitor.failed) == (10, 0)
+    for i in range(10, 20):
+        monitor.log_prediction(f"b-{i}", features(i), "approved")
+    down = True
+    started = clock.now()
+    with caplog.at_level(logging.WARNING, logger="monitor.client"):
+        assert monitor.close(timeout=None) is True  # until the batch's budget is spent
+    assert 30 < clock.now() - started <= 60
+    assert (monitor.sent, monitor.failed, monitor.stats()["queued"]) == (10, 10, 0)
+    (line,) = closed_lines(caplog)  # given up, nothing left unsent at close
+    assert "gave up 10 predictions of model 'bounds' after 60 s of retries" in line
 
 
 def test_full_queue_drops_and_counts_then_gives_up() -> None:
-    port = free_port()  # nothing listens
+    clock = VirtualClock("full")
+    fake = FakeMonitor(clock.now, answer=lambda ids: REFUSE)
     monitor = Monitor(
-        f"http://127.0.0.1:{port}",
-        "m",
+        URL,
+        "full",
         max_queue=10,
+        batch_size=4,
         flush_interval=30,
-        timeout=0.5,
         max_retry_seconds=0.5,
+        transport=httpx.MockTransport(fake.handle),
+        clock=clock,
     )
     try:
-        started = time.perf_counter()
         for i in range(100):
             monitor.log_prediction(i, features(i), "approved")
-        assert time.perf_counter() - started < 0.5
-        assert monitor.dropped == 90  # the flush interval is far away: nothing left the queue
+        # the records held, waiting or being sent (two batches of 4), are at most max_queue
+        assert monitor.dropped == 90
         assert monitor.stats()["queued"] == 10
-        assert monitor.flush(timeout=10)  # forced out, retried for 0.5 s, given up
+        assert monitor.flush(timeout=None) is True  # forced out, retried for 0.5 s, given up
         assert monitor.stats() == {
             "sent": 0,
             "dropped": 90,
@@ -364,9 +599,9 @@ def test_full_queue_drops_and_counts_then_gives_up() -> None:
             "retries": monitor.retries,
             "queued": 0,
         }
-        assert monitor.retries >= 1
+        assert monitor.retries >= 3
     finally:
-        monitor.close(timeout=1)
+        monitor.close()
 
 
 def test_invalid_batch_is_rejected_once_not_retried(caplog: pytest.LogCaptureFixture) -> None:
@@ -377,39 +612,52 @@ def test_invalid_batch_is_rejected_once_not_retried(caplog: pytest.LogCaptureFix
         "detail": "1 invalid record(s), nothing of the batch was stored",
         "errors": [{"index": 3, "field": "features.age", "reason": "must be a number"}],
     }
-    receiver = IdReceiver(script=[Reply(400, body=problem)])
-    try:
-        with (
-            caplog.at_level(logging.WARNING, logger="monitor.client"),
-            Monitor(receiver.url, "m", flush_interval=0.05) as monitor,
-        ):
-            for i in range(5):
-                monitor.log_prediction(f"x-{i}", features(i), "approved")
-            assert monitor.flush(timeout=10)
-            assert len(receiver.requests) == 1
-            assert monitor.stats() == {
-                "sent": 0,
-                "dropped": 0,
-                "rejected": 5,
-                "failed": 0,
-                "retries": 0,
-                "queued": 0,
-            }
-            for i in range(5, 8):
-                monitor.log_prediction(f"x-{i}", features(i), "approved")
-            assert monitor.flush(timeout=10)
-            # and records the client cannot serialize are refused at once, never queued
-            monitor.log_prediction("naive", features(0), "approved", timestamp=datetime.now())
-            monitor.log_label("", "approved")
-            monitor.log_prediction("obj", {"age": object()}, "approved")
-        assert [status for _, _, status, _ in receiver.requests] == [400, 202]
-        assert monitor.sent == 3 and monitor.rejected == 5 + 3 and monitor.retries == 0
-        rejected = [r.getMessage() for r in caplog.records if "rejected by" in r.getMessage()]
-        assert len(rejected) == 1
-        assert "HTTP 400" in rejected[0] and problem["detail"] in rejected[0]
-        assert "features.age must be a number" in rejected[0]
-    finally:
-        receiver.stop()
+    clock = VirtualClock("invalid")
+    fake = FakeMonitor(clock.now, [Reply(400, body=problem)])
+    with (
+        caplog.at_level(logging.WARNING, logger="monitor.client"),
+        Monitor(URL, "invalid", transport=httpx.MockTransport(fake.handle), clock=clock) as monitor,
+    ):
+        for i in range(5):
+            monitor.log_prediction(f"x-{i}", features(i), "approved")
+        assert monitor.flush(timeout=None)
+        assert len(fake.requests) == 1
+        assert monitor.stats() == {
+            "sent": 0,
+            "dropped": 0,
+            "rejected": 5,
+            "failed": 0,
+            "retries": 0,
+            "queued": 0,
+        }
+        for i in range(5, 8):
+            monitor.log_prediction(f"x-{i}", features(i), "approved")
+        assert monitor.flush(timeout=None)
+        # and records the client cannot serialize are refused at once, never queued
+        monitor.log_prediction("naive", features(0), "approved", timestamp=datetime.now())
+        monitor.log_label("", "approved")
+        monitor.log_prediction("obj", {"age": object()}, "approved")
+    assert [seen.status for seen in fake.requests] == [400, 202]
+    assert monitor.sent == 3 and monitor.rejected == 5 + 3 and monitor.retries == 0
+    rejected = [line for line in closed_lines(caplog) if "rejected by" in line]
+    assert len(rejected) == 1
+    assert "HTTP 400" in rejected[0] and problem["detail"] in rejected[0]
+    assert "features.age must be a number" in rejected[0]
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 413, 422])
+def test_other_4xx_are_never_retried_and_408_429_5xx_are(status: int) -> None:
+    clock = VirtualClock(f"status-{status}")
+    fake = FakeMonitor(clock.now, [Reply(status), Reply(408), Reply(429), Reply(500)])
+    monitor = Monitor(
+        URL, f"status-{status}", transport=httpx.MockTransport(fake.handle), clock=clock
+    )
+    monitor.log_prediction("a", features(0), "approved")
+    assert monitor.flush(timeout=None)
+    monitor.log_prediction("b", features(1), "approved")
+    assert monitor.close(timeout=None)
+    assert [seen.status for seen in fake.requests] == [status, 408, 429, 500, 202]
+    assert (monitor.rejected, monitor.sent, monitor.retries) == (1, 1, 3)
 
 
 # -- the examples ------------------------------------------------------------------------------

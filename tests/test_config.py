@@ -37,7 +37,8 @@ def test_example_config_loads_and_documents_every_key() -> None:
     assert model.reference.path == ROOT / "examples" / "data" / "reference.csv"
     assert model.window.duration == timedelta(hours=1)
     assert model.schedule == timedelta(minutes=1)
-    assert model.thresholds["psi"].critical == 0.25
+    assert model.thresholds["psi"].critical == "auto"
+    assert model.calibration is not None and model.calibration.false_alarms_per_week == 1
     assert model.alerts.for_ == 1 and model.alerts.routes == ["retrain"]
     assert config.storage.url == "sqlite:///./monitor.db"
     assert config.storage.retention == timedelta(days=7)
@@ -369,7 +370,7 @@ def test_numbers_booleans_and_nulls_follow_yaml_1_2_where_the_schema_wants_them(
         min_samples: +25
         reference: {previous_window: TRUE}
         thresholds:
-          psi: {warning: 0.2, critical: 1e-3}
+          psi: {warning: 1e-3, critical: 0.2}
           ks_pvalue: {critical: 1}
           mae: {warning: .5, critical: null}
         inference_service: NULL
@@ -386,7 +387,7 @@ def test_numbers_booleans_and_nulls_follow_yaml_1_2_where_the_schema_wants_them(
     assert model.reference is not None and model.reference.previous_window is True
     assert model.inference_service is None
     thresholds = {name: (t.warning, t.critical) for name, t in model.thresholds.items()}
-    assert thresholds == {"psi": (0.2, 0.001), "ks_pvalue": (None, 1.0), "mae": (0.5, None)}
+    assert thresholds == {"psi": (0.001, 0.2), "ks_pvalue": (None, 1.0), "mae": (0.5, None)}
     assert type(model.thresholds["ks_pvalue"].critical) is float
 
 
@@ -450,16 +451,16 @@ def test_error_in_a_nested_flow_mapping_names_its_line() -> None:
         MINIMAL + "    thresholds: {psi: {warning: 0.1,\n                       critical: high}}\n"
     )
     assert errors_of(text) == [
-        "monitor.yaml:7: models[0].thresholds.psi.critical: input should be a valid number, "
-        "unable to parse string as a number"
+        "monitor.yaml:7: models[0].thresholds.psi.critical: input should be a number or auto,"
+        " got 'high'"
     ]
 
 
 def test_error_in_a_nested_block_mapping_names_its_line() -> None:
     text = MINIMAL + "    thresholds:\n      psi:\n        warning: 0.1\n        critical: 1:30\n"
     assert errors_of(text) == [
-        "monitor.yaml:9: models[0].thresholds.psi.critical: input should be a valid number, "
-        "unable to parse string as a number"
+        "monitor.yaml:9: models[0].thresholds.psi.critical: input should be a number or auto,"
+        " got '1:30'"
     ]
 
 

@@ -18,6 +18,7 @@ import yaml
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from replica_aggregation import unaggregated
 
 from monitor.api import create_app
 from monitor.config import parse_config
@@ -338,6 +339,19 @@ def test_every_metric_and_label_in_a_query_is_exported(
         if variable:
             used.add(variable.group(2))
         problems += [f"label {u!r} is on none of {sorted(metrics)}" for u in used - known]
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_query_aggregates_over_replicas(name: str) -> None:
+    """Several replicas give one series per model (and feature ...) in every panel: counters
+    summed, model gauges by max (min when lower is worse), see ``replica_aggregation``."""
+    problems = [
+        problem
+        for expr, _ in queries(load(name))
+        if not expr.startswith("label_values(")  # a variable's values: deduplicated
+        for problem in unaggregated(expr)
+    ]
     assert not problems, "\n".join(problems)
 
 

@@ -110,7 +110,7 @@ def test_chunked_summaries_and_unsummarised_tail_count_every_record_once(
 ) -> None:
     """Summaries and the tail of records too recent to summarise are read in chunks (here of
     333 records); each record counts once, whichever way it is reached."""
-    monkeypatch.setattr("monitor.jobs.evaluate.SUMMARY_CHUNK", 333)
+    monkeypatch.setattr("monitor.jobs.drift_histograms.SUMMARY_CHUNK", 333)
     rng = np.random.default_rng(11)
     clock = Clock()
     service = make_service(engine, clock)
@@ -176,3 +176,46 @@ def test_replicas_merge_to_the_single_replica_result(engine: Engine, tmp_path) -
     assert merged.window.n == 6000
     for service in (first, second, single):
         service.stop()
+
+
+def test_a_summariser_overtaken_between_its_read_and_its_write_counts_each_record_once(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Replica B summarises while replica A holds the records it read: A's write must see the
+    moved mark and count from there, so every record counts once."""
+    from monitor.jobs import drift_histograms
+
+    rng = np.random.default_rng(17)
+    clock = Clock()
+    ours, theirs = make_service(engine, clock), make_service(engine, clock)
+    reference = rng.normal(0, 1, 2000)
+    ours.store_reference(
+        "m", [{"features": {"x": float(v), "c": "a"}} for v in reference], source="test"
+    )
+    current = rng.normal(0.3, 1, 4000)
+    ingest(ours, current, start=START, prefix="r")
+    clock.now = START + 3000
+    config = ours.model("m")
+    with ours.engine.connect() as connection:
+        profiles = ours.evaluator.reference_profiles(connection, config, clock.now)
+    assert profiles is not None
+    read_rows = drift_histograms.store.rows_after
+    overtaken: list[int] = []
+
+    def overtake(*args, **kwargs):  # type: ignore[no-untyped-def]
+        rows = read_rows(*args, **kwargs)
+        if not overtaken:
+            overtaken.append(-1)  # theirs reads through here too
+            overtaken[0] = theirs.evaluator.summarize(config, profiles)
+        return rows
+
+    monkeypatch.setattr(drift_histograms.store, "rows_after", overtake)
+    added = ours.evaluator.summarize(config, profiles)
+    monkeypatch.undo()
+    assert overtaken == [4000] and added == 0
+    evaluation = ours.evaluate("m")
+    x = evaluation.feature("x")
+    assert x is not None and x.exact is False and evaluation.window.n == 4000
+    assert x.statistics["psi"] == pytest.approx(independent_psi(reference, current), abs=1e-12)
+    ours.stop()
+    theirs.stop()

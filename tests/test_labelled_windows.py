@@ -18,7 +18,8 @@ from sqlalchemy import Engine, select
 
 from monitor.config import ModelConfig, parse_config
 from monitor.evaluation.labelled import Labelled
-from monitor.jobs.labelled_windows import SUMMARY_LAG_SECONDS, LabelledWindows
+from monitor.jobs.labelled_windows import LabelledWindows
+from monitor.jobs.summaries import SUMMARY_LAG_SECONDS
 from monitor.service import Service
 from monitor.storage.tables import performance_buckets, performance_stale, performance_watermarks
 

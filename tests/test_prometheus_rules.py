@@ -21,7 +21,9 @@ from typing import Any
 
 import pytest
 import yaml
+from replica_aggregation import unaggregated
 
+from monitor.config.schema import AUTO_STATISTICS
 from monitor.thresholds import HIGHER_IS_WORSE, LOWER_IS_WORSE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,9 +67,13 @@ def promtool(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def alerting_rules() -> list[dict[str, Any]]:
+def rules() -> list[dict[str, Any]]:
     document = yaml.safe_load(RULES.read_text())
-    return [rule for group in document["groups"] for rule in group["rules"] if "alert" in rule]
+    return [rule for group in document["groups"] for rule in group["rules"]]
+
+
+def alerting_rules() -> list[dict[str, Any]]:
+    return [rule for rule in rules() if "alert" in rule]
 
 
 @needs_promtool
@@ -134,12 +140,18 @@ def test_every_threshold_statistic_has_a_rule_in_its_direction(
     assert rule["labels"]["rule"] == statistic
     expr = " ".join(rule["expr"].split())
     operator = ">=" if statistic in HIGHER_IS_WORSE else "<="
+    series = rf"(max|min) by \((model|model, feature)\) \({re.escape(metric_of(statistic))}\)"
     pattern = (
-        rf"^(max|min) by \((model|model, feature)\) \({re.escape(metric_of(statistic))}\) "
-        rf"{operator} on \(model\) group_left \(\) max by \(model\) "
-        rf'\(drift_monitor_threshold\{{statistic="{statistic}", severity="{severity}"\}}\)$'
+        rf"^{series} {operator} on \(model\) group_left \(\) max by \(model\) "
+        rf'\(drift_monitor_threshold\{{statistic="{statistic}", severity="{severity}"\}}\)'
     )
-    assert re.match(pattern, expr), f"{rule['alert']} ({severity}): {expr}"
+    if statistic in AUTO_STATISTICS:  # or an auto level, resolved per feature and window
+        pattern += (
+            rf" or {series} {operator} on \((?P<by>model|model, feature)\) max by \((?P=by)\) "
+            rf'\(drift_monitor_threshold_resolved\{{statistic="{statistic}", '
+            rf'severity="{severity}"\}}\)'
+        )
+    assert re.match(pattern + "$", expr), f"{rule['alert']} ({severity}): {expr}"
     assert rule.get("for"), f"{rule['alert']} has no for: duration"
     assert {"summary", "description"} <= set(rule["annotations"])
 
@@ -151,3 +163,13 @@ def test_operational_alerts() -> None:
     webhooks = " ".join(by_name["drift_monitor_webhook_deliveries_failing"]["expr"].split())
     assert 'increase(drift_monitor_webhook_deliveries_total{outcome="failed"}[15m])' in webhooks
     assert webhooks.endswith("> 0")
+
+
+def test_every_rule_aggregates_over_replicas() -> None:
+    """Several replicas give one series per model (and feature) in every recording and alerting
+    rule: counters summed, model gauges by max (min when lower is worse), see
+    ``replica_aggregation``; only drift_monitor_down is per instance (``up``)."""
+    problems = [problem for rule in rules() for problem in unaggregated(rule["expr"])]
+    assert not problems, "\n".join(problems)
+    (down,) = [rule for rule in alerting_rules() if rule["alert"] == "drift_monitor_down"]
+    assert down["expr"].startswith('up{job="drift-monitor"} == 0')  # one alert per instance

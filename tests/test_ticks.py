@@ -14,7 +14,8 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
 from monitor.config import ModelConfig, parse_config
@@ -54,9 +55,9 @@ def replicas(database_url: str) -> Iterator[Callable[..., Service]]:
     """Makes services on ``database_url``, each with an engine (a pool) of its own."""
     made: list[Service] = []
 
-    def make(clock: Clock, *, for_: int = 2) -> Service:
+    def make(clock: Clock, *, for_: int = 2, config: str = CONFIG) -> Service:
         service = Service(
-            parse_config(CONFIG % for_),
+            parse_config(config % for_),
             engine=create_database_engine(database_url),
             registry=CollectorRegistry(),
             clock=clock,
@@ -383,3 +384,63 @@ def test_every_replica_exports_the_gauges_of_the_latest_stored_evaluation(
     assert a.ticks.run(config) == []
     assert gauges(a) == gauges(b)
     assert gauges(a)[1] == 1020.0
+
+
+LABELLED = """
+models:
+  - name: m
+    task: regression
+    features: [{name: x, type: numeric}]
+    window: {records: 50}
+    min_samples: 10
+    schedule: 10s
+    thresholds:
+      psi: {critical: 0.25}
+      mae: {warning: 0.5}
+    alerts: {for: %d}
+"""
+
+
+def model_gauges(service: Service) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every gauge sample with a ``model`` label that ``service`` exports: what describes a
+    model, as opposed to this replica's own counters and histograms."""
+    found = {}
+    for family in text_string_to_metric_families(generate_latest(service.registry).decode()):
+        if family.type != "gauge" or family.name.endswith("_created"):  # counters' creation
+            continue
+        for sample in family.samples:
+            if "model" in sample.labels:
+                found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+def test_every_model_gauge_is_the_same_on_every_replica(
+    replicas: Callable[..., Service],
+) -> None:
+    """A replica that did not evaluate, nor store the reference, exports every model gauge the
+    one that did exports, with the same values: reference version, drift and performance
+    gauges, last-evaluation time, thresholds and alert states; after a tick's run, and from
+    its start (a replica started after the evaluation, before any tick of its own)."""
+    clock = Clock(1000.0)
+    a, b = (replicas(clock, for_=1, config=LABELLED) for _ in range(2))
+    a.store_reference("m", [{"features": {"x": i / 200}} for i in range(200)], source="t")
+    config = a.model("m")
+    records = predictions(0, shift=10.0)
+    a.store_predictions("m", [{**r, "timestamp": 950.0 + i} for i, r in enumerate(records)])
+    a.store_labels("m", [{"id": str(i), "label": 2.0} for i in range(50)])
+    clock.now = 1063.0  # past the labelled windows' summary lag
+    assert a.ticks.run(config) == [1050.0, 1060.0]  # the one it missed, and this one
+    winner = model_gauges(a)
+    value = a.registry.get_sample_value
+    assert value("drift_monitor_reference_version", {"model": "m"}) == 1.0
+    assert value("drift_monitor_feature_psi", {"model": "m", "feature": "x"}) > 0.25
+    assert value("drift_monitor_model_mae", {"model": "m"}) == 1.0
+    assert value("drift_monitor_last_evaluation_timestamp_seconds", {"model": "m"}) == 1060.0
+    for rule, severity in (("psi", "critical"), ("mae", "warning")):
+        labels = {"model": "m", "rule": rule, "severity": severity}
+        assert value("drift_monitor_alert_firing", labels) == 1.0
+    assert model_gauges(b) != winner  # b has neither evaluated nor read anything yet
+    assert b.ticks.run(config) == []  # it lost both ticks, and adopts what a stored
+    assert model_gauges(b) == winner
+    c = replicas(clock, for_=1, config=LABELLED)  # started now: adopts at its start
+    assert model_gauges(c) == winner

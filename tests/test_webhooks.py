@@ -23,6 +23,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
+from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +121,7 @@ def test_failures_are_retried_with_backoff_until_delivered(
 ) -> None:
     clock = Clock()
     service = make_service(engine, receiver.url, clock)
-    receiver.script = [Answer(500), Answer(503), Answer(502)]
+    receiver.script = [Answer(500), Answer(408), Answer(502)]  # monitor.retries.retried
     event_id = service.send_test_event("hook")
     delays = []
     for attempt in range(1, 4):
@@ -128,7 +129,7 @@ def test_failures_are_retried_with_backoff_until_delivered(
         service.webhooks.run_once()
         pending = delivery(service, event_id)
         assert (pending.status, pending.attempts) == ("pending", attempt)
-        assert pending.last_error == f"HTTP {[500, 503, 502][attempt - 1]}"
+        assert pending.last_error == f"HTTP {[500, 408, 502][attempt - 1]}"
         delays.append(pending.next_attempt_at - before)
         assert service.webhooks.run_once() == 0  # not due yet
         clock.now = pending.next_attempt_at
@@ -144,12 +145,17 @@ def test_failures_are_retried_with_backoff_until_delivered(
     service.stop()
 
 
-def test_429_waits_as_long_as_retry_after_says(engine: Engine, receiver: Receiver) -> None:
+@pytest.mark.parametrize("as_date", [False, True], ids=["seconds", "http_date"])
+def test_429_waits_as_long_as_retry_after_says(
+    engine: Engine, receiver: Receiver, as_date: bool
+) -> None:
     clock = Clock()
+    clock.now = float(int(clock.now))  # an HTTP date has whole seconds
     service = make_service(engine, receiver.url, clock)
-    receiver.script = [Answer(429, {"Retry-After": "120"})]
-    event_id = service.send_test_event("hook")
     started = clock.now
+    wait = formatdate(started + 120, usegmt=True) if as_date else "120"
+    receiver.script = [Answer(429, {"Retry-After": wait})]
+    event_id = service.send_test_event("hook")
     service.webhooks.run_once()
     assert delivery(service, event_id).next_attempt_at == started + 120
     clock.now = started + 119

@@ -15,6 +15,7 @@ discovery rate (as ``scipy.stats.false_discovery_control`` computes them).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from monitor.config import ModelConfig, ThresholdConfig
@@ -43,6 +44,7 @@ class Observation:
     value: float | None  # None: not computed this time (insufficient samples, no labels...)
     severity: Severity | None
     threshold: float | None  # the level breached
+    n: int | None = None  # the window size an ``auto`` level was resolved for
 
 
 def observe(config: ModelConfig, evaluation: Evaluation) -> list[Observation]:
@@ -58,20 +60,39 @@ def observe(config: ModelConfig, evaluation: Evaluation) -> list[Observation]:
                     value = adjusted.get((rule, feature.name))
                 else:
                     value = feature.statistics.get(rule)
-                found.append(_observation(rule, feature.name, value, levels))
+                resolved = feature.levels.get(rule)
+                found.append(_observation(rule, feature.name, value, levels, resolved))
         else:
-            found.append(_observation(rule, "", _model_value(rule, evaluation), threshold))
+            performance = evaluation.performance
+            resolved = None if performance is None else performance.levels.get(rule)
+            value = _model_value(rule, evaluation)
+            found.append(_observation(rule, "", value, threshold, resolved))
     return found
 
 
 def _observation(
-    rule: str, feature: str, value: float | None, threshold: ThresholdConfig
+    rule: str,
+    feature: str,
+    value: float | None,
+    threshold: ThresholdConfig,
+    resolved: Mapping[str, float | int | None] | None,
 ) -> Observation:
+    """``resolved``: an ``auto`` rule's levels for this window (evaluation.levels); an
+    ``auto`` rule without them (nothing evaluated) breaches nothing."""
+    n = None
+    if threshold.auto:
+        if resolved is None:
+            return Observation(rule, feature, value, None, None)
+        threshold = ThresholdConfig.model_construct(
+            warning=resolved["warning"], critical=resolved["critical"], features=None, overrides={}
+        )
+        n = int(resolved["n"] or 0)
     level = severity(rule, value, threshold)
     limit = None
     if level is not None:
-        limit = threshold.critical if level == "critical" else threshold.warning
-    return Observation(rule, feature, value, level, limit)
+        found = threshold.critical if level == "critical" else threshold.warning
+        limit = None if isinstance(found, str) else found
+    return Observation(rule, feature, value, level, limit, n)
 
 
 def _model_value(rule: str, evaluation: Evaluation) -> float | None:

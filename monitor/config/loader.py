@@ -1,4 +1,5 @@
-"""Read monitor.yaml: YAML 1.2 with line numbers, ``${VAR}`` substitution, validation, cross-checks.
+"""Read monitor.yaml: YAML 1.2 with line numbers, ``${VAR}`` substitution, validation, cross-checks
+and threshold levels' ranges and order (``semantics.py``).
 
 Every problem becomes a ``ConfigIssue`` naming file, line and key path, and all of them are
 reported together in one ``ConfigError``.
@@ -17,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from monitor.config.paths import PathKey, format_path, line_for
 from monitor.config.schema import Config, StatisticName
+from monitor.config.semantics import level_issues
 from monitor.config.yaml_reader import read_yaml
 from monitor.errors import ConfigError, ConfigIssue
 
@@ -59,7 +61,9 @@ def parse_config(
         issues.sort(key=lambda issue: issue.line or 0)
         raise ConfigError(issues) from None
     issues.extend(_cross_check(config, lines, file))
+    issues.extend(level_issues(config, lines, file))
     if issues:
+        issues.sort(key=lambda issue: issue.line or 0)
         raise ConfigError(issues)
     return config
 

@@ -17,6 +17,7 @@ from pydantic import (
     Field,
     ModelWrapValidatorHandler,
     PlainSerializer,
+    PlainValidator,
     PrivateAttr,
     SecretStr,
     ValidationInfo,
@@ -252,9 +253,34 @@ class LevelsConfig(_Strict):
         return self
 
 
+def _level(value: object) -> float | Literal["auto"]:
+    if value == "auto":
+        return "auto"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)  # ranges (and NaN) are checked with the levels' order: semantics.py
+    raise ValueError(f"input should be a number or auto, got {value!r}")
+
+
+#: A threshold level: a number, or ``auto`` (derived from the model's false-alarm budget, see
+#: ``evaluation.levels``).
+Level = Annotated[float | Literal["auto"], PlainValidator(_level)]
+
+#: Statistics whose level may be ``auto``.
+AUTO_STATISTICS = (
+    "psi",
+    "ks_statistic",
+    "ks_pvalue",
+    "wasserstein",
+    "wasserstein_normalized",
+    "jensen_shannon",
+    "chi2_pvalue",
+    "accuracy",
+)
+
+
 class ThresholdConfig(_Strict):
-    warning: float | None = None
-    critical: float | None = None
+    warning: Level | None = None
+    critical: Level | None = None
     # a feature statistic's rule applies to every feature unless narrowed to these
     features: list[str] | None = None
     # per-feature levels replacing warning and critical for that feature
@@ -269,11 +295,22 @@ class ThresholdConfig(_Strict):
             return self
         return ThresholdConfig(warning=levels.warning, critical=levels.critical)
 
+    @property
+    def auto(self) -> bool:
+        """Whether a level is ``auto``."""
+        return "auto" in (self.warning, self.critical)
+
     @model_validator(mode="after")
     def _at_least_one(self) -> ThresholdConfig:
         if self.warning is None and self.critical is None:
             raise ValueError("set warning, critical or both")
         return self
+
+
+class CalibrationConfig(_Strict):
+    #: expected firing alerts per week, over all the model's ``auto`` rules, on data drawn from
+    #: the reference's distribution (critical; warning levels get ten times as many)
+    false_alarms_per_week: float = Field(gt=0, le=10_000)
 
 
 class AlertsConfig(_Strict):
@@ -303,6 +340,7 @@ class ModelConfig(_Strict):
     schedule: Duration = timedelta(minutes=1)
     min_samples: int = Field(100, ge=1)
     thresholds: dict[StatisticName, ThresholdConfig] = {}
+    calibration: CalibrationConfig | None = None
     alerts: AlertsConfig = AlertsConfig()
     drift: DriftConfig = DriftConfig()
     performance: PerformanceConfig = PerformanceConfig()
@@ -323,6 +361,29 @@ class ModelConfig(_Strict):
             if levels is not None:
                 found[statistic] = levels
         return found
+
+    @model_validator(mode="after")
+    def _auto_levels(self) -> ModelConfig:
+        for statistic, threshold in self.thresholds.items():
+            if not threshold.auto:
+                continue
+            if statistic not in AUTO_STATISTICS:
+                raise ValueError(
+                    f"thresholds.{statistic}: auto is not available for {statistic}"
+                    f" (it is for {', '.join(AUTO_STATISTICS)})"
+                )
+            if self.calibration is None:
+                raise ValueError(
+                    f"thresholds.{statistic}: auto needs calibration: {{false_alarms_per_week: N}}"
+                )
+            if statistic.endswith("_pvalue") and self.alerts.correction != "none":
+                raise ValueError(
+                    f"thresholds.{statistic}: auto p-value levels already account for every test;"
+                    " set alerts.correction: none"
+                )
+            if statistic == "accuracy" and self.task != "classification":
+                raise ValueError("thresholds.accuracy: accuracy is for task: classification")
+        return self
 
     @model_validator(mode="after")
     def _classes_match_task(self) -> ModelConfig:

@@ -23,6 +23,8 @@ from typing import Any
 
 import httpx
 
+from monitor.demo.watch import AlertWatch
+
 MODEL = "demo"
 CLASSES = ("approved", "rejected")
 COUNTRIES = ("US", "DE", "FR", "GB", "ES")
@@ -135,7 +137,18 @@ class Traffic:
             if not self._wait_ready(client):
                 return
             self.on_ready()
-            self._send(client)
+            with httpx.Client(base_url=self.base_url, timeout=10.0) as watcher:
+                watch = threading.Thread(
+                    target=AlertWatch(watcher, MODEL, stop=self.stop).run,
+                    name="demo-alerts",
+                    daemon=True,
+                )
+                watch.start()
+                try:
+                    self._send(client)
+                finally:
+                    self.stop.set()
+                    watch.join(5.0)
 
     def _wait_ready(self, client: httpx.Client) -> bool:
         while not self.stop.is_set():

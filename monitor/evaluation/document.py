@@ -56,6 +56,8 @@ def _performance(performance: Performance) -> dict[str, Any]:
         body["confusion_matrix"] = [list(row) for row in performance.confusion_matrix]
     body["estimated_accuracy"] = performance.estimated_accuracy
     body["estimated_accuracy_standard_error"] = performance.estimated_accuracy_standard_error
+    if performance.levels:
+        body["thresholds"] = {k: dict(v) for k, v in performance.levels.items()}
     return body
 
 
@@ -66,6 +68,7 @@ _PERFORMANCE_FIXED = (
     "confusion_matrix",
     "estimated_accuracy",
     "estimated_accuracy_standard_error",
+    "thresholds",
 )
 
 
@@ -92,6 +95,7 @@ def _performance_from(body: dict[str, Any]) -> Performance:
         confusion_matrix=None if matrix is None else tuple(tuple(row) for row in matrix),
         estimated_accuracy=body.get("estimated_accuracy"),
         estimated_accuracy_standard_error=body.get("estimated_accuracy_standard_error"),
+        levels=body.get("thresholds", {}),
     )
 
 
@@ -106,10 +110,12 @@ def _feature(drift: FeatureDrift) -> dict[str, Any]:
     if drift.kind == "numeric" and drift.statistics.get("ks_statistic") is not None:
         body["exact"] = drift.exact
         body["ks_bound"] = drift.ks_bound
+    if drift.levels:  # auto rules' levels, as resolved for this window's n
+        body["thresholds"] = {k: dict(v) for k, v in drift.levels.items()}
     return body
 
 
-_FIXED = ("type", "status", "n", "missing", "exact", "ks_bound")
+_FIXED = ("type", "status", "n", "missing", "exact", "ks_bound", "thresholds")
 
 
 def from_document(document: dict[str, Any]) -> Evaluation:
@@ -124,6 +130,7 @@ def from_document(document: dict[str, Any]) -> Evaluation:
                 statistics={k: v for k, v in body.items() if k not in _FIXED},
                 exact=body.get("exact", True),
                 ks_bound=body.get("ks_bound"),
+                levels=body.get("thresholds", {}),
             )
             for name, body in items.items()
         )

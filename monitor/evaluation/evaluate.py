@@ -8,17 +8,22 @@ larger than ``drift.exact_max_samples``).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import numpy as np
 
-from monitor.config import ModelConfig
+from monitor.config import ModelConfig, ThresholdConfig
+from monitor.config.schema import StatisticName
 from monitor.domain import Evaluation, FeatureDrift, Status, Window
+from monitor.evaluation import levels
 from monitor.evaluation.columns import Columns
 from monitor.evaluation.counts import Counts
 from monitor.evaluation.profiles import OUTPUT_NAMES, ReferenceProfiles
 from monitor.stats import (
     CategoricalDrift,
+    CategoricalProfile,
     NumericDrift,
+    NumericProfile,
     compare_categorical,
     compare_categorical_counts,
     compare_numeric,
@@ -48,6 +53,7 @@ def evaluate_drift(
             n=values.size - missing,
             missing=missing,
             compare=None if profile is None else (lambda: compare_numeric(profile, values)),
+            levels=_levels(model, profiles, name),
         )
 
     def categorical(name: str) -> FeatureDrift:
@@ -60,6 +66,7 @@ def evaluate_drift(
             n=len(values) - missing,
             missing=missing,
             compare=None if profile is None else (lambda: compare_categorical(profile, values)),
+            levels=_levels(model, profiles, name),
         )
 
     outputs = [
@@ -94,7 +101,14 @@ def evaluate_drift_counts(
             return compare_numeric_histogram(profile, grid, missing=missing)
 
         usable = profile is not None and grid is not None
-        return _numeric(model, name, n=n, missing=missing, compare=compare if usable else None)
+        return _numeric(
+            model,
+            name,
+            n=n,
+            missing=missing,
+            compare=compare if usable else None,
+            levels=_levels(model, profiles, name),
+        )
 
     def categorical(name: str) -> FeatureDrift:
         profile = profiles.categorical.get(name)
@@ -108,7 +122,14 @@ def evaluate_drift_counts(
             return compare_categorical_counts(profile, categories, missing=missing)
 
         usable = profile is not None and categories is not None
-        return _categorical(model, name, n=n, missing=missing, compare=compare if usable else None)
+        return _categorical(
+            model,
+            name,
+            n=n,
+            missing=missing,
+            compare=compare if usable else None,
+            levels=_levels(model, profiles, name),
+        )
 
     outputs = [
         numeric(name) if name in profiles.numeric else categorical(name)
@@ -156,12 +177,43 @@ def _model_status(
     share = model.thresholds.get("drifted_share")
     levels = [] if share is None else [("critical", share.critical), ("warning", share.warning)]
     for level, limit in levels:
-        if limit is not None and breaches("drifted_share", drifted_share, limit):
+        if isinstance(limit, int | float) and breaches("drifted_share", drifted_share, limit):
             statuses.add(level)  # type: ignore[arg-type]
     for level in ("critical", "warning"):
         if level in statuses:
             return level
     return "ok"
+
+
+#: A feature's thresholds for a window of n: (levels by statistic, auto levels resolved).
+Levels = Callable[[int], tuple[dict[StatisticName, ThresholdConfig], dict[str, Any]]]
+
+
+def _levels(model: ModelConfig, profiles: ReferenceProfiles | None, name: str) -> Levels:
+    """The thresholds of feature ``name``, ``auto`` levels resolved for the window's n."""
+    profile: NumericProfile | CategoricalProfile | None = None
+    if profiles is not None:
+        profile = profiles.numeric.get(name) or profiles.categorical.get(name)
+
+    def for_n(n: int) -> tuple[dict[StatisticName, ThresholdConfig], dict[str, Any]]:
+        found: dict[StatisticName, ThresholdConfig] = {}
+        resolved: dict[str, Any] = {}
+        for statistic, threshold in model.thresholds_for(name).items():
+            numbers, auto = levels.resolve(
+                model,
+                statistic,
+                threshold,
+                n=n,
+                profile=profile,
+                scales=None if profiles is None else profiles.scales,
+                name=name,
+            )
+            found[statistic] = numbers
+            if auto is not None:
+                resolved[statistic] = auto.to_dict()
+        return found, resolved
+
+    return for_n
 
 
 def _missing_ratio(n: int, missing: int) -> dict[str, float | None]:
@@ -175,6 +227,7 @@ def _numeric(
     n: int,
     missing: int,
     compare: Callable[[], NumericDrift] | None,
+    levels: Levels,
 ) -> FeatureDrift:
     if compare is None:
         return FeatureDrift(name, "numeric", "no_reference", n, missing, _missing_ratio(n, missing))
@@ -190,9 +243,10 @@ def _numeric(
         "jensen_shannon": drift.jensen_shannon,
         "missing_ratio": drift.missing_ratio,
     }
-    status = worst_status(statistics, model.thresholds_for(name))
+    thresholds, resolved = levels(n)
+    status = worst_status(statistics, thresholds)
     return FeatureDrift(
-        name, "numeric", status, n, missing, statistics, drift.exact, drift.ks_bound
+        name, "numeric", status, n, missing, statistics, drift.exact, drift.ks_bound, resolved
     )
 
 
@@ -203,6 +257,7 @@ def _categorical(
     n: int,
     missing: int,
     compare: Callable[[], CategoricalDrift] | None,
+    levels: Levels,
 ) -> FeatureDrift:
     ratio = _missing_ratio(n, missing)
     if compare is None:
@@ -217,8 +272,9 @@ def _categorical(
         "jensen_shannon": drift.jensen_shannon,
         "missing_ratio": drift.missing_ratio,
     }
-    status = worst_status(statistics, model.thresholds_for(name))
-    return FeatureDrift(name, "categorical", status, n, missing, statistics)
+    thresholds, resolved = levels(n)
+    status = worst_status(statistics, thresholds)
+    return FeatureDrift(name, "categorical", status, n, missing, statistics, levels=resolved)
 
 
 __all__ = ["evaluate_drift", "evaluate_drift_counts"]

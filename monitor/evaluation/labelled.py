@@ -17,7 +17,7 @@ import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import numpy as np
@@ -27,9 +27,16 @@ from monitor import codec
 
 FloatArray = npt.NDArray[np.float64]
 
-#: One row as the storage layer reads it: prediction time, label time, prediction, label,
-#: stored score object (or None).
-PairRow = tuple[float, float, Any, Any, bytes | None]
+
+class PairRow(NamedTuple):
+    """A prediction joined with its label, as the storage layer reads it."""
+
+    prediction_ts: float
+    label_ts: float
+    predicted: Any
+    actual: Any
+    scores: bytes | None  # MessagePack-encoded class scores; None without
+
 
 _HEADER = struct.Struct("<BIH")  # format version, rows, classes (0: regression)
 _FORMAT = 1

@@ -10,6 +10,7 @@ import numpy as np
 
 from monitor.config import ModelConfig
 from monitor.domain import LabelHealth, Performance, Status
+from monitor.evaluation import levels
 from monitor.evaluation.labelled import Labelled, score_rows
 from monitor.stats.performance import (
     Calibration,
@@ -75,6 +76,7 @@ def evaluate_performance(
     calibration: Calibration | None,
     window_predictions: Sequence[Any] | None,
     window_scores: Sequence[bytes | None] | None,
+    reference_accuracy: tuple[float, int] | None = None,
 ) -> Performance:
     """Metrics over the window's labelled predictions (``pairs``); the estimate over the whole
     window's predictions and scores when a calibration exists."""
@@ -83,6 +85,7 @@ def evaluate_performance(
     intervals: dict[str, tuple[float, float]] = {}
     per_class: dict[str, dict[str, float | None]] = {}
     confusion: tuple[tuple[int, ...], ...] | None = None
+    resolved: dict[str, dict[str, float | int | None]] = {}
     estimate = None
     classes = list(model.classes or ())
     if calibration is not None and window_predictions and window_scores:
@@ -125,7 +128,14 @@ def evaluate_performance(
             metrics.update(
                 mae=regression.mae, rmse=regression.rmse, mape=regression.mape, r2=regression.r2
             )
-        status = worst_status(metrics, model.thresholds)
+        thresholds = dict(model.thresholds)
+        if "accuracy" in thresholds:  # an auto level: around the reference's, for this n
+            thresholds["accuracy"], auto = levels.resolve(
+                model, "accuracy", thresholds["accuracy"], n=n, accuracy=reference_accuracy
+            )
+            if auto is not None:
+                resolved["accuracy"] = auto.to_dict()
+        status = worst_status(metrics, thresholds)
     elif estimate is not None:
         status = worst_status({"estimated_accuracy": estimate.value}, model.thresholds)
     return Performance(
@@ -137,4 +147,5 @@ def evaluate_performance(
         confusion_matrix=confusion,
         estimated_accuracy=None if estimate is None else estimate.value,
         estimated_accuracy_standard_error=None if estimate is None else estimate.standard_error,
+        levels=resolved,
     )

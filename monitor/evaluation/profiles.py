@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import orjson
@@ -19,6 +19,8 @@ from monitor.stats.performance import Calibration
 
 #: The stored name of the reference's score calibration (for the accuracy estimate).
 CALIBRATION = "__calibration__"
+#: The stored name of the reference's accuracy.
+ACCURACY = "__accuracy__"
 #: Columns of the model's own output, tracked like features.
 OUTPUT_NAMES = ("__prediction__", "__label__")
 
@@ -30,6 +32,11 @@ class ReferenceProfiles:
     numeric: dict[str, NumericProfile]
     categorical: dict[str, CategoricalProfile]
     calibration: Calibration | None = None
+    #: the reference's accuracy and the labelled records it is over (a classifier's, when the
+    #: reference has labels): what ``auto`` accuracy levels are set around
+    accuracy: tuple[float, int] | None = None
+    #: no-drift Wasserstein scales by feature, simulated once per reference (evaluation.levels)
+    scales: dict[str, tuple[float, float]] = field(default_factory=dict, compare=False)
 
     def to_blobs(self) -> dict[str, tuple[str, bytes]]:
         """Each profile's storage form: name -> (type, bytes)."""
@@ -37,6 +44,8 @@ class ReferenceProfiles:
         blobs.update({name: ("categorical", p.to_bytes()) for name, p in self.categorical.items()})
         if self.calibration is not None:
             blobs[CALIBRATION] = ("calibration", orjson.dumps(self.calibration.to_dict()))
+        if self.accuracy is not None:
+            blobs[ACCURACY] = ("accuracy", orjson.dumps(list(self.accuracy)))
         return blobs
 
     @classmethod
@@ -50,7 +59,11 @@ class ReferenceProfiles:
         calibration = None
         if CALIBRATION in blobs:
             calibration = Calibration.from_dict(orjson.loads(blobs[CALIBRATION][1]))
-        return cls(version, n, numeric, categorical, calibration)
+        accuracy = None
+        if ACCURACY in blobs:
+            value, count = orjson.loads(blobs[ACCURACY][1])
+            accuracy = (float(value), int(count))
+        return cls(version, n, numeric, categorical, calibration, accuracy)
 
 
 def build_profiles(
@@ -72,4 +85,20 @@ def build_profiles(
             categorical[name] = profile_categorical(
                 categories, max_categories=model.drift.max_categories
             )
-    return ReferenceProfiles(version, columns.n, numeric, categorical, calibration)
+    return ReferenceProfiles(
+        version, columns.n, numeric, categorical, calibration, _accuracy(model, columns)
+    )
+
+
+def _accuracy(model: ModelConfig, columns: Columns) -> tuple[float, int] | None:
+    """A classifier reference's accuracy over its labelled records, and their number."""
+    if model.task != "classification":
+        return None
+    predicted = columns.categorical.get("__prediction__") or []
+    actual = columns.categorical.get("__label__") or []
+    pairs = [
+        (p, a) for p, a in zip(predicted, actual, strict=False) if p is not None and a is not None
+    ]
+    if not pairs:
+        return None
+    return sum(p == a for p, a in pairs) / len(pairs), len(pairs)

@@ -48,7 +48,7 @@ class Alerting:
                 for severity in SEVERITIES:
                     metrics.alert_firing.labels(config.name, rule, severity).set(0)
                     level = threshold.warning if severity == "warning" else threshold.critical
-                    if level is not None:
+                    if isinstance(level, int | float):  # auto: per window, see observe
                         metrics.threshold.labels(config.name, rule, severity).set(level)
 
     def apply(
@@ -108,6 +108,7 @@ class Alerting:
                     severity=emitted.severity,
                     value=observation.value if observation.value is not None else emitted.value,
                     threshold=emitted.threshold,
+                    threshold_n=observation.n,
                     window={
                         "start": evaluation.window.start,
                         "end": evaluation.window.end,

@@ -19,16 +19,14 @@ from monitor.config import ModelConfig
 from monitor.domain import Evaluation, ReferenceBatch, ReferenceInfo, Window
 from monitor.evaluation import ReferenceProfiles, build_profiles, columns_from_rows, evaluate_drift
 from monitor.evaluation.columns import Columns
-from monitor.evaluation.counts import Counts
 from monitor.evaluation.document import from_document, to_document
 from monitor.evaluation.evaluate import evaluate_drift_counts
-from monitor.evaluation.histograms import summarize
 from monitor.evaluation.performance import calibrate, evaluate_performance, label_health
 from monitor.ingest.reference import digest_batch
+from monitor.jobs.drift_histograms import DriftHistograms
 from monitor.jobs.labelled_windows import LabelledWindows
 from monitor.jobs.unmatched import UnmatchedLabels
 from monitor.metrics import DriftCollector, Metrics
-from monitor.storage import histograms as hist
 from monitor.storage import repository as repo
 from monitor.storage import windows
 from monitor.storage.database import Database
@@ -39,13 +37,6 @@ from monitor.storage.evaluations import (
     store_profiles,
 )
 from monitor.storage.windows import Rows
-
-#: Records younger than this are left for the next summarisation (see DriftEvaluator.summarize).
-SUMMARY_LAG_SECONDS = 30.0
-#: Records read and decoded at a time: bounds memory, not speed. A read record is about
-#: 0.5 KB of small Python objects (bench/soak.py: chunks of 20,000 left Python's object
-#: allocator 40 MB larger, fragmented, after the first evaluations).
-SUMMARY_CHUNK = 5_000
 
 SaveReference = Callable[..., ReferenceInfo]
 #: (connection, config, evaluation, now, webhooks): ``webhooks=False`` queues no deliveries
@@ -60,20 +51,6 @@ def _columns(config: ModelConfig, rows: Rows) -> Columns:
     )
     rows.features.clear()
     return columns
-
-
-def _bucket_counts(
-    config: ModelConfig, profiles: ReferenceProfiles, rows: list[hist.AfterRow], bucket: float
-) -> dict[tuple[str, float], Counts]:
-    """Per (feature, bucket start) counts of ``rows_after`` rows on the profiles' grids."""
-    return summarize(
-        config,
-        profiles,
-        [r[1] for r in rows],
-        [r[3] for r in rows],
-        [r[4] for r in rows],
-        bucket_seconds=bucket,
-    )
 
 
 class DriftEvaluator:
@@ -95,6 +72,7 @@ class DriftEvaluator:
         self._on_evaluation = on_evaluation
         self.latest: dict[str, Evaluation] = {}
         self._profiles: dict[str, ReferenceProfiles] = {}
+        self.histograms = DriftHistograms(database=database, clock=lambda: self.clock())
         self.labelled = LabelledWindows(database=database, clock=lambda: self.clock())
         self.unmatched = UnmatchedLabels(database=database, clock=lambda: self.clock())
         metrics.registry.register(DriftCollector(lambda: self.latest))
@@ -117,6 +95,7 @@ class DriftEvaluator:
         scheduled evaluation marks its tick done there, see ``jobs.ticks``).
         """
         model = config.name
+        by_label_time = config.performance.window_by == "label_time"
         started = time.perf_counter()
         now = self.clock() if at is None else at
         with self.database.read() as connection:
@@ -136,9 +115,13 @@ class DriftEvaluator:
             columns = _columns(config, rows)
             evaluation = evaluate_drift(config, profiles, columns, window=window, evaluated_at=now)
             window_predictions, window_scores = rows.predictions, rows.scores
-        pairs = self.labelled.window(
-            config, start=evaluation.window.start, end=evaluation.window.end
-        )
+        if not large and config.window.records is not None and not by_label_time:
+            # the pairs of the very records the drift counted (the last N ingested)
+            pairs = self.labelled.last_records(config, count=config.window.records)
+        else:
+            pairs = self.labelled.window(
+                config, start=evaluation.window.start, end=evaluation.window.end
+            )
         unmatched = self.unmatched.count(model)
         evaluation = dataclasses.replace(
             evaluation,
@@ -146,6 +129,7 @@ class DriftEvaluator:
                 config,
                 pairs=pairs,
                 calibration=None if profiles is None else profiles.calibration,
+                reference_accuracy=None if profiles is None else profiles.accuracy,
                 window_predictions=window_predictions,
                 window_scores=window_scores,
             ),
@@ -204,55 +188,21 @@ class DriftEvaluator:
         if config.window.duration is not None:
             return now - config.window.duration.total_seconds()
         assert config.window.records is not None
-        return windows.nth_last_ts(connection, model=config.name, n=config.window.records) or now
+        nth = windows.nth_last_ts(connection, model=config.name, n=config.window.records)
+        if nth is None:  # fewer records than the window holds: all of them
+            nth = windows.earliest_ts(connection, model=config.name) or now
+        # windows hold (start, end]: the start just before the N-th last record's time
+        return math.nextafter(nth, -math.inf)
 
     def _evaluate_from_histograms(
         self, config: ModelConfig, profiles: ReferenceProfiles, now: float
     ) -> Evaluation:
-        """Merge the per-bucket histograms of the window's whole buckets, plus the records not
-        yet summarised. The window then starts at the first bucket boundary at or after its
-        nominal start (buckets are ``drift.bucket`` long)."""
-        self.summarize(config, profiles)
-        bucket = config.drift.bucket.total_seconds()
-        kinds = {name: "numeric" for name in profiles.numeric}
-        kinds.update({name: "categorical" for name in profiles.categorical})
-        kinds.pop("__label__", None)
+        """The window's counts from the per-bucket histograms (``DriftHistograms``), the window
+        cut exactly at its start and end."""
+        self.histograms.summarize(config, profiles)
         with self.database.read() as connection:
-            start = math.ceil(self._window_start(connection, config, now) / bucket) * bucket
-            mark = hist.watermark(connection, model=config.name, version=profiles.version)
-            counts = hist.merged_counts(
-                connection,
-                model=config.name,
-                version=profiles.version,
-                start=start,
-                end=now,
-                kinds=kinds,
-            )
-            # The records not summarised yet (the last SUMMARY_LAG_SECONDS or so), counted
-            # a chunk at a time so that memory stays bounded however fast they arrive.
-            after = mark
-            while True:
-                tail = hist.rows_after(
-                    connection,
-                    model=config.name,
-                    after_seq=after,
-                    limit=SUMMARY_CHUNK,
-                    regression=config.task == "regression",
-                )
-                if not tail:
-                    break
-                after = tail[-1][0]
-                inside = [row for row in tail if start <= row[1] <= now]
-                if inside:
-                    extra = _bucket_counts(config, profiles, inside, bucket)
-                    for (name, _), found in extra.items():
-                        if name in counts:
-                            counts[name].add(found)
-                        else:
-                            counts[name] = found
-                if len(tail) < SUMMARY_CHUNK:
-                    break
-                del tail, inside  # one chunk alive at a time, not two while the next is read
+            start = self._window_start(connection, config, now)
+        counts = self.histograms.window_counts(config, profiles, start=start, end=now)
         n = 0
         for found in counts.values():
             if found.numeric is not None:
@@ -265,50 +215,8 @@ class DriftEvaluator:
         )
 
     def summarize(self, config: ModelConfig, profiles: ReferenceProfiles) -> int:
-        """Bring the model's histograms up to date with its ingest log; return records added.
-
-        Records are taken in ingest order, and only those received ``SUMMARY_LAG_SECONDS``
-        ago or earlier, so a transaction still in flight on another replica (whose sequence
-        number may be lower) is never skipped. Counting happens outside the write lock; the
-        write re-checks the watermark, so concurrent summarisers never count a record twice.
-        """
-        total = 0
-        regression = config.task == "regression"
-        bucket = config.drift.bucket.total_seconds()
-        while True:
-            cutoff = self.clock() - SUMMARY_LAG_SECONDS
-            with self.database.read() as connection:
-                mark = hist.watermark(connection, model=config.name, version=profiles.version)
-                rows = hist.rows_after(
-                    connection,
-                    model=config.name,
-                    after_seq=mark,
-                    limit=SUMMARY_CHUNK,
-                    regression=regression,
-                )
-                connection.commit()
-            ready = 0
-            while ready < len(rows) and rows[ready][2] <= cutoff:
-                ready += 1
-            rows = rows[:ready]
-            if not rows:
-                return total
-            additions = _bucket_counts(config, profiles, rows, bucket)
-            with self.database.write() as connection:
-                current = hist.watermark(
-                    connection, model=config.name, version=profiles.version, lock=True
-                )
-                if current != mark:
-                    continue  # another summariser moved on first: count again from its mark
-                hist.add_to_buckets(
-                    connection, model=config.name, version=profiles.version, additions=additions
-                )
-                hist.set_watermark(
-                    connection, model=config.name, version=profiles.version, seq=rows[-1][0]
-                )
-            total += len(rows)
-            if ready < SUMMARY_CHUNK:
-                return total
+        """Bring the model's drift histograms up to date; the records added."""
+        return self.histograms.summarize(config, profiles)
 
     def _current_rows(
         self, connection: Connection, config: ModelConfig, now: float

@@ -1,12 +1,12 @@
 """A window's labelled predictions, from per-bucket summaries kept up to date incrementally.
 
-Each evaluation first brings the buckets of the model up to date (``summarize``): the pairs of
-labels and predictions ingested since the last time, taken in ingest order and only once
-``SUMMARY_LAG_SECONDS`` old (a transaction still in flight on another replica may hold a lower
-seq), are added to their buckets; buckets holding a corrected label are rebuilt; buckets older
-than the window are dropped. The window is then the merge of its buckets plus the pairs not
-summarised yet, cut exactly at its edges: the same pairs the full join would give, so the
-metrics are the same, at the cost of reading packed columns instead of joining every row.
+Each evaluation first brings the buckets of the model up to date (``summarize``, by the rules of
+``jobs.summaries``: ready rows only, chunks, compare and set, a lease on the first build): the
+pairs of labels and predictions ingested since the last time are added to their buckets;
+buckets holding a corrected label are rebuilt; buckets older than the window are dropped.
+The window is then the merge of its buckets plus the pairs not summarised yet, cut exactly at
+its edges: the same pairs the full join would give, so the metrics are the same, at the cost
+of reading packed columns instead of joining every row.
 
 A first build (no buckets yet, or a window reaching before what they hold) streams the join of
 the window once, in chunks. Until the buckets are usable (another replica building them),
@@ -15,12 +15,11 @@ the window is read by the plain join.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import math
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import numpy as np
 from sqlalchemy import Connection
@@ -28,14 +27,13 @@ from sqlalchemy import Connection
 from monitor.config import ModelConfig
 from monitor.evaluation import labelled as cols
 from monitor.evaluation.labelled import Labelled, PairRow
+from monitor.jobs.summaries import Summary
 from monitor.storage import labelled as store
 from monitor.storage import windows
 from monitor.storage.database import Database
-from monitor.storage.labelled import Mark
+from monitor.storage.labelled import LabelledMarks, Mark
 
-SUMMARY_LAG_SECONDS = 30.0
 CHUNK = 50_000  # pairs read at a time: bounds memory, not speed
-BUILD_TIMEOUT_SECONDS = 600.0  # a first build older than this is taken as abandoned
 
 
 class LabelledWindows:
@@ -58,7 +56,7 @@ class LabelledWindows:
                 return cols.empty(spec.n_classes)  # nothing to summarise (yet)
         if self.summarize(config, window_start=start, window_end=end):
             with self.database.write() as connection:
-                mark = store.watermark(connection, model=spec.model, clock=spec.clock, lock=True)
+                mark = spec.marks.read(connection, lock=True)
                 if mark is not None and mark.building_since is None and start >= mark.horizon:
                     blobs = store.bucket_blobs(
                         connection,
@@ -105,6 +103,17 @@ class LabelledWindows:
             )
         return spec.columns(rows).within(start, end, by_label_time=spec.by_label_time)
 
+    def last_records(self, config: ModelConfig, *, count: int) -> Labelled:
+        """The labelled predictions among the ``count`` most recently ingested: a records
+        window's, the very records its drift counts (read by the join: such windows are at
+        most ``drift.exact_max_samples`` records on this path)."""
+        spec = _Spec.of(config)
+        with self.database.read() as connection:
+            rows = store.pairs_of_last(
+                connection, model=spec.model, regression=spec.regression, count=count
+            )
+        return spec.columns(rows)
+
     # -- keeping the buckets up to date ---------------------------------------------------------
 
     def summarize(self, config: ModelConfig, *, window_start: float, window_end: float) -> bool:
@@ -115,32 +124,43 @@ class LabelledWindows:
         arrive) does not start a new build.
         """
         spec = _Spec.of(config)
+        summary = self._summary(spec)
         margin = max(window_end - window_start, spec.bucket)
         wanted = spec.bucket_of(window_start - margin)
         now = self.clock()
-        with self.database.read() as connection:
-            mark = store.watermark(connection, model=spec.model, clock=spec.clock)
+        mark = summary.mark()
         if mark is not None and mark.building_since is not None:
-            building = now - mark.building_since < BUILD_TIMEOUT_SECONDS
-            if building and spec.bucket_of(window_start) >= mark.horizon:
+            if summary.building(mark.building_since, now) and (
+                spec.bucket_of(window_start) >= mark.horizon
+            ):
                 return False  # another summariser is building them
             mark = None
         if mark is None or spec.bucket_of(window_start) < mark.horizon:
-            return self._build(spec, horizon=wanted, now=now)
-        cutoff = now - SUMMARY_LAG_SECONDS
+            return self._build(spec, summary, horizon=wanted, now=now)
         for table in ("labels", "predictions"):
-            advanced = self._advance(spec, mark, cutoff, table)
+            advanced = self._advance(spec, summary, mark, now, table)
             if advanced is None:
                 return True  # another summariser moved first; what is stored is consistent
             mark = advanced
-        mark = self._rebuild_stale(spec, mark)
+        mark = self._rebuild_stale(spec, summary, mark)
         if mark is not None and wanted > mark.horizon:
-            self._move_horizon(spec, mark, wanted)
+            summary.advance(
+                mark,
+                dataclasses.replace(mark, horizon=wanted),
+                functools.partial(
+                    store.delete_buckets_before, model=spec.model, clock=spec.clock, before=wanted
+                ),
+            )  # windows only move forward: the buckets before them go
         return True
 
-    def _advance(self, spec: _Spec, mark: Mark, cutoff: float, table: str) -> Mark | None:
-        """Add the pairs of the rows of ``table`` ("labels" or "predictions") received up to
-        ``cutoff`` since the mark: that table's watermark moves, the other one holds."""
+    def _summary(self, spec: _Spec) -> Summary[Mark]:
+        return Summary(database=self.database, clock=self.clock, marks=spec.marks)
+
+    def _advance(
+        self, spec: _Spec, summary: Summary[Mark], mark: Mark, now: float, table: str
+    ) -> Mark | None:
+        """Add the pairs of the rows of ``table`` ("labels" or "predictions") ready at ``now``
+        since the mark: that table's watermark moves, the other one holds."""
         own, other = (
             ("label_seq", "prediction_seq")
             if table == "labels"
@@ -148,10 +168,10 @@ class LabelledWindows:
         )
         while True:
             after = getattr(mark, own)
+            target = summary.ready(table, after=after, now=now)
+            if target == after:
+                return mark
             with self.database.read() as connection:
-                target = store.ready_seq(connection, table=table, after=after, cutoff=cutoff)
-                if target == after:
-                    return mark
                 rows, last = store.pairs_after(
                     connection,
                     model=spec.model,
@@ -165,44 +185,28 @@ class LabelledWindows:
                     limit=CHUNK,
                 )
             advanced = dataclasses.replace(mark, **{own: target if last is None else last})
-            if not self._add(spec, mark, advanced, rows):
+            groups = spec.buckets(spec.columns(rows))
+            if not self._merge(spec, summary, mark, groups, advanced):
                 return None
             mark = advanced
             if last is None:
                 return mark
 
-    def _add(self, spec: _Spec, expected: Mark, advanced: Mark, rows: list[PairRow]) -> bool:
-        """Add pairs to their buckets and move the mark, unless it moved meanwhile."""
-        return self._merge(spec, expected, spec.buckets(spec.columns(rows)), advanced)
-
-    @contextlib.contextmanager
-    def _unmoved(self, spec: _Spec, expected: Mark | None) -> Iterator[Connection | None]:
-        """A write transaction holding the mark's lock; None instead of the connection if the
-        mark is no longer ``expected`` (another summariser moved first: leave it to that one)."""
-        with self.database.write() as connection:
-            current = store.watermark(connection, model=spec.model, clock=spec.clock, lock=True)
-            yield connection if current == expected else None
-
     def _merge(
         self,
         spec: _Spec,
+        summary: Summary[Mark],
         expected: Mark,
         groups: dict[float, Labelled],
         advanced: Mark | None = None,
     ) -> bool:
         """Add ``groups`` to their buckets (and move the mark to ``advanced``), unless the mark
         moved meanwhile."""
-        with self._unmoved(spec, expected) as connection:
-            if connection is None:
-                return False
-            self._merge_into(connection, spec, groups)
-            if advanced is not None:
-                store.set_watermark(connection, model=spec.model, clock=spec.clock, mark=advanced)
-        return True
+        write = functools.partial(self._merge_into, spec=spec, groups=groups)
+        return summary.advance(expected, expected if advanced is None else advanced, write)
 
-    def _merge_into(
-        self, connection: Connection, spec: _Spec, groups: dict[float, Labelled]
-    ) -> None:
+    @staticmethod
+    def _merge_into(connection: Connection, *, spec: _Spec, groups: dict[float, Labelled]) -> None:
         existing = store.stored_buckets(
             connection,
             model=spec.model,
@@ -222,18 +226,21 @@ class LabelledWindows:
             existing=list(existing),
         )
 
-    def _rebuild_stale(self, spec: _Spec, mark: Mark) -> Mark | None:
+    def _rebuild_stale(self, spec: _Spec, summary: Summary[Mark], mark: Mark) -> Mark | None:
         """Rebuild the buckets that held a label corrected since."""
         with self.database.read() as connection:
             stale = store.stale_rows(connection, model=spec.model)
         if not stale:
             return mark
         starts: set[float] = set()
-        for _, prediction_ts, old_label_ts, new_label_ts in stale:
-            times = (old_label_ts, new_label_ts) if spec.by_label_time else (prediction_ts,)
+        for row in stale:
+            if spec.by_label_time:
+                times: tuple[float, ...] = (row.old_label_ts, row.new_label_ts)
+            else:
+                times = (row.prediction_ts,)
             starts.update(spec.bucket_of(t) for t in times)
         starts = {start for start in starts if start >= mark.horizon}
-        with self._unmoved(spec, mark) as connection:
+        with summary.unmoved(mark) as connection:
             if connection is None:
                 return None
             existing = store.stored_buckets(
@@ -262,37 +269,20 @@ class LabelledWindows:
                 contents=contents,
                 existing=list(existing),
             )
-            store.delete_stale(connection, seqs=[row[0] for row in stale])
+            store.delete_stale(connection, seqs=[row.seq for row in stale])
         return mark
 
-    def _move_horizon(self, spec: _Spec, mark: Mark, horizon: float) -> None:
-        """Drop the buckets before ``horizon``: windows only move forward."""
-        with self._unmoved(spec, mark) as connection:
-            if connection is None:
-                return
-            store.delete_buckets_before(
-                connection, model=spec.model, clock=spec.clock, before=horizon
-            )
-            store.set_watermark(
-                connection,
-                model=spec.model,
-                clock=spec.clock,
-                mark=dataclasses.replace(mark, horizon=horizon),
-            )
-
-    def _build(self, spec: _Spec, *, horizon: float, now: float) -> bool:
-        """Build the buckets from ``horizon`` on, from scratch, in several transactions."""
+    def _build(self, spec: _Spec, summary: Summary[Mark], *, horizon: float, now: float) -> bool:
+        """Build the buckets from ``horizon`` on, from scratch, in several transactions, under
+        a build lease: the mark says who builds since when until the build is done."""
         token = secrets.randbits(48) + 1
         building = Mark(-token, 0, horizon, building_since=now)
-        cutoff = now - SUMMARY_LAG_SECONDS
+        prediction_upto = summary.ready("predictions", after=0, now=now)
+        label_upto = summary.ready("labels", after=0, now=now)
         with self.database.write() as connection:
-            store.watermark(connection, model=spec.model, clock=spec.clock, lock=True)
+            spec.marks.read(connection, lock=True)
             store.reset(connection, model=spec.model)
-            store.set_watermark(connection, model=spec.model, clock=spec.clock, mark=building)
-            prediction_upto = store.ready_seq(
-                connection, table="predictions", after=0, cutoff=cutoff
-            )
-            label_upto = store.ready_seq(connection, table="labels", after=0, cutoff=cutoff)
+            spec.marks.write(connection, building)
         held: Labelled | None = None  # the last bucket read: the next chunk may add to it
         held_start = -math.inf
         with self.database.read() as reader:
@@ -314,10 +304,11 @@ class LabelledWindows:
                     )
                 held_start = max(groups)
                 held = groups.pop(held_start)
-                if groups and not self._merge(spec, building, groups):
+                if groups and not self._merge(spec, summary, building, groups):
                     return False
         done = Mark(prediction_upto, label_upto, horizon)
-        return self._merge(spec, building, {} if held is None else {held_start: held}, done)
+        last = {} if held is None else {held_start: held}
+        return self._merge(spec, summary, building, last, done)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -340,6 +331,10 @@ class _Spec:
             clock=config.performance.window_by,
             bucket=config.drift.bucket.total_seconds(),
         )
+
+    @property
+    def marks(self) -> LabelledMarks:
+        return LabelledMarks(self.model, self.clock)
 
     @property
     def by_label_time(self) -> bool:

@@ -12,10 +12,10 @@ last ``LOOKBACK_TICKS`` whose claimant's lease ran out without finishing (its re
 hung): it is taken over, oldest first, by the next replica to run, within one schedule period.
 A lease lasts half a period, so it has run out by the next tick's run.
 
-Each run first adopts the model's latest stored evaluation and alert states (``adopt``), so
-the gauges of a replica that did not win the last tick describe what the winner stored, one
-period late at most: every replica exports the same values, and ``max by (model, ...)`` over
-the replicas is one series.
+Each run first adopts the model's reference version, latest stored evaluation and alert
+states (``adopt``; the service does so at start too), so the gauges of a replica that did not
+win the last tick describe what the winner stored, one period late at most: every replica
+exports the same values, and ``max by (model, ...)`` over the replicas is one series.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 Counting them with one anti-join costs a prediction lookup per stored label: about a second per
 million labels on every evaluation. Instead each process keeps, per model, the ids of the
-unmatched labels among those it has checked (labels up to a seq, taken once they are
-``SUMMARY_LAG_SECONDS`` old, as the performance buckets are). Each count checks the labels
+unmatched labels among those it has checked (labels up to a seq, taken once ready by the
+rules of ``jobs.summaries``, as the performance buckets' are). Each count checks the labels
 stored since, drops the ids whose prediction arrived (or whose label retention deleted), and
 counts the newest labels directly. A model with more than ``MAX_TRACKED`` unmatched labels is
 counted by the plain anti-join. ``invalidate`` (after retention deleted predictions, which can
@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from monitor.jobs.labelled_windows import SUMMARY_LAG_SECONDS
+from monitor.jobs.summaries import ready_seq
 from monitor.storage import labelled as store
 from monitor.storage import windows
 from monitor.storage.database import Database
@@ -47,9 +47,8 @@ class UnmatchedLabels:
             with self.database.read() as connection:
                 return windows.unmatched_label_count(connection, model=model)
         tracked = self._tracked.setdefault(model, _Tracked())
-        cutoff = self.clock() - SUMMARY_LAG_SECONDS
+        upto = ready_seq(self.database, table="labels", after=tracked.seq, now=self.clock())
         with self.database.read() as connection:
-            upto = store.ready_seq(connection, table="labels", after=tracked.seq, cutoff=cutoff)
             if tracked.ids:
                 ids = sorted(tracked.ids)
                 tracked.ids -= store.ids_present(

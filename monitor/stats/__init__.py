@@ -12,6 +12,7 @@ own package. Its modules, one idea each::
     ks.py              KS statistic and p-value equal to scipy's ks_2samp; the histogram bound
     wasserstein.py     Wasserstein-1, exact and from grid counts
     jensen_shannon.py  base-2 Jensen-Shannon distance
+    null_levels.py     levels each statistic passes with a given chance under no drift
     chi2.py            chi-square test of homogeneity
     ecdf.py            two sorted samples merged: shared by KS and Wasserstein
     _scipy.py          typed wrappers of the SciPy functions used

@@ -54,3 +54,33 @@ def xlogy(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]) -> npt.NDArray
 def gammaln(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """Elementwise ``log |Gamma(x)|``."""
     return np.asarray(_special.gammaln(x), dtype=np.float64)
+
+
+def chi2_isf(alpha: float, dof: int) -> float:
+    """The chi-square quantile exceeded with probability ``alpha`` (``dof`` degrees)."""
+    return float(_stats.chi2.isf(alpha, dof))
+
+
+def kolmogorov_isf(alpha: float) -> float:
+    """The value ``x`` with ``P(sqrt(n) D_n >= x) = alpha`` in Kolmogorov's limit."""
+    return float(_special.kolmogi(alpha))
+
+
+def norm_isf(alpha: float) -> float:
+    """The standard normal quantile exceeded with probability ``alpha``."""
+    return float(_stats.norm.isf(alpha))
+
+
+def gamma_isf(alpha: float, shape: float, scale: float) -> float:
+    """The gamma quantile exceeded with probability ``alpha``."""
+    return float(_stats.gamma.isf(alpha, shape, scale=scale))
+
+
+def gamma_sf(x: float, shape: float, scale: float) -> float:
+    """The gamma survival function at ``x``."""
+    return float(_stats.gamma.sf(x, shape, scale=scale))
+
+
+def norm_cdf(x: float) -> float:
+    """The standard normal distribution function at ``x``."""
+    return float(_stats.norm.cdf(x))

@@ -6,72 +6,74 @@ counts as a JSON object. Buckets and replicas merge by addition.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, delete, insert, select, text, update
+from sqlalchemy import ColumnElement, Connection, delete, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from monitor.evaluation.counts import Counts
+from monitor.storage.summaries import locked
 from monitor.storage.tables import histogram_buckets, histogram_watermarks
 
 
-def watermark(connection: Connection, *, model: str, version: int, lock: bool = False) -> int:
-    """The last ingest sequence summarised for (model, reference version); 0 if none.
-    ``lock`` takes the row lock (PostgreSQL) or the write lock (SQLite) first, so that
-    replicas summarise one at a time."""
-    query = select(histogram_watermarks.c.last_seq).where(
-        histogram_watermarks.c.model == model,
-        histogram_watermarks.c.reference_version == version,
-    )
-    if lock and connection.dialect.name == "postgresql":
-        query = query.with_for_update()
-    elif lock:
-        # pysqlite opens the transaction at the first write, so a SELECT before it reads
-        # outside the transaction and two processes could both act on the same watermark. A
-        # write that changes nothing takes SQLite's write lock first: the reads that follow
-        # are inside the transaction, and a second summariser waits, then sees the new mark.
-        connection.execute(
-            update(histogram_watermarks)
-            .where(
-                histogram_watermarks.c.model == model,
-                histogram_watermarks.c.reference_version == version,
+@dataclass(frozen=True, slots=True)
+class HistogramMarks:
+    """The mark of (model, reference version)'s histograms: the last ingest seq summarised
+    (``jobs.summaries.Marks``)."""
+
+    model: str
+    version: int
+
+    def _where(self) -> tuple[ColumnElement[bool], ...]:
+        table = histogram_watermarks
+        return (table.c.model == self.model, table.c.reference_version == self.version)
+
+    def read(self, connection: Connection, *, lock: bool = False) -> int:
+        """0 when nothing is summarised yet (the row is created then)."""
+        where = self._where()
+        query = select(histogram_watermarks.c.last_seq).where(*where)
+        if lock:
+            query = locked(
+                connection, query, table=histogram_watermarks, where=where, column="last_seq"
             )
-            .values(last_seq=histogram_watermarks.c.last_seq)
-        )
-    value = connection.execute(query).scalar()
-    if value is None:
-        # Two replicas may both find no row: whichever inserts second inserts nothing.
-        dialect_insert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
-        connection.execute(
-            dialect_insert(histogram_watermarks)
-            .values(model=model, reference_version=version, last_seq=0)
-            .on_conflict_do_nothing()
-        )
         value = connection.execute(query).scalar()
-    return int(value or 0)
+        if value is None:
+            # Two replicas may both find no row: whichever inserts second inserts nothing.
+            dialect_insert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
+            connection.execute(
+                dialect_insert(histogram_watermarks)
+                .values(model=self.model, reference_version=self.version, last_seq=0)
+                .on_conflict_do_nothing()
+            )
+            value = connection.execute(query).scalar()
+        return int(value or 0)
+
+    def write(self, connection: Connection, mark: int) -> None:
+        connection.execute(update(histogram_watermarks).where(*self._where()).values(last_seq=mark))
 
 
-def set_watermark(connection: Connection, *, model: str, version: int, seq: int) -> None:
-    connection.execute(
-        update(histogram_watermarks)
-        .where(
-            histogram_watermarks.c.model == model,
-            histogram_watermarks.c.reference_version == version,
-        )
-        .values(last_seq=seq)
-    )
+class LogRow(NamedTuple):
+    """A record of the ingest log, as ``rows_after`` reads it."""
 
-
-#: (seq, ts, received_at, features, prediction) of a record, as ``rows_after`` reads it.
-AfterRow = tuple[int, float, float, bytes, Any]
+    seq: int
+    ts: float
+    features: bytes
+    prediction: Any
 
 
 def rows_after(
-    connection: Connection, *, model: str, after_seq: int, limit: int, regression: bool
-) -> list[AfterRow]:
-    """(seq, ts, received_at, features, prediction) of records after ``after_seq``, in order.
+    connection: Connection,
+    *,
+    model: str,
+    after_seq: int,
+    limit: int,
+    regression: bool,
+    upto: int = 2**62,
+) -> list[LogRow]:
+    """The model's records with seq in ``(after_seq, upto]``, in order, ``limit`` at most.
 
     The scan walks the primary key from ``after_seq`` on, so it costs the records ingested
     since (of every model), not the model's whole table. On SQLite ``+model`` keeps the
@@ -81,11 +83,37 @@ def rows_after(
     column = "prediction_value" if regression else "prediction_class"
     model_term = "+model" if connection.dialect.name == "sqlite" else "model"
     query = text(
-        f"SELECT seq, ts, received_at, features, {column} FROM predictions"
-        f" WHERE seq > :after AND {model_term} = :model ORDER BY seq LIMIT :limit"
+        f"SELECT seq, ts, features, {column} FROM predictions"
+        f" WHERE seq > :after AND seq <= :upto AND {model_term} = :model"
+        " ORDER BY seq LIMIT :limit"
     )
-    rows = connection.execute(query, {"after": after_seq, "model": model, "limit": limit})
-    return [(int(s), t, r, bytes(f), p) for s, t, r, f, p in rows]
+    params = {"after": after_seq, "upto": upto, "model": model, "limit": limit}
+    return [LogRow(int(s), t, bytes(f), p) for s, t, f, p in connection.execute(query, params)]
+
+
+def rows_in_time(
+    connection: Connection,
+    *,
+    model: str,
+    start: float,
+    end: float,
+    upto_seq: int,
+    regression: bool,
+    chunk: int,
+) -> Iterator[list[LogRow]]:
+    """The model's records with ``start < ts <= end`` and seq at most ``upto_seq`` (summarised
+    ones), ``chunk`` at a time: the part of a window's edge bucket that lies inside it."""
+    column = "prediction_value" if regression else "prediction_class"
+    query = text(
+        f"SELECT seq, ts, features, {column} FROM predictions"
+        " WHERE model = :model AND ts > :start AND ts <= :end AND seq <= :upto"
+    )
+    params = {"model": model, "start": start, "end": end, "upto": upto_seq}
+    result = connection.execution_options(stream_results=True, yield_per=chunk).execute(
+        query, params
+    )
+    for rows in result.partitions(chunk):
+        yield [LogRow(int(s), t, bytes(f), p) for s, t, f, p in rows]
 
 
 def add_to_buckets(

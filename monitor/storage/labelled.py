@@ -16,11 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, bindparam, delete, insert, select, text, update
+from sqlalchemy import ColumnElement, Connection, bindparam, delete, insert, select, text, update
 
 from monitor.evaluation.labelled import PairRow
+from monitor.storage.summaries import locked
 from monitor.storage.tables import (
     performance_buckets,
     performance_stale,
@@ -43,63 +44,46 @@ class Mark:
     building_since: float | None = None
 
 
-def watermark(connection: Connection, *, model: str, clock: str, lock: bool = False) -> Mark | None:
-    """The mark of (model, clock), None if there is none. ``lock`` takes the row lock
-    (PostgreSQL) or SQLite's write lock first, so that summarisers act one at a time."""
-    table = performance_watermarks
-    where = (table.c.model == model, table.c.clock == clock)
-    query = select(
-        table.c.prediction_seq, table.c.label_seq, table.c.horizon, table.c.building_since
-    ).where(*where)
-    if lock and connection.dialect.name == "postgresql":
-        query = query.with_for_update()
-    elif lock:  # see storage.histograms.watermark: a write that changes nothing
-        connection.execute(update(table).where(*where).values(horizon=table.c.horizon))
-    row = connection.execute(query).first()
-    if row is None:
-        return None
-    return Mark(int(row[0]), int(row[1]), float(row[2]), row[3])
+@dataclass(frozen=True, slots=True)
+class LabelledMarks:
+    """Where the mark of (model, clock)'s buckets is stored (``jobs.summaries.Marks``)."""
 
+    model: str
+    clock: str
 
-def set_watermark(connection: Connection, *, model: str, clock: str, mark: Mark) -> None:
-    """Write the mark of (model, clock), replacing any."""
-    table = performance_watermarks
-    values = {
-        "prediction_seq": mark.prediction_seq,
-        "label_seq": mark.label_seq,
-        "horizon": mark.horizon,
-        "building_since": mark.building_since,
-    }
-    updated = connection.execute(
-        update(table).where(table.c.model == model, table.c.clock == clock).values(**values)
-    )
-    if not updated.rowcount:
-        connection.execute(insert(table).values(model=model, clock=clock, **values))
+    def _where(self) -> tuple[ColumnElement[bool], ...]:
+        table = performance_watermarks
+        return (table.c.model == self.model, table.c.clock == self.clock)
+
+    def read(self, connection: Connection, *, lock: bool = False) -> Mark | None:
+        table = performance_watermarks
+        query = select(
+            table.c.prediction_seq, table.c.label_seq, table.c.horizon, table.c.building_since
+        ).where(*self._where())
+        if lock:
+            query = locked(connection, query, table=table, where=self._where(), column="horizon")
+        row = connection.execute(query).first()
+        if row is None:
+            return None
+        return Mark(int(row[0]), int(row[1]), float(row[2]), row[3])
+
+    def write(self, connection: Connection, mark: Mark) -> None:
+        table = performance_watermarks
+        values = {
+            "prediction_seq": mark.prediction_seq,
+            "label_seq": mark.label_seq,
+            "horizon": mark.horizon,
+            "building_since": mark.building_since,
+        }
+        updated = connection.execute(update(table).where(*self._where()).values(**values))
+        if not updated.rowcount:
+            connection.execute(insert(table).values(model=self.model, clock=self.clock, **values))
 
 
 def reset(connection: Connection, *, model: str) -> None:
     """Forget every bucket and mark of the model (of every clock)."""
     for table in (performance_buckets, performance_watermarks):
         connection.execute(delete(table).where(table.c.model == model))
-
-
-def ready_seq(connection: Connection, *, table: str, after: int, cutoff: float) -> int:
-    """The highest seq in ``table`` (predictions or labels, of any model) of a row received at
-    or before ``cutoff``; ``after`` if there is none after it.
-
-    A row with a lower seq that is not visible yet belongs to a transaction open since before
-    ``cutoff``: the summary lag assumes none stays open that long. Taking every model's rows as
-    the bound moves a quiet model's mark past its neighbours' traffic, so the scans that start
-    from it stay short. Read backwards from the newest row: it stops at the first one old enough.
-    """
-    row = connection.execute(
-        text(
-            f"SELECT seq FROM {table} WHERE seq > :after AND received_at <= :cutoff"
-            " ORDER BY seq DESC LIMIT 1"
-        ),
-        {"after": after, "cutoff": cutoff},
-    ).first()
-    return after if row is None else int(row[0])
 
 
 def _columns(regression: bool) -> str:
@@ -125,7 +109,7 @@ def _join(connection: Connection, driver: str) -> str:
 
 def _pair(row: Any) -> PairRow:
     scores = row[5]
-    return (row[1], row[2], row[3], row[4], None if scores is None else bytes(scores))
+    return PairRow(row[1], row[2], row[3], row[4], None if scores is None else bytes(scores))
 
 
 def pairs_after(
@@ -206,6 +190,20 @@ def pairs_between(
         "prediction_upto": prediction_upto,
         "label_upto": label_upto,
     }
+    return [_pair(row) for row in connection.execute(text(sql), params)]
+
+
+def pairs_of_last(
+    connection: Connection, *, model: str, regression: bool, count: int
+) -> list[PairRow]:
+    """The pairs of the model's ``count`` most recently ingested predictions (a records
+    window's labelled predictions), in ingest order."""
+    sql = (
+        f"SELECT p.seq, {_columns(regression)} FROM"
+        " (SELECT * FROM predictions WHERE model = :model ORDER BY seq DESC LIMIT :count) p"
+        " JOIN labels l ON p.model = l.model AND p.id = l.id ORDER BY p.seq"
+    )
+    params = {"model": model, "count": count}
     return [_pair(row) for row in connection.execute(text(sql), params)]
 
 
@@ -301,8 +299,13 @@ def delete_buckets_before(
     return int(connection.execute(query).rowcount)
 
 
-#: (seq, prediction time, old label time, new label time) of a corrected label.
-StaleRow = tuple[int, float, float, float]
+class StaleRow(NamedTuple):
+    """A corrected label: the times whose buckets to rebuild."""
+
+    seq: int
+    prediction_ts: float
+    old_label_ts: float
+    new_label_ts: float
 
 
 def mark_stale(
@@ -327,7 +330,9 @@ def stale_rows(connection: Connection, *, model: str, limit: int = 10_000) -> li
         .order_by(table.c.seq)
         .limit(limit)
     )
-    return [(int(s), float(p), float(o), float(n)) for s, p, o, n in connection.execute(query)]
+    return [
+        StaleRow(int(s), float(p), float(o), float(n)) for s, p, o, n in connection.execute(query)
+    ]
 
 
 def delete_stale(connection: Connection, *, seqs: Sequence[int]) -> None:

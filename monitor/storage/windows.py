@@ -168,6 +168,14 @@ def nth_last_ts(connection: Connection, *, model: str, n: int) -> float | None:
     return None if value is None else float(value)
 
 
+def earliest_ts(connection: Connection, *, model: str) -> float | None:
+    """The earliest prediction time of the model's records."""
+    value = connection.execute(
+        select(func.min(predictions.c.ts)).where(predictions.c.model == model)
+    ).scalar()
+    return None if value is None else float(value)
+
+
 def _count_labels(connection: Connection, *, model: str, limit: int) -> int:
     """The model's stored labels, counted up to ``limit`` (so it costs at most that many)."""
     sql = text(

@@ -55,13 +55,15 @@ def alert_event(
     value: float,
     threshold: float,
     window: dict[str, Any],
+    threshold_n: int | None = None,
     reference_version: int | None,
     top_features: list[dict[str, Any]],
 ) -> dict[str, Any]:
     """``alert.firing``, ``alert.escalated`` or ``alert.resolved``. ``episode`` is the id of
     the episode's ``alert.firing`` event (its own id for that event), so a receiver can tie an
     escalation or a resolution to what it resolves. ``feature`` is null for a model-level rule.
-    ``top_features`` are the evaluation's features with the highest PSI."""
+    ``top_features`` are the evaluation's features with the highest PSI. ``threshold_n`` is the
+    window size an ``auto`` threshold was resolved for (null for a level set as a number)."""
     document = event(
         event_type,
         now,
@@ -73,6 +75,7 @@ def alert_event(
         severity=severity,
         value=value,
         threshold=threshold,
+        threshold_n=threshold_n,
         window=window,
         reference={"version": reference_version},
         top_features=top_features,

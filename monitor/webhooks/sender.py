@@ -3,12 +3,13 @@
 Outcomes of an attempt:
 
 * a 2xx answer: delivered;
-* a connection error, a timeout, 429 or 5xx: tried again after an exponential backoff with
-  jitter (1 s, 2 s, 4 s ... capped at 1 h, each times a random factor in [0.5, 1]), or after
-  the answer's ``Retry-After`` (seconds or an HTTP date) when it gives one, until the route's
-  ``max_retry`` since the event was queued has passed: then failed;
-* any other answer (a 3xx is not followed; 4xx other than 429): failed at once, since sending
-  the same request again would get the same answer;
+* a connection error, a timeout, 408, 429 or 5xx: tried again after an exponential backoff
+  with jitter (1 s, 2 s, 4 s ... capped at 1 h, each times a random factor in [0.5, 1]), or
+  after the answer's ``Retry-After`` (seconds or an HTTP date) when it gives one, until the
+  route's ``max_retry`` since the event was queued has passed: then failed;
+* any other answer (a 3xx is not followed; 4xx other than 408 and 429): failed at once, since
+  sending the same request again would get the same answer. Which answers are retried and how
+  ``Retry-After`` is read is ``monitor.retries``, the rule the Python client follows too;
 * a destination in a special-purpose range (``addresses``: private, loopback, link-local,
   carrier-grade NAT ...), or a name any of whose addresses is, when the route does not say
   ``allow_private: true``: failed at once, not sent; a name that does not resolve: tried
@@ -37,7 +38,6 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from email.utils import parsedate_to_datetime
 
 import httpx
 
@@ -45,6 +45,7 @@ from monitor import __version__
 from monitor.config import WebhookConfig
 from monitor.errors import StorageUnavailableError
 from monitor.metrics import Metrics
+from monitor.retries import retried, retry_after_seconds
 from monitor.storage import deliveries as outbox
 from monitor.storage.database import Database
 from monitor.webhooks import signing
@@ -100,24 +101,6 @@ def backoff(attempts: int, rng: random.Random) -> float:
     """
     ceiling: float = min(BASE_DELAY_SECONDS * 2.0 ** (attempts - 1), MAX_DELAY_SECONDS)
     return ceiling * rng.uniform(0.5, 1.0)
-
-
-def retry_after_seconds(value: str | None, now: float) -> float | None:
-    """A ``Retry-After`` header as seconds from ``now`` (delta-seconds or an HTTP date).
-
-    >>> retry_after_seconds("7", 0.0), retry_after_seconds("Thu, 01 Jan 1970 00:01:40 GMT", 60)
-    (7.0, 40.0)
-    """
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - now)
 
 
 class WebhookSender:
@@ -299,7 +282,7 @@ class WebhookSender:
         if 200 <= status < 300:
             return Outcome(True)
         error = f"HTTP {status}"
-        if status == 429 or status >= 500:
+        if retried(status):
             wait = retry_after_seconds(response.headers.get("retry-after"), self.clock())
             return Outcome(False, error, retry=True, retry_after=wait)
         if 300 <= status < 400:

@@ -1,0 +1,200 @@
+"""``auto`` threshold levels: derived from the model's false-alarm budget, resolved for the
+window's actual size at each evaluation.
+
+A model with ``calibration: {false_alarms_per_week: B}`` may give a level as ``auto``. The
+levels are set so that, when the current data come from the reference's distribution, the
+expected number of firing alerts of the model per week, over all its ``auto`` rules (the family:
+every covered feature and the prediction, times every statistic), stays within ``B`` (critical;
+warning levels get ``10 B`` unless set as numbers):
+
+* Each evaluation tests every member of the family. A firing needs ``alerts.for`` consecutive
+  breaching evaluations of its alert, and an alert fires again only after it resolved, so the
+  firings of a week are at most its breaches divided by ``alerts.for``. With ``E`` evaluations a
+  week (``7 d / schedule``) and ``F`` tests, a chance ``alpha = B * for / (E * F)`` per test
+  keeps the expected firings within ``B``. This counts every evaluation as a fresh chance: with
+  overlapping windows (a window longer than the schedule) consecutive tests are correlated and
+  the true rate is lower; the budget is an upper bound, not a target.
+* Each statistic's level at ``alpha`` is its no-drift quantile for the window's ``n`` and the
+  reference's ``m`` (``stats.null_levels``): PSI and Jensen-Shannon from chi-square over the
+  reference's bins or categories, the KS statistic from Kolmogorov's law, p-values at ``alpha``
+  itself, Wasserstein from a Brownian bridge on the reference's quantiles, accuracy from the
+  normal approximation around the reference's own accuracy. They are large-sample
+  approximations (checked by simulation in the tests); a level depending on ``n`` is resolved
+  again at every evaluation for the ``n`` it sees.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from monitor.config import ModelConfig, ThresholdConfig
+from monitor.stats import CategoricalProfile, NumericProfile, null_levels
+
+WEEK_SECONDS = 7 * 86_400.0
+#: warning levels' budget, as a multiple of the critical one, when both are ``auto``
+WARNING_FACTOR = 10.0
+#: the largest chance per test an ``auto`` level may take
+MAX_ALPHA = 0.5
+#: statistics of each kind of column that an ``auto`` rule tests
+NUMERIC = frozenset(
+    {"psi", "ks_statistic", "ks_pvalue", "wasserstein", "wasserstein_normalized", "jensen_shannon"}
+)
+CATEGORICAL = frozenset({"psi", "chi2_pvalue", "jensen_shannon"})
+MODEL_LEVEL = frozenset({"accuracy"})
+PREDICTION = "__prediction__"
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """An ``auto`` rule's levels as resolved for one evaluation, and the size they are for."""
+
+    warning: float | None
+    critical: float | None
+    n: int
+
+    def to_dict(self) -> dict[str, float | int | None]:
+        return {"warning": self.warning, "critical": self.critical, "n": self.n}
+
+
+def columns(config: ModelConfig) -> list[tuple[str, str]]:
+    """(name, kind) of every column a feature rule may test: the features and the prediction."""
+    found: list[tuple[str, str]] = [(f.name, f.type) for f in config.features]
+    found.append((PREDICTION, "numeric" if config.task == "regression" else "categorical"))
+    return found
+
+
+def family(config: ModelConfig) -> dict[str, int]:
+    """The number of tests each evaluation runs at each severity with an ``auto`` level."""
+    counts = {"warning": 0, "critical": 0}
+    for statistic, threshold in config.thresholds.items():
+        if statistic in MODEL_LEVEL:
+            covered = [threshold]
+        else:
+            covered = []
+            for name, kind in columns(config):
+                levels = threshold.for_feature(name)
+                if levels is not None and statistic in (
+                    NUMERIC if kind == "numeric" else CATEGORICAL
+                ):
+                    covered.append(levels)
+        for levels in covered:
+            for severity in counts:
+                if getattr(levels, severity) == "auto":
+                    counts[severity] += 1
+    return counts
+
+
+def alphas(config: ModelConfig) -> dict[str, float]:
+    """The chance per test of each severity's ``auto`` levels (see the module docstring)."""
+    if config.calibration is None:
+        return {}
+    per_week = WEEK_SECONDS / config.schedule.total_seconds()
+    budget = config.calibration.false_alarms_per_week * config.alerts.for_
+    found = {}
+    for severity, tests in family(config).items():
+        if tests:
+            scale = WARNING_FACTOR if severity == "warning" else 1.0
+            found[severity] = min(MAX_ALPHA, scale * budget / (per_week * tests))
+    return found
+
+
+def level(
+    statistic: str,
+    alpha: float,
+    *,
+    n: int,
+    profile: NumericProfile | CategoricalProfile | None = None,
+    scales: dict[str, tuple[float, float]] | None = None,
+    name: str = "",
+    accuracy: tuple[float, int] | None = None,
+) -> float | None:
+    """The level of ``statistic`` at chance ``alpha`` for a window of ``n``; None when it cannot
+    be derived (no reference profile, or no reference accuracy)."""
+    if statistic in ("ks_pvalue", "chi2_pvalue"):
+        return null_levels.pvalue_level(alpha)
+    if statistic == "accuracy":
+        if accuracy is None or n <= 0:
+            return None
+        return null_levels.proportion_level(alpha, p=accuracy[0], n=n, m=accuracy[1])
+    if profile is None or n <= 0:
+        return None
+    m = profile.n
+    if isinstance(profile, CategoricalProfile):
+        bins = max(len(profile.counts), 2)
+    else:
+        bins = len(profile.psi_edges) + 1
+    if statistic == "psi":
+        return null_levels.psi_level(alpha, bins=bins, n=n, m=m)
+    if statistic == "jensen_shannon":
+        return null_levels.jensen_shannon_level(alpha, bins=bins, n=n, m=m)
+    if not isinstance(profile, NumericProfile):
+        return None
+    if statistic == "ks_statistic":
+        return null_levels.ks_statistic_level(alpha, n=n, m=m)
+    if statistic in ("wasserstein", "wasserstein_normalized"):
+        mean, variance = wasserstein_scale(profile, name, scales)
+        found = null_levels.wasserstein_level(alpha, mean=mean, variance=variance, n=n, m=m)
+        if statistic == "wasserstein":
+            return found
+        return found / profile.std if profile.std > 0 else None
+    return None
+
+
+def wasserstein_scale(
+    profile: NumericProfile, name: str, cache: dict[str, tuple[float, float]] | None
+) -> tuple[float, float]:
+    """The no-drift Wasserstein scale of a numeric profile: simulated once per reference
+    (``cache``), from a generator seeded by the feature's name, so it is reproducible."""
+    if cache is not None and name in cache:
+        return cache[name]
+    probabilities = np.linspace(0.0, 1.0, 1001)
+    grid = np.quantile(profile.sorted_values, probabilities)
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    found = null_levels.wasserstein_scale(grid, probabilities, normals=rng.standard_normal)
+    if cache is not None:
+        cache[name] = found
+    return found
+
+
+def resolve(
+    config: ModelConfig,
+    statistic: str,
+    threshold: ThresholdConfig,
+    *,
+    n: int,
+    profile: NumericProfile | CategoricalProfile | None = None,
+    scales: dict[str, tuple[float, float]] | None = None,
+    name: str = "",
+    accuracy: tuple[float, int] | None = None,
+) -> tuple[ThresholdConfig, Resolved | None]:
+    """``threshold`` with its ``auto`` levels replaced by numbers for a window of ``n`` (an
+    ``auto`` level that cannot be derived becomes None: it breaches nothing), and what was
+    resolved; ``threshold`` itself and None when it has no ``auto`` level."""
+    if not threshold.auto:
+        return threshold, None
+    chances = alphas(config)
+    values: dict[str, float | None] = {}
+    for severity in ("warning", "critical"):
+        configured = getattr(threshold, severity)
+        if configured != "auto":
+            values[severity] = configured
+            continue
+        found = level(
+            statistic,
+            chances[severity],
+            n=n,
+            profile=profile,
+            scales=scales,
+            name=name,
+            accuracy=accuracy,
+        )
+        values[severity] = None if found is None or not math.isfinite(found) else found
+    resolved = Resolved(values["warning"], values["critical"], n)
+    numbers = ThresholdConfig.model_construct(
+        warning=values["warning"], critical=values["critical"], features=None, overrides={}
+    )
+    return numbers, resolved

@@ -1,0 +1,197 @@
+"""Levels under no drift: the value a statistic passes with probability ``alpha`` when the
+current window (``n`` values) and the reference (``m`` values) come from one distribution.
+
+These are the large-sample null distributions of the two-sample statistics, in terms of the
+effective size ``n_eff = n m / (n + m)`` (both samples carry noise; ``m = inf``: a known
+reference)::
+
+    PSI                    n_eff * PSI                 ~ chi2(k - 1)
+    Jensen-Shannon (bits)  8 ln2 * n_eff * JS_distance^2 ~ chi2(k - 1)
+    KS statistic           sqrt(n_eff) * D             ~ Kolmogorov (scipy's kstwobign)
+    KS, chi-square p       p                           ~ Uniform(0, 1): the level is alpha
+    Wasserstein-1          sqrt(n_eff) * W             ~ integral of |B(F(x))| dx
+    a proportion (accuracy)  (p_hat - p) sqrt(n_eff / (p (1 - p)))  ~ N(0, 1)
+
+with ``k`` the number of bins (or categories) and ``B`` a Brownian bridge. PSI and
+Jensen-Shannon are, to second order, the chi-square divergence (PSI exactly so; JS divided by
+8). The Wasserstein law depends on the reference's shape: it is simulated on the reference's
+quantile grid and its upper tail taken from a gamma distribution with the simulated mean and
+variance (``alpha`` is small, often below what a few thousand draws resolve).
+
+Examples
+--------
+>>> round(psi_level(0.01, bins=10, n=1_000, m=10_000), 4)
+0.0238
+>>> round(ks_statistic_level(0.01, n=1_000, m=None), 4)
+0.0515
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import numpy.typing as npt
+
+import monitor.stats._scipy as _scipy
+
+
+def effective_n(n: int, m: int | None) -> float:
+    """``n m / (n + m)``; ``n`` when the reference is taken as known (``m`` None).
+
+    >>> effective_n(100, 100), effective_n(100, None)
+    (50.0, 100.0)
+    """
+    if n <= 0:
+        raise ValueError(f"n must be positive, got {n}")
+    return float(n) if m is None else n * m / (n + m)
+
+
+def _check(alpha: float) -> None:
+    if not 0.0 < alpha < 1.0:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+
+
+def scaled_quantile(
+    statistic: str,
+    alpha: float,
+    *,
+    bins: int = 2,
+    wasserstein: tuple[float, float] | None = None,
+) -> float | None:
+    """The no-drift quantile at ``alpha`` of the statistic's scaled form, which does not
+    depend on the sizes: ``n_eff PSI``, ``8 ln2 n_eff JS^2`` and a chi-square test's
+    ``n_eff X^2`` (chi-square), ``sqrt(n_eff) D`` (Kolmogorov), ``sqrt(n_eff) W`` (the gamma
+    of the Wasserstein scale). None for another statistic."""
+    _check(alpha)
+    if statistic in ("psi", "jensen_shannon", "chi2_pvalue"):
+        return _scipy.chi2_isf(alpha, max(bins - 1, 1))
+    if statistic in ("ks_statistic", "ks_pvalue"):
+        return _scipy.kolmogorov_isf(alpha)
+    if statistic.startswith("wasserstein") and wasserstein is not None:
+        mean, variance = wasserstein
+        if mean <= 0.0 or variance <= 0.0:
+            return 0.0
+        return _scipy.gamma_isf(alpha, mean * mean / variance, variance / mean)
+    return None
+
+
+def psi_level(alpha: float, *, bins: int, n: int, m: int | None) -> float:
+    """The PSI exceeded with probability ``alpha`` under no drift, over ``bins`` bins."""
+    _check(alpha)
+    return _scipy.chi2_isf(alpha, max(bins - 1, 1)) / effective_n(n, m)
+
+
+def jensen_shannon_level(alpha: float, *, bins: int, n: int, m: int | None) -> float:
+    """The base-2 Jensen-Shannon distance exceeded with probability ``alpha`` under no drift."""
+    _check(alpha)
+    quantile = _scipy.chi2_isf(alpha, max(bins - 1, 1))
+    return math.sqrt(quantile / (8.0 * math.log(2.0) * effective_n(n, m)))
+
+
+def ks_statistic_level(alpha: float, *, n: int, m: int | None) -> float:
+    """The two-sample KS statistic exceeded with probability ``alpha`` under no drift."""
+    _check(alpha)
+    return min(1.0, _scipy.kolmogorov_isf(alpha) / math.sqrt(effective_n(n, m)))
+
+
+def pvalue_level(alpha: float) -> float:
+    """A p-value's level: under no drift it is uniform, so below ``alpha`` with that chance."""
+    _check(alpha)
+    return alpha
+
+
+def proportion_level(alpha: float, *, p: float, n: int, m: int | None) -> float:
+    """The proportion (accuracy, say) that a window of ``n`` labelled predictions falls to or
+    below with probability ``alpha`` when its true value is the reference's ``p`` (estimated
+    from ``m``): ``p - z_(1 - alpha) sqrt(p (1 - p) / n_eff)``."""
+    _check(alpha)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"p must be in [0, 1], got {p}")
+    return p - _scipy.norm_isf(alpha) * math.sqrt(p * (1.0 - p) / effective_n(n, m))
+
+
+def wasserstein_scale(
+    grid: npt.NDArray[np.float64],
+    probabilities: npt.NDArray[np.float64],
+    *,
+    normals: Callable[[tuple[int, int]], npt.NDArray[np.float64]],
+    draws: int = 4_000,
+) -> tuple[float, float]:
+    """Mean and variance of ``sqrt(n_eff) W`` under no drift for a reference whose quantiles
+    at ``probabilities`` (increasing in [0, 1]; include 0 and 1 with the reference's minimum
+    and maximum so that its tails count) are ``grid``: draws of the trapezoid sum of
+    ``|B(u)|`` over the grid, ``B`` a Brownian bridge (0 at 0 and 1) built from standard
+    normal draws of the given shape, ``normals(shape)`` (a seeded generator's
+    ``standard_normal``: this package draws nothing itself)."""
+    x = np.asarray(grid, dtype=np.float64)
+    u = np.asarray(probabilities, dtype=np.float64)
+    if x.ndim != 1 or x.shape != u.shape or len(x) < 2:
+        raise ValueError("grid and probabilities must be 1-D, of one length, at least 2")
+    inner = (u > 0.0) & (u < 1.0)
+    points = u[inner]
+    steps = np.diff(np.concatenate([[0.0], points]))
+    totals = np.empty(draws, dtype=np.float64)
+    for first in range(0, draws, 500):
+        size = min(500, draws - first)
+        bridge = np.zeros((size, len(u)), dtype=np.float64)
+        if len(points):
+            walk = np.cumsum(normals((size, len(points))) * np.sqrt(steps), axis=1)
+            end = walk[:, -1:] + normals((size, 1)) * math.sqrt(1.0 - points[-1])
+            bridge[:, inner] = np.abs(walk - points * end)  # |W(u) - u W(1)|
+        totals[first : first + size] = (bridge[:, 1:] + bridge[:, :-1]) @ np.diff(x) / 2.0
+    return float(totals.mean()), float(totals.var())
+
+
+def wasserstein_level(
+    alpha: float, *, mean: float, variance: float, n: int, m: int | None
+) -> float:
+    """The Wasserstein-1 distance exceeded with probability ``alpha`` under no drift, from the
+    ``wasserstein_scale`` of the reference: the gamma distribution of that mean and variance,
+    scaled by ``1 / sqrt(n_eff)``."""
+    _check(alpha)
+    if mean <= 0.0 or variance <= 0.0:
+        return 0.0  # a constant reference: any difference is drift
+    shape = mean * mean / variance
+    return _scipy.gamma_isf(alpha, shape, variance / mean) / math.sqrt(effective_n(n, m))
+
+
+def chance(
+    statistic: str,
+    level: float,
+    *,
+    n: int,
+    m: int | None,
+    bins: int = 2,
+    wasserstein: tuple[float, float] | None = None,
+    p: float | None = None,
+) -> float | None:
+    """The chance that ``statistic`` breaches ``level`` in a window of ``n`` under no drift:
+    the inverse of the ``*_level`` functions (``wasserstein``: the scale's mean and variance;
+    ``p``: the reference's accuracy). None for a statistic without a known law.
+
+    >>> level = psi_level(0.01, bins=10, n=500, m=5_000)
+    >>> round(chance("psi", level, n=500, m=5_000, bins=10), 12)
+    0.01
+    """
+    n_eff = effective_n(n, m)
+    dof = max(bins - 1, 1)
+    if statistic == "psi":
+        return _scipy.chi2_sf(level * n_eff, dof)
+    if statistic == "jensen_shannon":
+        return _scipy.chi2_sf(8.0 * math.log(2.0) * n_eff * level * level, dof)
+    if statistic == "ks_statistic":
+        return min(1.0, _scipy.kolmogorov(level * math.sqrt(n_eff)))
+    if statistic in ("ks_pvalue", "chi2_pvalue"):
+        return min(max(level, 0.0), 1.0)
+    if statistic == "wasserstein" and wasserstein is not None:
+        mean, variance = wasserstein
+        if mean <= 0.0 or variance <= 0.0:
+            return 0.0
+        return _scipy.gamma_sf(level * math.sqrt(n_eff), mean * mean / variance, variance / mean)
+    if statistic == "accuracy" and p is not None:
+        if p <= 0.0 or p >= 1.0:
+            return 0.0
+        return _scipy.norm_cdf((level - p) / math.sqrt(p * (1.0 - p) / n_eff))
+    return None
