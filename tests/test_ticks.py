@@ -19,6 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import event, select
 
 from monitor.config import ModelConfig, parse_config
+from monitor.errors import StorageUnavailableError
 from monitor.jobs.ticks import EvaluationTicks
 from monitor.service import Service
 from monitor.storage import alerts as alert_store
@@ -241,6 +242,61 @@ def test_a_missed_tick_is_caught_up_but_not_one_before_the_replica_started(
     clock.now = 1025.0  # the run after tick 1010 never happened (a pause, a late job)
     assert service.ticks.run(config) == [1010.0, 1020.0]
     assert evaluated_at(service) == [1000.0, 1010.0, 1020.0]
+
+
+def test_an_outage_during_a_run_is_one_warning_line_and_the_tick_is_taken_later(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The database unavailable while a run adopts the latest evaluation or evaluates a tick
+    (a cut connection, an outage) is a warning line each, no traceback, as the scheduler logs
+    outages; the run goes on, and the tick whose evaluation failed is claimed again once its
+    lease has lapsed."""
+    (database,) = databases(database_url, 1)
+    config = parse_config(CONFIG % 1).models[0]
+    outage = StorageUnavailableError("OperationalError: connection refused")
+    failing = [outage]
+    evaluated: list[float] = []
+
+    def adopt(config: ModelConfig) -> None:
+        raise outage
+
+    def evaluate(config: ModelConfig, *, at: float | None = None, **_: object) -> Any:
+        if failing:
+            raise failing.pop()
+        assert at is not None
+        evaluated.append(at)
+
+    clock = Clock(1001.0)
+    ticks = EvaluationTicks(
+        database=database, clock=clock, evaluate=evaluate, adopt=adopt, replica="r"
+    )
+    with caplog.at_level("WARNING", logger="monitor.jobs.ticks"):
+        assert ticks.run(config) == []
+        clock.now = 1011.0  # the next tick's run: tick 1000's claim has lapsed
+        assert ticks.run(config) == [1000.0, 1010.0]
+    assert evaluated == [1000.0, 1010.0]
+    assert [(r.levelname, r.getMessage(), r.exc_info) for r in caplog.records] == [
+        (
+            "WARNING",
+            "model m: reading the latest stored evaluation: the database is unavailable "
+            "(OperationalError: connection refused)",
+            None,
+        ),
+        (
+            "WARNING",
+            "model m: evaluation of tick 1000.0: the database is unavailable "
+            "(OperationalError: connection refused); its claim lapses and it is taken "
+            "again at a later run",
+            None,
+        ),
+        (
+            "WARNING",
+            "model m: reading the latest stored evaluation: the database is unavailable "
+            "(OperationalError: connection refused)",
+            None,
+        ),
+    ]
+    database.dispose()
 
 
 def test_an_evaluation_whose_tick_was_taken_over_is_rolled_back(

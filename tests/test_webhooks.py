@@ -22,6 +22,7 @@ import ssl
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from email.utils import formatdate
 from pathlib import Path
 from typing import Any
@@ -32,13 +33,14 @@ import standardwebhooks
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 from receiver import SECRET, Answer, Receiver
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from monitor.api import create_app
 from monitor.config import parse_config
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, StorageUnavailableError
 from monitor.service import Service
 from monitor.storage import deliveries as outbox
+from monitor.storage.database import Database
 
 
 @pytest.fixture
@@ -200,6 +202,78 @@ def test_a_receiver_down_for_a_while_gets_the_event_once_up(engine: Engine) -> N
         assert verify(headers, body)["id"] == event_id
     finally:
         receiver.stop()
+    service.stop()
+
+
+class CutDatabase:
+    """The service's database, whose writes fail as an outage would while ``down``."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.down = False
+
+    def read(self) -> AbstractContextManager[Connection]:
+        return self.database.read()
+
+    def write(self) -> AbstractContextManager[Connection]:
+        if self.down:
+            raise StorageUnavailableError("OperationalError: connection refused")
+        return self.database.write()
+
+
+def test_an_outcome_the_outage_kept_from_the_outbox_is_recorded_after_it(
+    engine: Engine, receiver: Receiver
+) -> None:
+    """The database becomes unavailable while a delivery is in flight: the run ends with the
+    outage, and the next run, once the database answers, records the outcome (the lease is
+    still the sender's) instead of leaving the row to be sent again when the lease ends."""
+    clock = Clock()
+    service = make_service(engine, receiver.url, clock)
+    cut = CutDatabase(service.database)
+    service.webhooks.database = cut  # type: ignore[assignment]
+    event_id = service.send_test_event("hook")
+    receiver.on_request = lambda headers, body: setattr(cut, "down", True)
+    with pytest.raises(StorageUnavailableError):
+        service.webhooks.run_once()
+    assert len(receiver.requests) == 1
+    with pytest.raises(StorageUnavailableError):  # still down: kept for the next run
+        service.webhooks.run_once()
+    cut.down = False
+    assert service.webhooks.run_once() == 0  # nothing else to send
+    found = delivery(service, event_id)
+    assert (found.status, found.attempts, found.last_error) == ("delivered", 1, None)
+    assert (counted(service, "delivered"), counted(service, "lease_lost")) == (1, 0)
+    clock.now += 3600  # long after the lease: nothing is sent again
+    assert service.webhooks.run_once() == 0
+    assert len(receiver.requests) == 1
+    service.stop()
+
+
+def test_an_outcome_kept_past_its_lease_passed_to_another_is_not_recorded(
+    engine: Engine, receiver: Receiver
+) -> None:
+    """Kept through an outage longer than its lease, while another sender took the delivery
+    over and sent it again: the kept outcome is not recorded over the other's."""
+    clock = Clock()
+    service = make_service(engine, receiver.url, clock)
+    other = make_service(engine, receiver.url, clock)
+    cut = CutDatabase(service.database)
+    service.webhooks.database = cut  # type: ignore[assignment]
+    event_id = service.send_test_event("hook")
+    receiver.script = [Answer(500)]  # the first attempt fails; the other's succeeds
+    receiver.on_request = lambda headers, body: setattr(cut, "down", True)
+    with pytest.raises(StorageUnavailableError):
+        service.webhooks.run_once()
+    receiver.on_request = None
+    clock.now += 3600
+    assert other.webhooks.run_once() == 1
+    cut.down = False
+    assert service.webhooks.run_once() == 0
+    found = delivery(service, event_id)
+    assert (found.status, found.attempts) == ("delivered", 1)
+    assert (counted(service, "retry"), counted(service, "lease_lost")) == (0, 1)
+    assert [headers["webhook-id"] for headers, _ in receiver.requests] == [event_id] * 2
+    other.stop()
     service.stop()
 
 

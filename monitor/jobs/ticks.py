@@ -39,6 +39,7 @@ from sqlalchemy import Connection
 
 from monitor.config import ModelConfig
 from monitor.domain import Evaluation
+from monitor.errors import StorageUnavailableError
 from monitor.storage import ticks as claims
 from monitor.storage.database import Database
 
@@ -112,6 +113,13 @@ class EvaluationTicks:
         if self._adopt is not None:  # what another replica stored at the last tick
             try:
                 self._adopt(config)
+            except StorageUnavailableError as exc:  # an outage: one line, as the scheduler's
+                log.warning(
+                    "model %s: reading the latest stored evaluation: the database is "
+                    "unavailable (%s)",
+                    model,
+                    exc,
+                )
             except Exception:
                 log.exception("model %s: reading the latest stored evaluation failed", model)
         now = self.clock()
@@ -134,6 +142,14 @@ class EvaluationTicks:
             try:
                 if self.evaluate_tick(config, tick, lease=every / 2):
                     evaluated.append(tick)
+            except StorageUnavailableError as exc:  # an outage, a cut connection
+                log.warning(
+                    "model %s: evaluation of tick %s: the database is unavailable (%s); its "
+                    "claim lapses and it is taken again at a later run",
+                    model,
+                    tick,
+                    exc,
+                )
             except Exception:  # the claim lapses and is taken over (retried) at a later run
                 log.exception("model %s: evaluation of tick %s failed", model, tick)
         return evaluated

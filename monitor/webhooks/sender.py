@@ -21,7 +21,9 @@ under a lease that covers its whole send (``lease_seconds``), and its outcome is
 while the lease is still the sender's (``storage.deliveries``). A sender that dies mid-send
 leaves the row to another once the lease ends: it is sent again, with the same event id
 (``webhook-id``): delivery is at least once, and exactly once while no sender dies or stalls
-past its lease.
+past its lease. An outcome the database was unavailable to record (an outage, a cut
+connection) is kept and recorded at the sender's next run, if the lease is still its own then,
+so an outage shorter than the lease sends nothing twice.
 
 Failed deliveries stay in the outbox (``GET /v1/deliveries?status=failed``) and can be sent
 again (``POST /v1/deliveries/{event_id}/resend``). Errors are recorded without the URL, which
@@ -41,6 +43,7 @@ import httpx
 
 from monitor import __version__
 from monitor.config import WebhookConfig
+from monitor.errors import StorageUnavailableError
 from monitor.metrics import Metrics
 from monitor.retries import retried, retry_after_seconds
 from monitor.storage import deliveries as outbox
@@ -119,13 +122,19 @@ class WebhookSender:
         self._resolve = resolve
         self._rng = rng or random.Random()
         self._client = httpx.Client(follow_redirects=False, transport=transport or _direct())
+        #: attempts made whose outcome the database was unavailable to record, oldest first
+        self._unrecorded: list[tuple[outbox.Delivery, WebhookConfig | None, Outcome, str]] = []
 
     def close(self) -> None:
         self._client.close()
 
     def run_once(self) -> int:
-        """Attempt due deliveries one at a time (up to ``BATCH``), each claimed just before it
-        is attempted; return how many were attempted."""
+        """Record the outcome an outage kept from the outbox, if any; then attempt due
+        deliveries one at a time (up to ``BATCH``), each claimed just before it is attempted;
+        return how many were attempted."""
+        while self._unrecorded:
+            self._record_or_lose(*self._unrecorded[0])
+            self._unrecorded.pop(0)
         attempted = 0
         while attempted < BATCH:
             claimed = self._claim()
@@ -139,8 +148,17 @@ class WebhookSender:
                 outcome = Outcome(False, f"route {delivery.route!r} is no longer configured")
             else:
                 outcome = self._attempt(delivery, route, token)
-            if outcome is None or not self._record(delivery, route, outcome, token):
+            if outcome is None:
                 self._lost(delivery)
+                continue
+            try:
+                self._record_or_lose(delivery, route, outcome, token)
+            except StorageUnavailableError:
+                # Sent, but the database is unavailable to say so: keep the outcome and
+                # record it at the next run while the lease is still ours, rather than have
+                # the delivery sent again when the lease ends.
+                self._unrecorded.append((delivery, route, outcome, token))
+                raise
         with self.database.read() as connection:
             pending = outbox.backlog(connection)
         for name in self.routes:
@@ -158,6 +176,16 @@ class WebhookSender:
                 connection, now=now, lease_until=now + lease_seconds(longest, 1), token=token
             )
         return None if delivery is None else (delivery, token)
+
+    def _record_or_lose(
+        self,
+        delivery: outbox.Delivery,
+        route: WebhookConfig | None,
+        outcome: Outcome,
+        token: str,
+    ) -> None:
+        if not self._record(delivery, route, outcome, token):
+            self._lost(delivery)
 
     def _lost(self, delivery: outbox.Delivery) -> None:
         self.metrics.webhook_deliveries.labels(delivery.route, "lease_lost").inc()
