@@ -69,6 +69,8 @@ def test_the_chance_per_test_follows_the_budget_the_schedule_for_and_the_family(
 
 
 def test_auto_levels_are_resolved_for_each_windows_n(engine: Engine) -> None:
+    from monitor.evaluation import levels
+
     rng = np.random.default_rng(8)
     clock = Clock(START)
     service = service_for(engine, clock)
@@ -117,13 +119,23 @@ def test_auto_levels_are_resolved_for_each_windows_n(engine: Engine) -> None:
         assert x["n"] == size
         psi = x["thresholds"]["psi"]
         assert psi["n"] == size
-        assert psi["critical"] == pytest.approx(scipy.stats.chi2.isf(critical, 9) / n_eff)
-        assert psi["warning"] == pytest.approx(scipy.stats.chi2.isf(warning, 9) / n_eff)
+        # PSI's law is simulated from the reference's bins (test_stats_null_levels checks the
+        # simulation against numpy's multinomial): at the window's size taken down to the
+        # grid, above the chi-square level it replaces (light in the tail)
+        profiles = service.evaluator._profiles["m"]
+        for severity, chance in (("critical", critical), ("warning", warning)):
+            expected = levels.level(
+                "psi", chance, n=size, profile=profiles.numeric["x"], name="x", cache={}
+            )
+            assert psi[severity] == expected
+            assert psi[severity] > scipy.stats.chi2.isf(chance, 9) / n_eff
         assert x["thresholds"]["ks_pvalue"] == {"warning": None, "critical": critical, "n": size}
         assert x["thresholds"]["wasserstein"]["critical"] > 0
         assert "wasserstein" not in document["features"]["y"]["thresholds"]
         c = document["features"]["c"]["thresholds"]["psi"]
-        assert c["critical"] == pytest.approx(scipy.stats.chi2.isf(critical, 2) / n_eff)
+        assert c["critical"] == levels.level(
+            "psi", critical, n=size, profile=profiles.categorical["c"], name="c", cache={}
+        )
         accuracy = document["performance"]["thresholds"]["accuracy"]
         trials = round(size * 3000 / (size + 3000))  # every prediction labelled; m = 3000
         counts = np.arange(trials + 1)

@@ -76,16 +76,18 @@ def test_auto_levels_spend_the_budget_and_say_what_a_shift_needs(
     assert report["n"] == 500  # the records window
     # family: psi on x, c, the prediction and the label, ks on x, accuracy: 6 critical tests
     alpha = 2 / (WEEK_EVALUATIONS * 6)
-    # each continuous test spends its share exactly; accuracy, a count, at most its share
-    assert 2.0 - 2 / 6 < report["expected_false_alarms_per_week"] <= 2.0 + 1e-9
+    # each test spends at most its share (PSI to the simulation's resolution; accuracy, a
+    # count, at most)
+    assert 1.5 < report["expected_false_alarms_per_week"] <= 2.0 + 1e-9
     n_eff = 500 * M / (500 + M)
     psi = lines_of(report, "psi", "x")
-    assert psi["level"] == pytest.approx(scipy.stats.chi2.isf(alpha, 9) / n_eff, rel=1e-12)
-    assert psi["false_alarms_per_week"] == pytest.approx(2 / 6, rel=1e-9)
+    # simulated (the exact law, test_stats_null_levels): its share of the budget, to the
+    # draws' resolution, and above the chi-square level, at 500 and at min_samples
+    assert psi["false_alarms_per_week"] == pytest.approx(2 / 6, rel=0.05)
+    assert psi["level"] > scipy.stats.chi2.isf(alpha, 9) / n_eff
     n_eff_min = 100 * M / (100 + M)
-    assert psi["level_at_min_samples"] == pytest.approx(
-        scipy.stats.chi2.isf(alpha, 9) / n_eff_min, rel=1e-12
-    )
+    assert psi["level_at_min_samples"] > scipy.stats.chi2.isf(alpha, 9) / n_eff_min
+    assert psi["level_at_min_samples"] > psi["level"]
     # A shift of 0.25 sd: the reference against itself moved; the KS level falls to the
     # shift's own distance at n_eff = (Kolmogorov quantile / D)^2.
     frame = np.genfromtxt(tmp_path / "reference.csv", delimiter=",", skip_header=1, usecols=0)
@@ -134,9 +136,20 @@ def test_fixed_levels_report_the_false_alarms_they_imply(
     n_eff = 360 * M / (360 + M)
     warning = lines_of(report, "psi", "x", "warning")
     assert warning["level"] == 0.1 and warning["n"] == 360
-    assert warning["false_alarms_per_week"] == pytest.approx(
-        WEEK_EVALUATIONS * scipy.stats.chi2.sf(0.1 * n_eff, 9), rel=1e-9
-    )
+    # PSI's exact law, simulated independently with numpy's multinomial over the reference's
+    # deciles at the window size the report simulates (360 taken down to its grid: 304); the
+    # chi-square approximation says four times fewer
+    values = np.genfromtxt(tmp_path / "reference.csv", delimiter=",", skip_header=1, usecols=0)
+    edges = np.unique(np.quantile(values, np.arange(1, 10) / 10, method="inverted_cdf"))
+    p = np.bincount(np.searchsorted(edges, values, side="left"), minlength=10) / M
+    rng = np.random.default_rng(99)
+    current = rng.multinomial(304, p, size=200_000) / 304
+    reference = rng.multinomial(M, p, size=200_000) / M
+    c = np.where(current == 0, 1e-4, current)
+    r = np.where(reference == 0, 1e-4, reference)
+    chance = float(np.mean(np.sum((c - r) * np.log(c / r), axis=1) >= 0.1))
+    assert warning["false_alarms_per_week"] == pytest.approx(WEEK_EVALUATIONS * chance, rel=0.3)
+    assert warning["false_alarms_per_week"] > WEEK_EVALUATIONS * scipy.stats.chi2.sf(0.1 * n_eff, 9)
     code, out, _ = run(capsys, "--config", str(config), "--n", "360")
     assert code == 0 and "as numbers, to paste under the model:" in out
     assert "psi" in out and "warning" in out

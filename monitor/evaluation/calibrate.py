@@ -132,7 +132,7 @@ def _level_at(
         alpha,
         n=n,
         profile=profile,
-        scales=profiles.scales,
+        cache=profiles.null_cache,
         name=name,
         accuracy=profiles.accuracy,
     )
@@ -161,11 +161,17 @@ def _false_alarms(
             return None
         p, m = profiles.accuracy
         found = null_levels.chance("accuracy", level, n=n, m=m, p=p)
+    elif statistic in ("psi", "jensen_shannon"):
+        assert profile is not None
+        top, draws = levels.binned_draws(profile, name, n, profiles.null_cache, statistic)
+        found = null_levels.chance_from_draws(top, level, draws=draws)
+        if found is None:  # a level below the draws kept: chi-square
+            found = null_levels.chance(statistic, level, n=n, m=profile.n, bins=_bins(profile))
     else:
         assert profile is not None
         scale = None
         if isinstance(profile, NumericProfile) and statistic.startswith("wasserstein"):
-            scale = levels.wasserstein_scale(profile, name, profiles.scales)
+            scale = levels.wasserstein_scale(profile, name, profiles.null_cache)
             if statistic == "wasserstein_normalized":
                 level *= profile.std
         found = null_levels.chance(
@@ -264,7 +270,7 @@ def _effective_needed(
     reference, current, ks = shifted
     scale = None
     if isinstance(profile, NumericProfile) and statistic.startswith("wasserstein"):
-        scale = levels.wasserstein_scale(profile, name, profiles.scales)
+        scale = levels.wasserstein_scale(profile, name, profiles.null_cache)
     quantile = null_levels.scaled_quantile(statistic, alpha, bins=dof + 1, wasserstein=scale)
     if quantile is None:
         return None

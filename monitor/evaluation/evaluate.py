@@ -205,7 +205,7 @@ def _levels(model: ModelConfig, profiles: ReferenceProfiles | None, name: str) -
                 threshold,
                 n=n,
                 profile=profile,
-                scales=None if profiles is None else profiles.scales,
+                cache=None if profiles is None else profiles.null_cache,
                 name=name,
             )
             found[statistic] = numbers

@@ -28,11 +28,13 @@ from __future__ import annotations
 import math
 import zlib
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from monitor.config import ModelConfig, ThresholdConfig
 from monitor.stats import CategoricalProfile, NumericProfile, null_levels
+from monitor.stats.psi import sorted_bin_counts
 
 WEEK_SECONDS = 7 * 86_400.0
 #: warning levels' budget, as a multiple of the critical one, when both are ``auto``
@@ -112,7 +114,7 @@ def level(
     *,
     n: int,
     profile: NumericProfile | CategoricalProfile | None = None,
-    scales: dict[str, tuple[float, float]] | None = None,
+    cache: dict[Any, Any] | None = None,
     name: str = "",
     accuracy: tuple[float, int] | None = None,
 ) -> float | None:
@@ -131,16 +133,20 @@ def level(
         bins = max(len(profile.counts), 2)
     else:
         bins = len(profile.psi_edges) + 1
-    if statistic == "psi":
-        return null_levels.psi_level(alpha, bins=bins, n=n, m=m)
-    if statistic == "jensen_shannon":
+    if statistic in ("psi", "jensen_shannon"):
+        top, draws = binned_draws(profile, name, n, cache, statistic)
+        found = null_levels.level_from_draws(top, alpha, draws=draws)
+        if found is not None:  # simulated: the exact law, rare bins included
+            return found
+        if statistic == "psi":  # a chance too large for the draws kept: chi-square
+            return null_levels.psi_level(alpha, bins=bins, n=n, m=m)
         return null_levels.jensen_shannon_level(alpha, bins=bins, n=n, m=m)
     if not isinstance(profile, NumericProfile):
         return None
     if statistic == "ks_statistic":
         return null_levels.ks_statistic_level(alpha, n=n, m=m)
     if statistic in ("wasserstein", "wasserstein_normalized"):
-        mean, variance = wasserstein_scale(profile, name, scales)
+        mean, variance = wasserstein_scale(profile, name, cache)
         found = null_levels.wasserstein_level(alpha, mean=mean, variance=variance, n=n, m=m)
         if statistic == "wasserstein":
             return found
@@ -148,19 +154,66 @@ def level(
     return None
 
 
+#: Window sizes are simulated on a grid of 4 steps per doubling (19 % apart), each size taken
+#: down to its step (a smaller n has higher levels: the level for the step is the safe side).
+GRID_STEPS = 4
+#: The draws kept of each simulated law: its top 2 %, for chances up to 0.02.
+KEPT_SHARE = 0.02
+
+
+def grid_size(n: int) -> int:
+    """``n`` taken down to the simulation grid.
+
+    >>> grid_size(360), grid_size(1000), grid_size(1)
+    (304, 861, 1)
+    """
+    return max(1, math.floor(2 ** (math.floor(GRID_STEPS * math.log2(n)) / GRID_STEPS)))
+
+
+def binned_draws(
+    profile: NumericProfile | CategoricalProfile,
+    name: str,
+    n: int,
+    cache: dict[Any, Any] | None,
+    statistic: str,
+) -> tuple[Any, int]:
+    """The simulated no-drift law of ``statistic`` (PSI or Jensen-Shannon) over the feature's
+    bins at the grid size of ``n``: (the top ``KEPT_SHARE`` of the draws, descending; the number
+    of draws). Drawn once per reference, feature, statistic and grid size (``cache``), from a
+    generator seeded by them, so every replica gets the same levels."""
+    size = grid_size(n)
+    key = ("binned", name, statistic, size)
+    if cache is not None and key in cache:
+        return cache[key]  # type: ignore[no-any-return]
+    if isinstance(profile, CategoricalProfile):
+        counts = np.array(list(profile.counts.values()), dtype=np.float64)
+    else:
+        counts = sorted_bin_counts(profile.sorted_values, profile.psi_edges).astype(np.float64)
+    rng = np.random.default_rng(zlib.crc32(f"{name}:{statistic}:{size}".encode()))
+    draws = null_levels.simulate_binned(
+        counts / counts.sum(), n=size, m=profile.n, binomial=rng.binomial, statistic=statistic
+    )
+    kept = max(1, math.ceil(KEPT_SHARE * len(draws)))
+    found = (draws[:kept].copy(), len(draws))
+    if cache is not None:
+        cache[key] = found
+    return found
+
+
 def wasserstein_scale(
-    profile: NumericProfile, name: str, cache: dict[str, tuple[float, float]] | None
+    profile: NumericProfile, name: str, cache: dict[Any, Any] | None
 ) -> tuple[float, float]:
     """The no-drift Wasserstein scale of a numeric profile: simulated once per reference
     (``cache``), from a generator seeded by the feature's name, so it is reproducible."""
-    if cache is not None and name in cache:
-        return cache[name]
+    key = ("wasserstein", name)
+    if cache is not None and key in cache:
+        return cache[key]  # type: ignore[no-any-return]
     probabilities = np.linspace(0.0, 1.0, 1001)
     grid = np.quantile(profile.sorted_values, probabilities)
     rng = np.random.default_rng(zlib.crc32(name.encode()))
     found = null_levels.wasserstein_scale(grid, probabilities, normals=rng.standard_normal)
     if cache is not None:
-        cache[name] = found
+        cache[key] = found
     return found
 
 
@@ -171,7 +224,7 @@ def resolve(
     *,
     n: int,
     profile: NumericProfile | CategoricalProfile | None = None,
-    scales: dict[str, tuple[float, float]] | None = None,
+    cache: dict[Any, Any] | None = None,
     name: str = "",
     accuracy: tuple[float, int] | None = None,
 ) -> tuple[ThresholdConfig, Resolved | None]:
@@ -192,7 +245,7 @@ def resolve(
             chances[severity],
             n=n,
             profile=profile,
-            scales=scales,
+            cache=cache,
             name=name,
             accuracy=accuracy,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import orjson
@@ -35,8 +36,9 @@ class ReferenceProfiles:
     #: the reference's accuracy and the labelled records it is over (a classifier's, when the
     #: reference has labels): what ``auto`` accuracy levels are set around
     accuracy: tuple[float, int] | None = None
-    #: no-drift Wasserstein scales by feature, simulated once per reference (evaluation.levels)
-    scales: dict[str, tuple[float, float]] = field(default_factory=dict, compare=False)
+    #: what ``evaluation.levels`` simulates once per reference: no-drift Wasserstein scales,
+    #: and the no-drift laws of PSI and Jensen-Shannon per feature and window size
+    null_cache: dict[Any, Any] = field(default_factory=dict, compare=False)
 
     def to_blobs(self) -> dict[str, tuple[str, bytes]]:
         """Each profile's storage form: name -> (type, bytes)."""
