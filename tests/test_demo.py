@@ -153,6 +153,12 @@ def test_demo_shows_the_drift_and_the_accuracy_drop(tmp_path: Path) -> None:
             assert drift["performance"]["status"] in ("warning", "critical")
 
             metrics = client.get("/metrics").text
+            # the demo's watch prints the alerts' transitions within a poll (1 s) of them
+            printed = rf"alert: (psi|ks_pvalue) of {DRIFTED_FEATURE} (pending|FIRING): "
+            deadline = time.monotonic() + 10
+            while not re.search(printed, log.read_text()):
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.2)
         psi = {
             sample.labels["feature"]: sample.value
             for family in text_string_to_metric_families(metrics)
