@@ -83,9 +83,7 @@ def _observation(
     if threshold.auto:
         if resolved is None:
             return Observation(rule, feature, value, None, None)
-        threshold = ThresholdConfig.model_construct(
-            warning=resolved["warning"], critical=resolved["critical"], features=None, overrides={}
-        )
+        threshold = ThresholdConfig.resolved(resolved["warning"], resolved["critical"])
         n = int(resolved["n"] or 0)
     level = severity(rule, value, threshold)
     limit = None

@@ -300,6 +300,12 @@ class ThresholdConfig(_Strict):
         """Whether a level is ``auto``."""
         return "auto" in (self.warning, self.critical)
 
+    @classmethod
+    def resolved(cls, warning: float | None, critical: float | None) -> ThresholdConfig:
+        """Levels as numbers, either possibly None (an ``auto`` level resolved for one window,
+        or that could not be: it breaches nothing), without the check that one is set."""
+        return cls.model_construct(warning=warning, critical=critical, features=None, overrides={})
+
     @model_validator(mode="after")
     def _at_least_one(self) -> ThresholdConfig:
         if self.warning is None and self.critical is None:

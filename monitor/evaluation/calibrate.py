@@ -60,16 +60,11 @@ def report(config: ModelConfig, profiles: ReferenceProfiles, *, n: int) -> list[
     for statistic, threshold in config.thresholds.items():
         if statistic not in levels.NUMERIC | levels.CATEGORICAL | levels.MODEL_LEVEL:
             continue
-        if statistic in levels.MODEL_LEVEL:
-            targets: list[tuple[str, Any, Any]] = [("", threshold, None)]
-        else:
-            targets = []
-            for name, kind in levels.columns(config):
-                covered = threshold.for_feature(name)
-                applies = statistic in (levels.NUMERIC if kind == "numeric" else levels.CATEGORICAL)
-                profile = profiles.numeric.get(name) or profiles.categorical.get(name)
-                if covered is not None and applies and profile is not None:
-                    targets.append((name, covered, profile))
+        targets: list[tuple[str, Any, Any]] = []
+        for name, covered in levels.covered(config, statistic, threshold):
+            profile = profiles.numeric.get(name) or profiles.categorical.get(name)
+            if name == "" or profile is not None:  # a feature rule needs the column's profile
+                targets.append((name, covered, profile))
         for name, covered, profile in targets:
             for severity in ("warning", "critical"):
                 configured = getattr(covered, severity)

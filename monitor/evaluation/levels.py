@@ -73,21 +73,26 @@ def columns(config: ModelConfig) -> list[tuple[str, str]]:
     return found
 
 
+def covered(
+    config: ModelConfig, statistic: str, threshold: ThresholdConfig
+) -> list[tuple[str, ThresholdConfig]]:
+    """(column, its levels) of every test ``statistic``'s rule runs: ``""`` for a model-level
+    rule, else each column the rule covers and the statistic applies to."""
+    if statistic in MODEL_LEVEL:
+        return [("", threshold)]
+    found = []
+    for name, kind in columns(config):
+        levels = threshold.for_feature(name)
+        if levels is not None and statistic in (NUMERIC if kind == "numeric" else CATEGORICAL):
+            found.append((name, levels))
+    return found
+
+
 def family(config: ModelConfig) -> dict[str, int]:
     """The number of tests each evaluation runs at each severity with an ``auto`` level."""
     counts = {"warning": 0, "critical": 0}
     for statistic, threshold in config.thresholds.items():
-        if statistic in MODEL_LEVEL:
-            covered = [threshold]
-        else:
-            covered = []
-            for name, kind in columns(config):
-                levels = threshold.for_feature(name)
-                if levels is not None and statistic in (
-                    NUMERIC if kind == "numeric" else CATEGORICAL
-                ):
-                    covered.append(levels)
-        for levels in covered:
+        for _, levels in covered(config, statistic, threshold):
             for severity in counts:
                 if getattr(levels, severity) == "auto":
                     counts[severity] += 1
@@ -251,7 +256,5 @@ def resolve(
         )
         values[severity] = None if found is None or not math.isfinite(found) else found
     resolved = Resolved(values["warning"], values["critical"], n)
-    numbers = ThresholdConfig.model_construct(
-        warning=values["warning"], critical=values["critical"], features=None, overrides={}
-    )
+    numbers = ThresholdConfig.resolved(values["warning"], values["critical"])
     return numbers, resolved
