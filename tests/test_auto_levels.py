@@ -160,7 +160,9 @@ def test_auto_levels_are_resolved_for_each_windows_n(engine: Engine) -> None:
     ("thresholds", "message"),
     [
         ("{psi: {critical: auto}}", "thresholds.psi: auto needs calibration"),
-        ("{mae: {critical: auto}}", "thresholds.mae: auto is not available for mae"),
+        ("{drifted_share: {critical: auto}}", "thresholds.drifted_share: auto is not available"),
+        ("{label_coverage: {critical: auto}}", "label_coverage: auto is not available for"),
+        ("{f1: {critical: auto}}", "thresholds.f1: auto f1 is for task: classification"),
     ],
 )
 def test_auto_is_refused_where_it_cannot_be_derived(thresholds: str, message: str) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal, Protocol, TypeVar
+from typing import Annotated, Any, Literal, Protocol, TypeVar, get_args
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -266,16 +266,26 @@ def _level(value: object) -> float | Literal["auto"]:
 Level = Annotated[float | Literal["auto"], PlainValidator(_level)]
 
 #: Statistics whose level may be ``auto``.
-AUTO_STATISTICS = (
-    "psi",
-    "ks_statistic",
-    "ks_pvalue",
-    "wasserstein",
-    "wasserstein_normalized",
-    "jensen_shannon",
-    "chi2_pvalue",
+#: Why ``auto`` is refused for the statistics that have no no-drift law of their own.
+NO_AUTO = {
+    "drifted_share": "it counts the other rules' breaches: give those rules auto levels instead",
+    "label_coverage": (
+        "coverage follows how fast labels arrive, which the reference does not say: set a number"
+    ),
+}
+#: The statistics a level may be ``auto`` for.
+AUTO_STATISTICS = tuple(name for name in get_args(StatisticName) if name not in NO_AUTO)
+CLASSIFICATION_METRICS = (
     "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "roc_auc",
+    "average_precision",
+    "log_loss",
+    "estimated_accuracy",
 )
+REGRESSION_METRICS = ("mae", "rmse", "mape", "r2")
 
 
 class ThresholdConfig(_Strict):
@@ -373,10 +383,18 @@ class ModelConfig(_Strict):
         for statistic, threshold in self.thresholds.items():
             if not threshold.auto:
                 continue
-            if statistic not in AUTO_STATISTICS:
+            if statistic in NO_AUTO:
                 raise ValueError(
-                    f"thresholds.{statistic}: auto is not available for {statistic}"
-                    f" (it is for {', '.join(AUTO_STATISTICS)})"
+                    f"thresholds.{statistic}: auto is not available for {statistic}:"
+                    f" {NO_AUTO[statistic]}"
+                )
+            if statistic in CLASSIFICATION_METRICS and self.task != "classification":
+                raise ValueError(
+                    f"thresholds.{statistic}: auto {statistic} is for task: classification"
+                )
+            if statistic in REGRESSION_METRICS and self.task != "regression":
+                raise ValueError(
+                    f"thresholds.{statistic}: auto {statistic} is for task: regression"
                 )
             if self.calibration is None:
                 raise ValueError(
@@ -387,8 +405,6 @@ class ModelConfig(_Strict):
                     f"thresholds.{statistic}: auto p-value levels already account for every test;"
                     " set alerts.correction: none"
                 )
-            if statistic == "accuracy" and self.task != "classification":
-                raise ValueError("thresholds.accuracy: accuracy is for task: classification")
         return self
 
     @model_validator(mode="after")

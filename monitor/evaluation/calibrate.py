@@ -25,9 +25,12 @@ from monitor.evaluation.profiles import ReferenceProfiles
 from monitor.stats import CategoricalProfile, NumericProfile, null_levels
 from monitor.stats.jensen_shannon import jensen_shannon_distance
 from monitor.stats.psi import population_stability_index, sorted_bin_counts
+from monitor.thresholds import LOWER_IS_WORSE
 
 NUMERIC_SHIFTS = (0.1, 0.25, 0.5)
 MASS_SHIFT = 0.1
+#: the statistics a shift of the feature's distribution moves (not its missing values)
+SHIFTED = (levels.NUMERIC | levels.CATEGORICAL) - {"missing_ratio"}
 _SCALE = 10**12  # proportions as integer counts for the count-based statistics
 
 
@@ -130,6 +133,8 @@ def _level_at(
         cache=profiles.null_cache,
         name=name,
         accuracy=profiles.accuracy,
+        labelled=profiles.labelled,
+        calibration=profiles.calibration,
     )
 
 
@@ -156,6 +161,19 @@ def _false_alarms(
             return None
         p, m = profiles.accuracy
         found = null_levels.chance("accuracy", level, n=n, m=m, p=p)
+    elif statistic in levels.RESAMPLED:
+        moments = levels.resampled_moments(
+            profiles.labelled, n, profiles.null_cache, profiles.calibration
+        ).get(statistic)
+        if moments is None:
+            return None
+        mean, sd, skew = moments
+        lower = statistic in LOWER_IS_WORSE
+        found = null_levels.skewed_normal_chance(level, mean=mean, sd=sd, skew=skew, lower=lower)
+    elif statistic == "missing_ratio":
+        assert profile is not None
+        total = profile.n + profile.missing
+        found = null_levels.chance(statistic, level, n=n, m=total, p=profile.missing / total)
     elif statistic in ("psi", "jensen_shannon"):
         assert profile is not None
         top, draws = levels.binned_draws(profile, name, n, profiles.null_cache, statistic)
@@ -219,7 +237,7 @@ def _records_to_catch(
     alpha: float | None,
     min_samples: int,
 ) -> dict[str, int | None]:
-    if profile is None or statistic not in levels.NUMERIC | levels.CATEGORICAL:
+    if profile is None or statistic not in SHIFTED:
         return {}
     m = profile.n
     dof = max(_bins(profile) - 1, 1)

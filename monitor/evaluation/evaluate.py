@@ -186,16 +186,17 @@ def _model_status(
 
 
 #: A feature's thresholds for a window of n: (levels by statistic, auto levels resolved).
-Levels = Callable[[int], tuple[dict[StatisticName, ThresholdConfig], dict[str, Any]]]
+Levels = Callable[[int, int], tuple[dict[StatisticName, ThresholdConfig], dict[str, Any]]]
 
 
 def _levels(model: ModelConfig, profiles: ReferenceProfiles | None, name: str) -> Levels:
-    """The thresholds of feature ``name``, ``auto`` levels resolved for the window's n."""
+    """The thresholds of feature ``name``, ``auto`` levels resolved for the window's n (the
+    missing-value ratio's for its n and missing values together)."""
     profile: NumericProfile | CategoricalProfile | None = None
     if profiles is not None:
         profile = profiles.numeric.get(name) or profiles.categorical.get(name)
 
-    def for_n(n: int) -> tuple[dict[StatisticName, ThresholdConfig], dict[str, Any]]:
+    def for_n(n: int, missing: int) -> tuple[dict[StatisticName, ThresholdConfig], dict[str, Any]]:
         found: dict[StatisticName, ThresholdConfig] = {}
         resolved: dict[str, Any] = {}
         for statistic, threshold in model.thresholds_for(name).items():
@@ -203,7 +204,7 @@ def _levels(model: ModelConfig, profiles: ReferenceProfiles | None, name: str) -
                 model,
                 statistic,
                 threshold,
-                n=n,
+                n=n + missing if statistic == "missing_ratio" else n,
                 profile=profile,
                 cache=None if profiles is None else profiles.null_cache,
                 name=name,
@@ -243,7 +244,7 @@ def _numeric(
         "jensen_shannon": drift.jensen_shannon,
         "missing_ratio": drift.missing_ratio,
     }
-    thresholds, resolved = levels(n)
+    thresholds, resolved = levels(n, missing)
     status = worst_status(statistics, thresholds)
     return FeatureDrift(
         name, "numeric", status, n, missing, statistics, drift.exact, drift.ks_bound, resolved
@@ -272,7 +273,7 @@ def _categorical(
         "jensen_shannon": drift.jensen_shannon,
         "missing_ratio": drift.missing_ratio,
     }
-    thresholds, resolved = levels(n)
+    thresholds, resolved = levels(n, missing)
     status = worst_status(statistics, thresholds)
     return FeatureDrift(name, "categorical", status, n, missing, statistics, levels=resolved)
 

@@ -34,7 +34,16 @@ import numpy as np
 
 from monitor.config import ModelConfig, ThresholdConfig
 from monitor.stats import CategoricalProfile, NumericProfile, null_levels
+from monitor.stats.performance import Calibration
+from monitor.stats.performance.null import (
+    CLASSIFICATION,
+    REGRESSION,
+    SCORED,
+    LabelledSample,
+    resampled_metrics,
+)
 from monitor.stats.psi import sorted_bin_counts
+from monitor.thresholds import LOWER_IS_WORSE
 
 WEEK_SECONDS = 7 * 86_400.0
 #: warning levels' budget, as a multiple of the critical one, when both are ``auto``
@@ -43,12 +52,31 @@ WARNING_FACTOR = 10.0
 MAX_ALPHA = 0.5
 #: statistics of each kind of column that an ``auto`` rule tests
 NUMERIC = frozenset(
-    {"psi", "ks_statistic", "ks_pvalue", "wasserstein", "wasserstein_normalized", "jensen_shannon"}
+    {
+        "psi",
+        "ks_statistic",
+        "ks_pvalue",
+        "wasserstein",
+        "wasserstein_normalized",
+        "jensen_shannon",
+        "missing_ratio",
+    }
 )
-CATEGORICAL = frozenset({"psi", "chi2_pvalue", "jensen_shannon"})
-MODEL_LEVEL = frozenset({"accuracy"})
+CATEGORICAL = frozenset({"psi", "chi2_pvalue", "jensen_shannon", "missing_ratio"})
+#: performance metrics whose no-drift law is the reference's labelled predictions resampled
+RESAMPLED = frozenset(CLASSIFICATION + SCORED + REGRESSION + ("estimated_accuracy",)) - {"accuracy"}
+MODEL_LEVEL = RESAMPLED | {"accuracy"}
+#: draws of each resampled law: up to ``MAX_DRAWS``, fewer for large windows (the cost of a
+#: draw grows with its size), never fewer than ``MIN_DRAWS``
+MAX_DRAWS = 4_000
+MIN_DRAWS = 1_000
+DRAWN_PAIRS = 4_000_000
 PREDICTION = "__prediction__"
 LABEL = "__label__"
+#: The outputs an ``auto`` missing-value level does not test: every record has a prediction,
+#: and a label's missing values are the labels still to come (``label_coverage`` watches
+#: those), not a change of the data.
+UNTESTED_MISSING = (PREDICTION, LABEL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +111,11 @@ def covered(
     found = []
     for name, kind in columns(config):
         levels = threshold.for_feature(name)
-        if levels is not None and statistic in (NUMERIC if kind == "numeric" else CATEGORICAL):
-            found.append((name, levels))
+        if levels is None or statistic not in (NUMERIC if kind == "numeric" else CATEGORICAL):
+            continue
+        if statistic == "missing_ratio" and name in UNTESTED_MISSING:
+            continue  # see UNTESTED_MISSING
+        found.append((name, levels))
     return found
 
 
@@ -97,6 +128,14 @@ def family(config: ModelConfig) -> dict[str, int]:
                 if getattr(levels, severity) == "auto":
                     counts[severity] += 1
     return counts
+
+
+def resamples(config: ModelConfig) -> bool:
+    """Whether an ``auto`` level of the model resamples the reference's labelled predictions."""
+    return any(
+        statistic in RESAMPLED and threshold.auto
+        for statistic, threshold in config.thresholds.items()
+    )
 
 
 def alphas(config: ModelConfig) -> dict[str, float]:
@@ -122,17 +161,32 @@ def level(
     cache: dict[Any, Any] | None = None,
     name: str = "",
     accuracy: tuple[float, int] | None = None,
+    labelled: LabelledSample | None = None,
+    calibration: Calibration | None = None,
 ) -> float | None:
     """The level of ``statistic`` at chance ``alpha`` for a window of ``n``; None when it cannot
-    be derived (no reference profile, or no reference accuracy)."""
+    be derived (no reference profile, no reference accuracy, no labelled reference)."""
     if statistic in ("ks_pvalue", "chi2_pvalue"):
         return null_levels.pvalue_level(alpha)
     if statistic == "accuracy":
         if accuracy is None or n <= 0:
             return None
         return null_levels.proportion_level(alpha, p=accuracy[0], n=n, m=accuracy[1])
+    if statistic in RESAMPLED:
+        moments = resampled_moments(labelled, n, cache, calibration).get(statistic)
+        if moments is None or not math.isfinite(moments[1]):
+            return None
+        mean, sd, skew = moments
+        lower = statistic in LOWER_IS_WORSE
+        return null_levels.skewed_normal_level(alpha, mean=mean, sd=sd, skew=skew, lower=lower)
     if profile is None or n <= 0:
         return None
+    if statistic == "missing_ratio":
+        if name in UNTESTED_MISSING:
+            return None
+        total = profile.n + profile.missing
+        p = profile.missing / total
+        return null_levels.upper_proportion_level(alpha, p=p, n=n, m=total)
     m = profile.n
     if isinstance(profile, CategoricalProfile):
         bins = max(len(profile.counts), 2)
@@ -205,6 +259,34 @@ def binned_draws(
     return found
 
 
+def resampled_moments(
+    labelled: LabelledSample | None,
+    n: int,
+    cache: dict[Any, Any] | None,
+    calibration: Calibration | None = None,
+) -> dict[str, tuple[float, float, float]]:
+    """Mean, standard deviation and skewness of each performance metric over windows of
+    ``n_eff`` pairs (``n`` the window's, ``m`` the reference's labelled predictions) resampled
+    from the labelled reference, ``n_eff`` taken down to the grid: drawn once per reference and
+    grid size (``cache``), from a generator seeded by the size, so every replica gets the same
+    levels. Empty without a labelled reference."""
+    if labelled is None or n <= 0 or len(labelled) == 0:
+        return {}
+    size = grid_size(max(1, round(null_levels.effective_n(n, labelled.reference_n))))
+    key = ("resampled", size, calibration is not None)
+    if cache is not None and key in cache:
+        return cache[key]  # type: ignore[no-any-return]
+    rng = np.random.default_rng(zlib.crc32(f"performance:{size}".encode()))
+    draws = max(MIN_DRAWS, min(MAX_DRAWS, DRAWN_PAIRS // size))
+    values = resampled_metrics(
+        labelled, n=size, draws=draws, integers=rng.integers, calibration=calibration
+    )
+    found = {name: null_levels.moments(draws_of) for name, draws_of in values.items()}
+    if cache is not None:
+        cache[key] = found
+    return found
+
+
 def wasserstein_scale(
     profile: NumericProfile, name: str, cache: dict[Any, Any] | None
 ) -> tuple[float, float]:
@@ -232,6 +314,8 @@ def resolve(
     cache: dict[Any, Any] | None = None,
     name: str = "",
     accuracy: tuple[float, int] | None = None,
+    labelled: LabelledSample | None = None,
+    calibration: Calibration | None = None,
 ) -> tuple[ThresholdConfig, Resolved | None]:
     """``threshold`` with its ``auto`` levels replaced by numbers for a window of ``n`` (an
     ``auto`` level that cannot be derived becomes None: it breaches nothing), and what was
@@ -253,6 +337,8 @@ def resolve(
             cache=cache,
             name=name,
             accuracy=accuracy,
+            labelled=labelled,
+            calibration=calibration,
         )
         values[severity] = None if found is None or not math.isfinite(found) else found
     resolved = Resolved(values["warning"], values["critical"], n)

@@ -4,11 +4,12 @@ the accuracy estimated from scores alone (CBPE). Pure: rows in, domain values ou
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
-from monitor.config import ModelConfig
+from monitor.config import ModelConfig, ThresholdConfig
+from monitor.config.schema import StatisticName
 from monitor.domain import LabelHealth, Performance, Status
 from monitor.evaluation import levels
 from monitor.evaluation.labelled import Labelled, score_rows
@@ -19,6 +20,7 @@ from monitor.stats.performance import (
     fit_calibration,
     regression_metrics,
 )
+from monitor.stats.performance.null import LabelledSample
 from monitor.thresholds import worst_status
 
 
@@ -77,9 +79,13 @@ def evaluate_performance(
     window_predictions: Sequence[Any] | None,
     window_scores: Sequence[bytes | None] | None,
     reference_accuracy: tuple[float, int] | None = None,
+    reference_labelled: LabelledSample | None = None,
+    cache: dict[Any, Any] | None = None,
 ) -> Performance:
     """Metrics over the window's labelled predictions (``pairs``); the estimate over the whole
-    window's predictions and scores when a calibration exists."""
+    window's predictions and scores when a calibration exists. ``auto`` levels are resolved
+    around the reference's accuracy and its labelled predictions (``cache``: the reference's
+    ``null_cache``)."""
     n = len(pairs)
     metrics: dict[str, float | None] = {}
     intervals: dict[str, tuple[float, float]] = {}
@@ -87,12 +93,38 @@ def evaluate_performance(
     confusion: tuple[tuple[int, ...], ...] | None = None
     resolved: dict[str, dict[str, float | int | None]] = {}
     estimate = None
+    scored = 0
     classes = list(model.classes or ())
     if calibration is not None and window_predictions and window_scores:
         matrix = score_matrix(window_scores, classes)
         if matrix is not None:
             estimate = estimate_accuracy(calibration, matrix, y_pred=list(window_predictions))
             metrics["estimated_accuracy"] = estimate.value
+            scored = len(matrix)
+
+    def thresholds_for(names: Sequence[str]) -> dict[StatisticName, ThresholdConfig]:
+        """The model's thresholds of ``names``, ``auto`` levels resolved for this window."""
+        found: dict[StatisticName, ThresholdConfig] = {}
+        for name in names:
+            statistic = cast("StatisticName", name)
+            threshold = model.thresholds.get(statistic)
+            if threshold is None:
+                continue
+            size = scored if statistic == "estimated_accuracy" else n
+            found[statistic], auto = levels.resolve(
+                model,
+                statistic,
+                threshold,
+                n=size,
+                accuracy=reference_accuracy,
+                labelled=reference_labelled,
+                calibration=calibration,
+                cache=cache,
+            )
+            if auto is not None:
+                resolved[statistic] = auto.to_dict()
+        return found
+
     status: Status = "insufficient"
     if n >= model.min_samples:
         if model.task == "classification":
@@ -128,16 +160,11 @@ def evaluate_performance(
             metrics.update(
                 mae=regression.mae, rmse=regression.rmse, mape=regression.mape, r2=regression.r2
             )
-        thresholds = dict(model.thresholds)
-        if "accuracy" in thresholds:  # an auto level: around the reference's, for this n
-            thresholds["accuracy"], auto = levels.resolve(
-                model, "accuracy", thresholds["accuracy"], n=n, accuracy=reference_accuracy
-            )
-            if auto is not None:
-                resolved["accuracy"] = auto.to_dict()
-        status = worst_status(metrics, thresholds)
+        status = worst_status(metrics, thresholds_for(list(metrics)))
     elif estimate is not None:
-        status = worst_status({"estimated_accuracy": estimate.value}, model.thresholds)
+        status = worst_status(
+            {"estimated_accuracy": estimate.value}, thresholds_for(["estimated_accuracy"])
+        )
     return Performance(
         status=status,
         n=n,

@@ -17,11 +17,18 @@ from sqlalchemy import Connection
 
 from monitor.config import ModelConfig
 from monitor.domain import Evaluation, ReferenceBatch, ReferenceInfo, Window
-from monitor.evaluation import ReferenceProfiles, build_profiles, columns_from_rows, evaluate_drift
+from monitor.evaluation import (
+    ReferenceProfiles,
+    build_profiles,
+    columns_from_rows,
+    evaluate_drift,
+    levels,
+)
 from monitor.evaluation.columns import Columns
 from monitor.evaluation.document import from_document, to_document
 from monitor.evaluation.evaluate import evaluate_drift_counts
 from monitor.evaluation.performance import calibrate, evaluate_performance, label_health
+from monitor.evaluation.profiles import LABELLED
 from monitor.ingest.reference import digest_batch
 from monitor.jobs.drift_histograms import DriftHistograms
 from monitor.jobs.labelled_windows import LabelledWindows
@@ -130,6 +137,8 @@ class DriftEvaluator:
                 pairs=pairs,
                 calibration=None if profiles is None else profiles.calibration,
                 reference_accuracy=None if profiles is None else profiles.accuracy,
+                reference_labelled=None if profiles is None else profiles.labelled,
+                cache=None if profiles is None else profiles.null_cache,
                 window_predictions=window_predictions,
                 window_scores=window_scores,
             ),
@@ -262,7 +271,7 @@ class DriftEvaluator:
             if not len(rows):
                 return None
             columns = _columns(config, rows)
-            return build_profiles(config, columns, version=0)
+            return build_profiles(config, columns, version=0, scores=rows.scores)
         info = repo.latest_reference(connection, model=config.name)
         if info is None and reference is not None and reference.first_records is not None:
             info = self._reference_from_first_records(connection, config, reference.first_records)
@@ -272,6 +281,8 @@ class DriftEvaluator:
         if cached is not None and cached.version == info.version:
             return cached
         blobs = load_profiles(connection, model=config.name, version=info.version)
+        if blobs is not None and LABELLED not in blobs and levels.resamples(config):
+            blobs = None  # stored before labelled predictions were kept: build them again
         if blobs is not None:
             profiles = ReferenceProfiles.from_blobs(version=info.version, n=info.n, blobs=blobs)
         else:
@@ -284,6 +295,7 @@ class DriftEvaluator:
                 columns,
                 version=info.version,
                 calibration=calibrate(config, rows.labels, rows.scores),
+                scores=rows.scores,
             )
             with self.database.write() as writer:
                 store_profiles(

@@ -94,3 +94,13 @@ def binom_ppf(alpha: float, trials: int, p: float) -> int:
 def binom_cdf(k: int, trials: int, p: float) -> float:
     """``P(X <= k)`` for ``X ~ Binomial(trials, p)``."""
     return float(_stats.binom.cdf(k, trials, p))
+
+
+def binom_isf(alpha: float, trials: int, p: float) -> int:
+    """The smallest count ``k`` with ``P(X > k) <= alpha``, ``X ~ Binomial(trials, p)``."""
+    return int(_stats.binom.isf(alpha, trials, p))
+
+
+def binom_sf(k: int, trials: int, p: float) -> float:
+    """``P(X > k)`` for ``X ~ Binomial(trials, p)``."""
+    return float(_stats.binom.sf(k, trials, p))

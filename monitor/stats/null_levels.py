@@ -180,7 +180,8 @@ def chance(
 ) -> float | None:
     """The chance that ``statistic`` breaches ``level`` in a window of ``n`` under no drift:
     the inverse of the ``*_level`` functions (``wasserstein``: the scale's mean and variance;
-    ``p``: the reference's accuracy). None for a statistic without a known law.
+    ``p``: the reference's accuracy, or its missing-value ratio). None for a statistic
+    without a known law.
 
     >>> level = psi_level(0.01, bins=10, n=500, m=5_000)
     >>> round(chance("psi", level, n=500, m=5_000, bins=10), 12)
@@ -204,6 +205,9 @@ def chance(
     if statistic == "accuracy" and p is not None:
         trials = max(1, round(n_eff))
         return _scipy.binom_cdf(math.floor(level * trials + 1e-9), trials, p)
+    if statistic == "missing_ratio" and p is not None:
+        trials = max(1, round(n_eff))
+        return _scipy.binom_sf(math.ceil(level * trials - 1e-9) - 1, trials, p)
     return None
 
 
@@ -319,3 +323,73 @@ def chance_from_draws(
     if reached >= len(descending) and draws is not None and draws > len(descending):
         return None
     return reached / (len(descending) if draws is None else draws)
+
+
+def upper_proportion_level(alpha: float, *, p: float, n: int, m: int | None) -> float:
+    """The proportion (a missing-value ratio, say) that a window of ``n`` reaches or exceeds
+    with probability at most ``alpha`` when its true value is the reference's ``p``: ``k / N``
+    for the binomial law of ``N = round(n_eff)`` trials, ``k`` the smallest count with
+    ``P(X >= k) <= alpha``; 2 when no count is that unlikely (nothing breaches). With ``p``
+    0 (a reference without one missing value) a single one breaches.
+
+    >>> upper_proportion_level(0.05, p=0.5, n=100, m=None)
+    0.59
+    >>> upper_proportion_level(0.01, p=0.0, n=50, m=None)
+    0.02
+    """
+    _check(alpha)
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"p must be in [0, 1], got {p}")
+    trials = max(1, round(effective_n(n, m)))
+    k = _scipy.binom_isf(alpha, trials, p) + 1  # P(X >= k) = P(X > k - 1) <= alpha
+    while k >= 1 and _scipy.binom_sf(k - 2, trials, p) <= alpha:
+        k -= 1
+    return 2.0 if k > trials else k / trials
+
+
+def moments(values: npt.NDArray[np.float64]) -> tuple[float, float, float]:
+    """Mean, standard deviation and skewness of the finite ``values`` (NaN where undefined).
+
+    >>> moments(np.array([1.0, 2.0, 3.0, np.nan]))
+    (2.0, 0.816496580927726, 0.0)
+    """
+    finite = values[np.isfinite(values)]
+    if finite.size < 3:
+        return math.nan, math.nan, math.nan
+    mean = float(finite.mean())
+    centred = finite - mean
+    sd = float(np.sqrt(np.mean(centred**2)))
+    skew = float(np.mean(centred**3) / sd**3) if sd > 0 else 0.0
+    return mean, sd, skew
+
+
+def skewed_normal_level(alpha: float, *, mean: float, sd: float, skew: float, lower: bool) -> float:
+    """The level a statistic with these moments passes with probability ``alpha``: the
+    Cornish-Fisher quantile ``mean + sd (z + (z^2 - 1) skew / 6)`` (``z`` the normal quantile;
+    the lower tail when ``lower``), the skewness correcting the normal's tail to first order.
+    The correction is bounded (``|skew| <= 1``): beyond it the expansion is not monotone.
+
+    >>> round(skewed_normal_level(0.025, mean=0.0, sd=1.0, skew=0.0, lower=True), 3)
+    -1.96
+    """
+    _check(alpha)
+    z = -_scipy.norm_isf(alpha) if lower else _scipy.norm_isf(alpha)
+    gamma = min(1.0, max(-1.0, skew))
+    return mean + sd * (z + (z * z - 1.0) * gamma / 6.0)
+
+
+def skewed_normal_chance(
+    level: float, *, mean: float, sd: float, skew: float, lower: bool
+) -> float:
+    """The chance of passing ``level`` under ``skewed_normal_level``'s law (its inverse, to
+    first order in the skewness).
+
+    >>> round(skewed_normal_chance(-1.96, mean=0.0, sd=1.0, skew=0.0, lower=True), 3)
+    0.025
+    """
+    if not sd > 0:
+        return 0.0 if (level < mean if lower else level > mean) else 1.0
+    w = (level - mean) / sd
+    gamma = min(1.0, max(-1.0, skew))
+    z = w - (w * w - 1.0) * gamma / 6.0
+    return _scipy.norm_cdf(z) if lower else _scipy.norm_cdf(-z)
