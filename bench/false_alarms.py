@@ -108,6 +108,10 @@ REFERENCE_N = 10_000
 WEEK = 1008  # evaluations
 HORIZON = 36  # evaluations a drift has to be caught in
 BUDGET = 1.0
+#: about the fixed levels' own rate of critical false alarms: ``auto`` at this budget, resolved
+#: for the window's 360 records and written as numbers (what ``monitor calibrate`` prints),
+#: compares the two at equal false alarms
+MATCHED_BUDGET = 25.0
 FOR = 1
 LABEL_NOISE = 0.08
 NUMERIC = ("x0", "x1", "x2", "x3")
@@ -115,7 +119,7 @@ CATEGORICAL = ("c0", "c1")
 CATEGORY_COUNTS = (4, 12)
 CLASSES = ("no", "yes")
 SHIFTS = (("0.1 sd", 0.1), ("0.25 sd", 0.25), ("0.5 sd", 0.5), ("10 % mass", 0.1))
-SCHEMES = ("fixed", "nannyml", "auto")
+SCHEMES = ("fixed", "nannyml", "auto", "matched")
 START = 1_800_000_000.0
 
 MODEL = """
@@ -145,8 +149,8 @@ AUTO = """      psi: {warning: auto, critical: auto}
       accuracy: {critical: auto}"""
 
 
-def model(thresholds: str, *, calibration: bool = False) -> ModelConfig:
-    extra = f"    calibration: {{false_alarms_per_week: {BUDGET}}}\n" if calibration else ""
+def model(thresholds: str, *, calibration: bool = False, budget: float = BUDGET) -> ModelConfig:
+    extra = f"    calibration: {{false_alarms_per_week: {budget}}}\n" if calibration else ""
     text = MODEL.format(extra=extra, thresholds=thresholds, for_=FOR)
     return parse_config(text).models[0]
 
@@ -372,7 +376,8 @@ def setup(seed: int) -> Seed:
     reference = draw(np.random.default_rng((seed, 0)), REFERENCE_N)
     profiles = reference_profiles(auto, reference)
     nannyml = model(nannyml_thresholds(auto, profiles, reference))
-    configs = {"fixed": model(FIXED), "nannyml": nannyml, "auto": auto}
+    matched = model(matched_thresholds(profiles))
+    configs = {"fixed": model(FIXED), "nannyml": nannyml, "auto": auto, "matched": matched}
     return Seed(configs, profiles, reference)
 
 
@@ -575,6 +580,35 @@ def show_delay(value: float) -> str:
     return f"{value:g}"
 
 
+def matched_thresholds(profiles: ReferenceProfiles) -> str:
+    """``auto``'s critical levels at ``MATCHED_BUDGET``, resolved for windows of 360 records
+    (every window here holds 360, so these are the levels the service would resolve), written
+    as numbers per column."""
+    config = model(AUTO, calibration=True, budget=MATCHED_BUDGET)
+    lines = []
+    for statistic, threshold in config.thresholds.items():
+        found = {}
+        for name, covered in levels.covered(config, statistic, threshold):
+            numbers, _ = levels.resolve(
+                config,
+                statistic,
+                covered,
+                n=WINDOW_N,
+                profile=profiles.numeric.get(name) or profiles.categorical.get(name),
+                cache=profiles.null_cache,
+                name=name,
+                accuracy=profiles.accuracy,
+            )
+            found[name] = numbers.critical
+        if statistic in levels.MODEL_LEVEL:
+            lines.append(f"      {statistic}: {{critical: {found['']!r}}}")
+            continue
+        never = 0.0 if statistic.endswith("_pvalue") else 1e9  # columns left out: never
+        overrides = ", ".join(f"{name}: {{critical: {value!r}}}" for name, value in found.items())
+        lines.append(f"      {statistic}: {{critical: {never!r}, overrides: {{{overrides}}}}}")
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="10 weeks, 24 drifts per shift")
@@ -652,6 +686,7 @@ def main() -> int:
         "fixed": "fixed (README)",
         "nannyml": "NannyML-style (3 sd)",
         "auto": "auto (budget 1)",
+        "matched": f"auto at budget {MATCHED_BUDGET:g}, as numbers (critical only)",
     }
     for name in SCHEMES:
         mean, low, high, _ = rate_interval([r["critical"][name] for r in weekly])
