@@ -7,15 +7,13 @@ targets rewritten to the replicas' ports) and ``rules.yml``."""
 
 from __future__ import annotations
 
-import json
 import random
-import re
 import shutil
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,6 @@ from server_process import free_port, start_server
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy" / "prometheus"
-DASHBOARDS = ROOT / "grafana" / "dashboards"
 PROMETHEUS = shutil.which("prometheus")
 NOT_INSTALLED = (
     "prometheus is not installed (Debian/Ubuntu: apt-get install prometheus; .ci/run does)"
@@ -163,18 +160,35 @@ def post(bases: Sequence[str], model: str, kind: str, records: list[dict[str, An
 class Stack:
     monitors: list[str]
     prometheus: str
+    #: One connection for the many queries the dashboard tests make.
+    client: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=10))
 
     @property
     def monitor(self) -> str:
         return self.monitors[0]
 
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        answer = httpx.get(f"{self.prometheus}/api/v1/query", params={"query": expr}, timeout=10)
+    def api(self, path: str, params: dict[str, Any]) -> Any:
+        """The ``data`` of a Prometheus HTTP API answer; ValueError with Prometheus's error."""
+        answer = self.client.get(f"{self.prometheus}/api/v1/{path}", params=params)
         body = answer.json()
         if answer.status_code != 200 or body.get("status") != "success":
             raise ValueError(body.get("error") or answer.text)
-        result = body["data"]["result"]
+        return body["data"]
+
+    def query(self, expr: str, *, at: float | None = None) -> list[dict[str, Any]]:
+        params = {"query": expr} if at is None else {"query": expr, "time": at}
+        result = self.api("query", params)["result"]
         return list(result) if isinstance(result, list) else [result]
+
+    def query_range(
+        self, expr: str, *, start: float, end: float, step: float
+    ) -> list[dict[str, Any]]:
+        params = {"query": expr, "start": start, "end": end, "step": step}
+        return list(self.api("query_range", params)["result"])
+
+    def label_values(self, label: str, match: str, *, start: float, end: float) -> list[str]:
+        params = {"match[]": match, "start": start, "end": end}
+        return sorted(self.api(f"label/{label}/values", params))
 
     def alerts(self, name: str) -> list[dict[str, Any]]:
         """The pending or firing alerts called ``name``."""
@@ -237,6 +251,7 @@ def running_stack(directory: Path, config: Path, *, replicas: int = 1) -> Iterat
     prometheus_log = directory / "prometheus.log"
     servers: list[subprocess.Popen[bytes]] = []
     prometheus: subprocess.Popen[bytes] | None = None
+    stack: Stack | None = None
     try:
         for n, port in enumerate(ports):
             servers.append(start_server(config, port, directory / f"monitor{n}.log"))
@@ -288,6 +303,8 @@ def running_stack(directory: Path, config: Path, *, replicas: int = 1) -> Iterat
         )
         yield stack
     finally:
+        if stack is not None:
+            stack.client.close()
         stop(prometheus)
         for server in servers:
             stop(server)
@@ -300,74 +317,3 @@ def rules() -> list[dict[str, Any]]:
 
 def recording_rules() -> list[str]:
     return [rule["record"] for rule in rules() if "record" in rule]
-
-
-SUBSTITUTIONS = {
-    "model": MODEL,
-    "feature": DRIFTED,
-    "__rate_interval": "1m",
-    "__interval": "15s",
-    "__range": "5m",
-}
-#: When the query is empty for $model=credit, $feature=age, a panel for another kind of model
-#: or feature (regression errors; chi-square of categorical features) is tried with these, one
-#: at a time: it passes when one of them returns data.
-ALTERNATIVES = [
-    {"feature": "country"},
-    {"feature": "__prediction__"},
-    {"model": REGRESSION, "feature": "x"},
-]
-VARIABLE = re.compile(r"\$\{(\w+)(?::[^}]*)?\}|\[\[(\w+)(?::[^\]]*)?\]\]|\$(\w+)")
-
-
-def substitute(expr: str, values: dict[str, str] = SUBSTITUTIONS) -> tuple[str, set[str]]:
-    unknown: set[str] = set()
-
-    def replace(match: re.Match[str]) -> str:
-        name = next(group for group in match.groups() if group)
-        if name not in values:
-            unknown.add(name)
-            return match.group(0)
-        return values[name]
-
-    return VARIABLE.sub(replace, expr), unknown
-
-
-def panel_targets(dashboard: dict[str, Any]) -> Iterator[tuple[str, str]]:
-    def walk(panels: list[dict[str, Any]]) -> Iterator[tuple[str, str]]:
-        for panel in panels:
-            for target in panel.get("targets") or []:
-                if target.get("expr"):
-                    yield panel.get("title") or "(untitled)", target["expr"]
-            yield from walk(panel.get("panels") or [])
-
-    yield from walk(dashboard.get("panels") or [])
-    for row in dashboard.get("rows") or []:  # the old row layout
-        yield from walk(row.get("panels") or [])
-
-
-def dashboard_targets() -> list[tuple[str, str]]:
-    """(where, expr) of every panel target of every dashboard."""
-    found = []
-    for path in sorted(DASHBOARDS.glob("*.json")):
-        dashboard = json.loads(path.read_text())
-        dashboard = dashboard.get("dashboard", dashboard)
-        found += [(f"{path.name} / {title!r}", expr) for title, expr in panel_targets(dashboard)]
-    return found
-
-
-def query_panel(stack: Stack, expr: str) -> list[dict[str, Any]]:
-    """What a panel target returns with the template variables substituted: for $model=credit,
-    $feature=age, or else the first of ``ALTERNATIVES`` that returns data. ValueError names
-    unknown variables or Prometheus's error."""
-    query, unknown = substitute(expr)
-    if unknown:
-        raise ValueError(f"unknown template variables {sorted(unknown)}")
-    result = stack.query(query)
-    if result or not VARIABLE.search(expr):
-        return result
-    for other in ALTERNATIVES:
-        result = stack.query(substitute(expr, {**SUBSTITUTIONS, **other})[0])
-        if result:
-            return result
-    return []
