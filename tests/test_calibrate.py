@@ -165,3 +165,32 @@ def test_a_model_without_a_reference_or_window_size_is_reported(
     assert code == 1 and "model 'm' has no reference yet" in err
     code, _, err = run(capsys, "--config", str(config), "--model", "other")
     assert code == 2 and "no model named 'other'" in err
+
+
+def test_resampled_and_missing_value_levels_are_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = write_config(
+        tmp_path,
+        "{f1: {critical: auto}, missing_ratio: {critical: auto}}",
+        "calibration: {false_alarms_per_week: 2}",
+    )
+    code, out, err = run(capsys, "--config", str(config), "--json")
+    assert code == 0, err
+    (report,) = orjson.loads(out)
+    # family: f1, and the missing-value ratio of x and c (not of the prediction or the label)
+    share = 2 / 3
+    f1 = lines_of(report, "f1", "")
+    # the report inverts the level to first order in the skewness: about its share
+    assert f1["false_alarms_per_week"] == pytest.approx(share, rel=0.1)
+    # the reference has no missing value: one missing value in a window breaches, and
+    # never does under no drift
+    missing = lines_of(report, "missing_ratio", "x")
+    assert missing["level"] == 1 / round(500 * M / (500 + M))
+    assert missing["false_alarms_per_week"] == 0.0
+    assert {
+        line["feature"] for line in report["lines"] if line["statistic"] == "missing_ratio"
+    } == {
+        "x",
+        "c",
+    }

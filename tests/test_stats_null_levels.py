@@ -145,3 +145,17 @@ def test_simulated_psi_and_jensen_shannon_laws_match_numpys_multinomial() -> Non
     kept = psi[:2000]
     assert null_levels.level_from_draws(kept, 0.5, draws=200_000) is None  # beyond the kept
     assert null_levels.chance_from_draws(kept, float(kept[-1]) / 2, draws=200_000) is None
+
+
+@pytest.mark.parametrize("skew", [-2.0, -0.6, -0.2, 0.0, 0.3, 0.6, 5.0])
+@pytest.mark.parametrize("alpha", [1e-6, 1e-3, 0.2])
+@pytest.mark.parametrize("lower", [True, False])
+def test_the_skewed_normal_chance_inverts_its_level(skew: float, alpha: float, lower: bool) -> None:
+    """The Cornish-Fisher level and its chance are inverses, and with no skewness they are
+    scipy's normal quantile and tail."""
+    level = null_levels.skewed_normal_level(alpha, mean=1.0, sd=2.0, skew=skew, lower=lower)
+    chance = null_levels.skewed_normal_chance(level, mean=1.0, sd=2.0, skew=skew, lower=lower)
+    assert chance == pytest.approx(alpha, rel=1e-9)
+    if skew == 0.0:
+        expected = scipy.stats.norm.ppf(alpha if lower else 1 - alpha, loc=1.0, scale=2.0)
+        assert level == pytest.approx(expected, rel=1e-9)
