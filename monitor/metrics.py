@@ -157,10 +157,10 @@ class Metrics:
             ["route"],
             registry=registry,
         )
-        self.alert_firing = Gauge(
-            "drift_monitor_alert_firing",
-            "Alerts firing, by model, rule (the statistic) and severity; a rule over features "
-            "counts each feature's alert.",
+        self.alerts_firing = Gauge(
+            "drift_monitor_alerts_firing",
+            "Number of alerts firing, by model, rule (the statistic) and severity: a rule over "
+            "features counts one alert per breaching feature; 0 when none fires.",
             ["model", "rule", "severity"],
             registry=registry,
         )

@@ -151,7 +151,7 @@ def test_state_history_and_outbox_move_together(engine: Engine) -> None:
         ("psi", "a", "firing", "critical")
     ]
     firing = service.registry.get_sample_value(
-        "drift_monitor_alert_firing", {"model": "m", "rule": "psi", "severity": "critical"}
+        "drift_monitor_alerts_firing", {"model": "m", "rule": "psi", "severity": "critical"}
     )
     assert firing == 1
     apply(service, quiet(220.0))
@@ -242,7 +242,7 @@ def test_drift_fires_through_evaluate_to_a_real_receiver(engine: Engine) -> None
             assert {h["event_id"] for h in history} == {e["id"] for e in bodies}
             metrics = client.get("/metrics").text
             assert (
-                'drift_monitor_alert_firing{model="m",rule="ks_pvalue",severity="critical"} 2.0'
+                'drift_monitor_alerts_firing{model="m",rule="ks_pvalue",severity="critical"} 2.0'
                 in metrics
             )
     finally:
@@ -417,6 +417,6 @@ def test_thresholds_from_the_config_are_exported(engine: Engine) -> None:
         is None
     )
     assert (
-        value("drift_monitor_alert_firing", {"model": "m", "rule": "psi", "severity": "critical"})
+        value("drift_monitor_alerts_firing", {"model": "m", "rule": "psi", "severity": "critical"})
         == 0
     )

@@ -371,7 +371,7 @@ def test_the_model_dashboard_selects_model_and_feature_from_prometheus() -> None
         "drift_monitor_model_f1",
         "drift_monitor_model_estimated_accuracy",
         "drift_monitor_label_delay_seconds_bucket",
-        "drift_monitor_alert_firing",
+        "drift_monitor_alerts_firing",
     ):
         assert needed in exprs, needed
 

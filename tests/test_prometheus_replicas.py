@@ -107,7 +107,7 @@ def test_both_replicas_export_every_model_gauge_with_the_same_values(stack: Stac
         "drift_monitor_model_rmse",
         "drift_monitor_label_coverage_ratio",
         "drift_monitor_threshold",
-        "drift_monitor_alert_firing",
+        "drift_monitor_alerts_firing",
         "drift_monitor_reference_version",
         LAST_EVALUATION,
     } <= names

@@ -397,7 +397,7 @@ def test_every_replica_exports_the_gauges_of_the_latest_stored_evaluation(
             value("drift_monitor_feature_psi", {"model": "m", "feature": "x"}),
             value("drift_monitor_last_evaluation_timestamp_seconds", {"model": "m"}),
             value(
-                "drift_monitor_alert_firing",
+                "drift_monitor_alerts_firing",
                 {"model": "m", "rule": "psi", "severity": "critical"},
             ),
         )
@@ -469,7 +469,7 @@ def test_every_model_gauge_is_the_same_on_every_replica(
     assert value("drift_monitor_last_evaluation_timestamp_seconds", {"model": "m"}) == 1060.0
     for rule, severity in (("psi", "critical"), ("mae", "warning")):
         labels = {"model": "m", "rule": rule, "severity": severity}
-        assert value("drift_monitor_alert_firing", labels) == 1.0
+        assert value("drift_monitor_alerts_firing", labels) == 1.0
     assert model_gauges(b) != winner  # b has neither evaluated nor read anything yet
     assert b.ticks.run(config) == []  # it lost both ticks, and adopts what a stored
     assert model_gauges(b) == winner

@@ -46,7 +46,7 @@ class Alerting:
         for config in models:  # zeros from the start, so "no alert" is a value, not a gap
             for rule, threshold in config.thresholds.items():
                 for severity in SEVERITIES:
-                    metrics.alert_firing.labels(config.name, rule, severity).set(0)
+                    metrics.alerts_firing.labels(config.name, rule, severity).set(0)
                     level = threshold.warning if severity == "warning" else threshold.critical
                     if isinstance(level, int | float):  # auto: per window, see observe
                         metrics.threshold.labels(config.name, rule, severity).set(level)
@@ -198,7 +198,7 @@ class Alerting:
 
     def export_stored(self, connection: Connection, config: ModelConfig) -> None:
         """Export the model's stored alert states (whichever replica decided them), so that
-        every replica's ``drift_monitor_alert_firing`` describes the same states."""
+        every replica's ``drift_monitor_alerts_firing`` describes the same states."""
         self._export(config, [s.alert for s in store.active(connection, model=config.name)])
 
     def _export(self, config: ModelConfig, alerts: Iterable[Alert]) -> None:
@@ -210,7 +210,7 @@ class Alerting:
                 key = (alert.rule, alert.severity)
                 counts[key] = counts.get(key, 0) + 1
         for (rule, severity), count in counts.items():
-            self.metrics.alert_firing.labels(config.name, rule, severity).set(count)
+            self.metrics.alerts_firing.labels(config.name, rule, severity).set(count)
 
 
 def alert_event_id(
