@@ -7,6 +7,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from monitor import __version__
@@ -213,6 +214,25 @@ class Metrics:
     def observe_evaluation(self, evaluation: Evaluation) -> None:
         self.evaluation_duration.labels(evaluation.model).observe(evaluation.duration_seconds)
         self.last_evaluation.labels(evaluation.model).set(evaluation.evaluated_at)
+
+
+class WithoutCreated:
+    """What ``/metrics`` exposes of a registry: every family, less the ``<name>_created``
+    samples of counters and histograms (their creation times, one series per labelled child:
+    an eighth of a scrape that no rule or dashboard reads). Local to this view, unlike
+    prometheus_client's process-global ``disable_created_metrics()``."""
+
+    def __init__(self, registry: Collector) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self._registry.collect():
+            created = f"{family.name}_created"
+            if any(sample.name == created for sample in family.samples):
+                trimmed = Metric(family.name, family.documentation, family.type, family.unit)
+                trimmed.samples = [s for s in family.samples if s.name != created]
+                family = trimmed
+            yield family
 
 
 class DriftCollector(Collector):

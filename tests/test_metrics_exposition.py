@@ -5,6 +5,7 @@
 * the OpenMetrics format (``Accept: application/openmetrics-text``) ends with ``# EOF`` and
   parses strictly (and passes promtool too once promtool can read OpenMetrics);
 * every metric family is ``drift_monitor_*`` (or a standard ``python_``/``process_`` one);
+* counters and histograms have no ``_created`` series (``WithoutCreated``);
 * ``model`` and ``feature`` label values come only from the config: nothing a client sends
   (unknown model or feature names, category values, ids) ever shows up in a scrape.
 """
@@ -24,6 +25,8 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as parse_openmetrics,
 )
@@ -32,6 +35,7 @@ from prometheus_client.samples import Sample
 from server_process import free_port, start_server
 
 from monitor.evaluation import OUTPUT_NAMES
+from monitor.metrics import WithoutCreated
 
 MODEL = "m"
 NUMERIC = ("x", "y")
@@ -320,3 +324,40 @@ def test_label_values_come_only_from_the_config(scrape: Scrape, fmt: str) -> Non
     assert CANARY not in body.lower(), [
         line for line in body.splitlines() if CANARY in line.lower()
     ]
+
+
+@pytest.mark.parametrize("fmt", ["text", "openmetrics"])
+def test_counters_and_histograms_have_no_created_series(scrape: Scrape, fmt: str) -> None:
+    body = scrape.text if fmt == "text" else scrape.openmetrics
+    names = family_names(body)
+    assert {
+        "drift_monitor_records_ingested_total",
+        "drift_monitor_evaluation_duration_seconds_bucket",
+    } <= names
+    assert sorted(name for name in names if name.endswith("_created")) == []
+
+
+def line_name(line: str) -> str:
+    """The metric name of a sample line or of a # HELP / # TYPE line."""
+    if line.startswith("#"):
+        return line.split(" ")[2]
+    return re.split(r"[{ ]", line, maxsplit=1)[0]
+
+
+def test_without_created_drops_only_the_created_samples() -> None:
+    """Against the registry's own exposition: the same lines, less the ``_created`` ones (a
+    gauge merely named ``..._created`` stays)."""
+    registry = CollectorRegistry()
+    Counter("c", "a counter", ["model"], registry=registry).labels("m").inc(3)
+    Histogram("h", "a histogram", buckets=(1.0,), registry=registry).observe(0.5)
+    Gauge("g_created", "a gauge", registry=registry).set(2)
+    for encode in (generate_latest, generate_openmetrics):
+        own = encode(registry).decode().splitlines()
+        assert {line_name(line) for line in own if line != "# EOF"} >= {"c_created", "h_created"}
+        trimmed = encode(WithoutCreated(registry)).decode().splitlines()
+        assert trimmed == [
+            line
+            for line in own
+            if line == "# EOF" or line_name(line) not in {"c_created", "h_created"}
+        ]
+        assert "g_created 2.0" in trimmed

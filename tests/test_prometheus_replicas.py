@@ -91,9 +91,7 @@ def model_gauges(exposition: str) -> set[str]:
     return {
         family.name
         for family in text_string_to_metric_families(exposition)
-        if family.type == "gauge"
-        and not family.name.endswith("_created")  # counters' creation times
-        and any("model" in sample.labels for sample in family.samples)
+        if family.type == "gauge" and any("model" in sample.labels for sample in family.samples)
     }
 
 

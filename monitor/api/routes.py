@@ -41,6 +41,7 @@ from monitor.errors import (
 from monitor.evaluation import OUTPUT_NAMES
 from monitor.evaluation.document import to_document
 from monitor.ingest.payload import Payload
+from monitor.metrics import WithoutCreated
 from monitor.service import Service
 
 ModelName = Annotated[str, Path(description="A model name from the config.")]
@@ -410,7 +411,7 @@ def build_router(service: Service, *, slots: DecodeSlots) -> APIRouter:
     def metrics(request: Request) -> Response:
         """Prometheus text format, or OpenMetrics when the Accept header asks for it."""
         encoder, content_type = choose_encoder(request.headers.get("accept", ""))
-        return Response(encoder(service.registry), media_type=content_type)
+        return Response(encoder(WithoutCreated(service.registry)), media_type=content_type)
 
     return router
 
