@@ -190,13 +190,15 @@ class Stack:
         params = {"match[]": match, "start": start, "end": end}
         return sorted(self.api(f"label/{label}/values", params))
 
-    def alerts(self, name: str) -> list[dict[str, Any]]:
-        """The pending or firing alerts called ``name``."""
+    def alerts(self, name: str, rule: str | None = None) -> list[dict[str, Any]]:
+        """The pending or firing alerts called ``name`` (of threshold rule ``rule``)."""
         answer = httpx.get(f"{self.prometheus}/api/v1/alerts", timeout=10).json()
         return [
             alert
             for alert in answer["data"]["alerts"]
-            if alert["labels"]["alertname"] == name and alert["state"] in ("pending", "firing")
+            if alert["labels"]["alertname"] == name
+            and alert["labels"].get("rule") == rule
+            and alert["state"] in ("pending", "firing")
         ]
 
 

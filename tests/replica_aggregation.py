@@ -8,7 +8,8 @@ feature ...), not one per replica:
   every replica: its innermost aggregation is ``max``, or ``min`` for a statistic that is worse
   when lower (a p-value, accuracy ...: the direction of ``monitor.thresholds``), so the value
   is the one the alert rules compare, and never ``sum`` (which would count it once a replica);
-* ``drift_monitor_build_info`` is counted by version (how many replicas run each).
+* ``drift_monitor_build_info`` is counted (how many replicas run each version, or serve a job);
+* ``absent(...)`` needs nothing: it gives one series, or none, whatever the replicas.
 
 ``unaggregated(expr)`` lists what breaks these; the static tests of ``rules.yml`` and of the
 dashboards use it, and ``test_prometheus_replicas.py`` checks the outcome against two real
@@ -23,7 +24,8 @@ from monitor.thresholds import LOWER_IS_WORSE
 
 METRIC = re.compile(r"(?<![A-Za-z0-9_:])drift_monitor_[A-Za-z0-9_:]*")
 AGGREGATION = re.compile(
-    r"\b(sum|max|min|count|avg|group|topk|bottomk|quantile|stddev|stdvar)\s*"
+    r"\b(sum|max|min|count|avg|group|topk|bottomk|quantile|stddev|stdvar"
+    r"|absent|absent_over_time)\s*"
     r"(?:(?:by|without)\s*\([^()]*\)\s*)?$"
 )
 COUNTER_SUFFIXES = ("_total", "_bucket", "_count", "_sum")
@@ -77,6 +79,8 @@ def unaggregated(expr: str) -> list[str]:
         aggregations = enclosing_aggregations(expr, match.start())
         want = expected_aggregation(metric)
         got = aggregations[0] if aggregations else None
+        if got in ("absent", "absent_over_time"):  # one series, or none, however many replicas
+            continue
         if got != want:
             problems.append(f"{metric}: innermost aggregation {got}, want {want} (in {expr!r})")
     return problems

@@ -64,7 +64,7 @@ def test_every_recording_rule_has_output(stack: Stack) -> None:
 
 
 def test_drift_alert_of_the_drifted_feature_is_active(stack: Stack) -> None:
-    alerts = wait_for("drift_monitor_psi alerts", lambda: stack.alerts("drift_monitor_psi"), 15)
+    alerts = wait_for("PSI alerts", lambda: stack.alerts("DriftMonitorFeatureDrift", "psi"), 15)
     active = {(a["labels"]["feature"], a["labels"]["severity"]) for a in alerts}
     assert (DRIFTED, "critical") in active, active
     assert (DRIFTED, "warning") in active, active

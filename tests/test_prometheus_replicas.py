@@ -11,8 +11,8 @@ scraped as two targets by one real Prometheus with ``deploy/prometheus`` (see
   one replica, or both, in ``$instance`` partitions what All shows, and a job, namespace or
   instance that does not exist shows nothing;
 * so does every recording rule, and every alerting rule's expression (its comparisons made
-  ``bool``, so a rule shows all its series, breaching or not), except ``drift_monitor_down``,
-  which is per instance; the drifted feature's PSI alert is one alert, not two.
+  ``bool``, so a rule shows all its series, breaching or not), except ``DriftMonitorDown``,
+  which is per target; the drifted feature's PSI alert is one alert, not two.
 
 Skips without the ``prometheus`` binary, or when MONITOR_TEST_DATABASE_URL is unset.
 """
@@ -51,6 +51,8 @@ from prometheus_stack import (
     running_stack,
 )
 from server_process import postgres_schema
+
+from monitor.alerts.names import alert_name
 
 POSTGRES_ENV = "MONITOR_TEST_DATABASE_URL"
 pytestmark = pytest.mark.skipif(PROMETHEUS is None, reason=NOT_INSTALLED)
@@ -196,11 +198,11 @@ def test_every_dashboard_query_runs_as_grafana_runs_it(stack: Stack) -> None:
     until_empty("dashboard queries that do not run as Grafana runs them", problems, 30)
 
 
-def expected_alert_series() -> set[tuple[str, str]]:
-    """(alert, severity) of the threshold rules with a level in the test's config."""
+def expected_alert_series() -> set[tuple[str, str | None, str]]:
+    """(alert, rule, severity) of the threshold rules with a level in the test's config."""
     config = yaml.safe_load(monitor_config("sqlite://"))
     return {
-        (f"drift_monitor_{statistic}", severity)
+        (alert_name(statistic), statistic, severity)
         for model in config["models"]
         for statistic, levels in model["thresholds"].items()
         for severity in ("warning", "critical")
@@ -221,29 +223,29 @@ def test_every_rule_gives_one_series_per_model(stack: Stack) -> None:
 
     until_empty("recording rules without one series per model", recorded, 30)
     problems: list[str] = []
-    with_series: set[tuple[str, str]] = set()
+    with_series: set[tuple[str, str | None, str]] = set()
     for rule in rules():
         if "alert" not in rule:
             continue
         expr = COMPARISON.sub(lambda m: f" {m.group(1)} bool ", rule["expr"])
         result = stack.query(expr)
         if result:
-            with_series.add((rule["alert"], rule["labels"]["severity"]))
-        if rule["alert"] == "drift_monitor_down":  # per instance: one series each
+            with_series.add((rule["alert"], rule["labels"].get("rule"), rule["labels"]["severity"]))
+        if rule["alert"] == "DriftMonitorDown":  # per target: one series each
             assert sorted(s["metric"].get("instance") is not None for s in result) == [True] * 2
             assert [float(s["value"][1]) for s in result] == [0.0, 0.0]  # both up
         elif per_replica(result):
             problems.append(f"{rule['alert']}: {expr}\n    per replica: {per_replica(result)}")
     assert not problems, "\n".join(problems)
     operational = {
-        ("drift_monitor_evaluation_stale", "warning"),
-        ("drift_monitor_webhook_deliveries_failing", "warning"),
-        ("drift_monitor_down", "critical"),
+        ("DriftMonitorEvaluationStale", None, "warning"),
+        ("DriftMonitorWebhookDeliveriesFailing", None, "warning"),
+        ("DriftMonitorDown", None, "critical"),
     }
     assert with_series == expected_alert_series() | operational
 
     def psi_alerts() -> list[str]:
-        active = stack.alerts("drift_monitor_psi")
+        active = stack.alerts("DriftMonitorFeatureDrift", "psi")
         found = [f"per replica: {a['labels']}" for a in active if "instance" in a["labels"]]
         drifted = [
             a

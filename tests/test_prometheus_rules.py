@@ -2,8 +2,11 @@
 
 * ``promtool check rules`` and ``promtool check config`` accept them;
 * ``promtool test rules rules.test.yml`` (the rules' unit tests) passes;
-* every alerting rule (name and severity) is expected to fire in some unit test, and every alert
-  name is also expected to stay silent at some evaluation time of a test;
+* every alerting rule (name, ``rule`` label and severity) is expected to fire in some unit test,
+  and every alert name is also expected to stay silent at some evaluation time of a test;
+* alert names are CamelCase, one per kind of problem (``monitor.alerts.names``), and every alert
+  has ``summary``, ``description`` and a ``runbook_url`` into the published docs;
+* no rule selects a job by name (the operator names the job after the Service);
 * every statistic the service can threshold has a warning and a critical rule comparing it with
   ``drift_monitor_threshold`` of that statistic and severity, in the direction of
   ``monitor.thresholds`` (at or above, or at or below).
@@ -23,6 +26,7 @@ import pytest
 import yaml
 from replica_aggregation import unaggregated
 
+from monitor.alerts.names import ALERT_NAMES, DOCS_URL, OPERATIONAL, alert_name, runbook_url
 from monitor.config.schema import AUTO_STATISTICS
 from monitor.thresholds import HIGHER_IS_WORSE, LOWER_IS_WORSE
 
@@ -105,9 +109,10 @@ def test_promtool_check_config() -> None:
 
 
 def test_every_alerting_rule_has_unit_tests() -> None:
+    """Each rule, told apart by (alert name, ``rule`` label, severity), fires in some test."""
     tests = yaml.safe_load(RULE_TESTS.read_text())
     assert tests["rule_files"] == ["rules.yml"]
-    fired: set[tuple[str, str]] = set()
+    fired: set[tuple[str, str | None, str]] = set()
     silent: set[str] = set()
     for case in tests["tests"]:
         for check in case.get("alert_rule_test", []):
@@ -116,13 +121,17 @@ def test_every_alerting_rule_has_unit_tests() -> None:
             if not expected:
                 silent.add(name)
             for alert in expected:
-                fired.add((name, alert["exp_labels"]["severity"]))
-    rules = {(rule["alert"], rule["labels"]["severity"]) for rule in alerting_rules()}
+                labels = alert["exp_labels"]
+                fired.add((name, labels.get("rule"), labels["severity"]))
+    rules = {
+        (rule["alert"], rule["labels"].get("rule"), rule["labels"]["severity"])
+        for rule in alerting_rules()
+    }
     assert rules, "no alerting rules in rules.yml"
     assert sorted(rules - fired) == [], "alerting rules never expected to fire in rules.test.yml"
-    names = {name for name, _ in rules}
+    names = {name for name, _, _ in rules}
     assert sorted(names - silent) == [], "alerts never expected to stay silent in rules.test.yml"
-    assert sorted({name for name, _ in fired} - names) == [], "tests of alerts that do not exist"
+    assert sorted(fired - rules) == [], "tests of alerts that do not exist"
 
 
 @pytest.mark.parametrize("statistic", sorted(HIGHER_IS_WORSE | LOWER_IS_WORSE))
@@ -133,11 +142,11 @@ def test_every_threshold_statistic_has_a_rule_in_its_direction(
     rules = [
         rule
         for rule in alerting_rules()
-        if rule["alert"] == f"drift_monitor_{statistic}" and rule["labels"]["severity"] == severity
+        if rule["labels"].get("rule") == statistic and rule["labels"]["severity"] == severity
     ]
-    assert len(rules) == 1, f"want one {severity} rule drift_monitor_{statistic}, got {rules}"
+    assert len(rules) == 1, f"want one {severity} rule of {statistic}, got {rules}"
     (rule,) = rules
-    assert rule["labels"]["rule"] == statistic
+    assert rule["alert"] == alert_name(statistic)
     expr = " ".join(rule["expr"].split())
     operator = ">=" if statistic in HIGHER_IS_WORSE else "<="
     series = rf"(max|min) by \((model|model, feature)\) \({re.escape(metric_of(statistic))}\)"
@@ -157,19 +166,43 @@ def test_every_threshold_statistic_has_a_rule_in_its_direction(
 
 
 def test_operational_alerts() -> None:
-    by_name = {rule["alert"]: rule for rule in alerting_rules()}
-    stale = " ".join(by_name["drift_monitor_evaluation_stale"]["expr"].split())
+    by_name = {rule["alert"]: rule for rule in alerting_rules() if "rule" not in rule["labels"]}
+    assert sorted(by_name) == sorted(OPERATIONAL)
+    stale = " ".join(by_name["DriftMonitorEvaluationStale"]["expr"].split())
     assert "time() - max by (model) (drift_monitor_last_evaluation_timestamp_seconds) >" in stale
-    webhooks = " ".join(by_name["drift_monitor_webhook_deliveries_failing"]["expr"].split())
+    webhooks = " ".join(by_name["DriftMonitorWebhookDeliveriesFailing"]["expr"].split())
     assert 'increase(drift_monitor_webhook_deliveries_total{outcome="failed"}[15m])' in webhooks
     assert webhooks.endswith("> 0")
+
+
+def test_no_rule_depends_on_the_job_name() -> None:
+    """The job is drift-monitor in prometheus.yml, the Service's name from a ServiceMonitor
+    without jobLabel: no rule selects a job (or instance) by name. rules.test.yml evaluates
+    DriftMonitorDown with static-config and prometheus-operator labels."""
+    for rule in rules():
+        assert not re.search(r"\b(job|instance)\s*(=|!=|=~|!~)", rule["expr"]), rule["expr"]
+    tests = RULE_TESTS.read_text()
+    operator_labels = ("job", "namespace", "service", "endpoint", "pod", "container", "instance")
+    assert re.search(r"up\{" + ", ".join(f'{label}="[^"]+"' for label in operator_labels), tests)
+
+
+def test_every_alert_has_summary_description_and_a_runbook() -> None:
+    names = {rule["alert"] for rule in alerting_rules()}
+    assert names == {*ALERT_NAMES.values(), *OPERATIONAL}
+    for rule in alerting_rules():
+        name = rule["alert"]
+        assert re.fullmatch(r"DriftMonitor(?:[A-Z][a-z]+)+", name), f"not CamelCase: {name}"
+        annotations = rule["annotations"]
+        assert set(annotations) == {"summary", "description", "runbook_url"}, name
+        assert annotations["runbook_url"] == runbook_url(name)
+        assert annotations["runbook_url"] == f"{DOCS_URL}runbooks/{name}/"
 
 
 def test_every_rule_aggregates_over_replicas() -> None:
     """Several replicas give one series per model (and feature) in every recording and alerting
     rule: counters summed, model gauges by max (min when lower is worse), see
-    ``replica_aggregation``; only drift_monitor_down is per instance (``up``)."""
+    ``replica_aggregation``; only DriftMonitorDown is per target (``up``)."""
     problems = [problem for rule in rules() for problem in unaggregated(rule["expr"])]
     assert not problems, "\n".join(problems)
-    (down,) = [rule for rule in alerting_rules() if rule["alert"] == "drift_monitor_down"]
-    assert down["expr"].startswith('up{job="drift-monitor"} == 0')  # one alert per instance
+    (down,) = [rule for rule in alerting_rules() if rule["alert"] == "DriftMonitorDown"]
+    assert down["expr"].startswith("up == 0\n")  # one alert per target

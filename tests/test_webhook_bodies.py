@@ -18,7 +18,7 @@ from monitor.config import load_config, parse_config
 from monitor.errors import ConfigError
 from monitor.service import Service
 from monitor.webhooks.bodies import alertmanager, fill
-from monitor.webhooks.events import alert_event
+from monitor.webhooks.events import alert_event, webhook_test_event
 
 EXAMPLES = Path(__file__).parent.parent / "examples" / "webhooks"
 
@@ -94,17 +94,44 @@ def test_alertmanager_payload() -> None:
     assert (body["version"], body["status"], body["receiver"]) == ("4", "firing", "pager")
     (alert,) = body["alerts"]
     assert alert["labels"] == {
-        "alertname": "drift_monitor_psi",
+        "alertname": "DriftMonitorFeatureDrift",
         "model": "credit",
         "rule": "psi",
         "feature": "age",
         "severity": "critical",
+    }
+    assert alert["annotations"] == {
+        "summary": "credit: psi of age is 0.31 (critical at 0.25): firing",
+        "event_id": event["id"],
+        "export": event["links"]["export"],
+        "runbook_url": (
+            "https://drift-monitor.readthedocs.io/en/latest/runbooks/DriftMonitorFeatureDrift/"
+        ),
     }
     assert alert["startsAt"] == event["created_at"] and alert["endsAt"] == "0001-01-01T00:00:00Z"
     assert body["commonLabels"] == alert["labels"] and len(alert["fingerprint"]) == 16
     resolved = alertmanager(firing(feature="age", type="alert.resolved"), route="pager")
     assert resolved["status"] == resolved["alerts"][0]["status"] == "resolved"
     assert resolved["alerts"][0]["fingerprint"] == alert["fingerprint"]  # the same alert
+
+
+def test_alertmanager_labels_of_a_model_rule_and_of_a_test_event() -> None:
+    """A model-level rule has no feature label; an event that is no alert is named after its
+    type and has no runbook."""
+    (alert,) = alertmanager(firing(rule="accuracy", feature=None), route="pager")["alerts"]
+    assert alert["labels"] == {
+        "alertname": "DriftMonitorPerformanceDegraded",
+        "model": "credit",
+        "rule": "accuracy",
+        "severity": "critical",
+    }
+    assert alert["annotations"]["runbook_url"].endswith(
+        "/runbooks/DriftMonitorPerformanceDegraded/"
+    )
+    test_event = webhook_test_event("pager", 1_767_225_600.0)
+    (alert,) = alertmanager(test_event, route="pager")["alerts"]
+    assert alert["labels"] == {"alertname": "DriftMonitorWebhookTest"}
+    assert set(alert["annotations"]) == {"summary", "event_id"}
 
 
 def write_config(tmp_path: Path, route: str, template: str | None = None) -> Path:

@@ -2,7 +2,8 @@
 
 * ``event`` (default): the event document itself (README: Alerts, Webhooks);
 * ``alertmanager``: an Alertmanager webhook payload (``"version": "4"``), one alert per event,
-  for receivers built for Prometheus alerts;
+  for receivers built for Prometheus alerts, with the alert names and labels of the shipped
+  Prometheus rules (``monitor.alerts.names``);
 * ``template``: a JSON file with ``${name}`` placeholders (``string.Template``), for an API
   that wants its own shape: GitHub ``repository_dispatch``, Airflow's ``dagRuns``, Argo
   Events, Kubeflow Pipelines, Slack (see ``examples/webhooks/``).
@@ -17,10 +18,13 @@ placeholders, and a body that is not JSON once filled in, are config errors.
 from __future__ import annotations
 
 import hashlib
+import re
 import string
 from typing import Any
 
 import orjson
+
+from monitor.alerts.names import alert_name, runbook_url
 
 TEXT_FIELDS = (
     "id",
@@ -132,8 +136,10 @@ def check(template: str) -> None:
 def alertmanager(event: dict[str, Any], *, route: str) -> dict[str, Any]:
     """An Alertmanager webhook payload (version 4) holding the event as its one alert."""
     resolved = event.get("type") == "alert.resolved"
+    rule = event.get("rule")
+    alertname = alert_name(rule) if rule else _camel_case(f"drift_monitor.{event.get('type')}")
     labels = {
-        "alertname": f"drift_monitor_{event.get('rule') or event.get('type')}",
+        "alertname": alertname,
         "model": event.get("model") or "",
         "rule": event.get("rule") or "",
         "feature": event.get("feature") or "",
@@ -142,6 +148,8 @@ def alertmanager(event: dict[str, Any], *, route: str) -> dict[str, Any]:
     labels = {k: v for k, v in labels.items() if v}
     fingerprint = hashlib.sha256(orjson.dumps(labels, option=orjson.OPT_SORT_KEYS)).hexdigest()
     annotations = {"summary": summary(event), "event_id": event["id"]}
+    if rule:
+        annotations["runbook_url"] = runbook_url(alertname)
     if event.get("links", {}).get("export"):
         annotations["export"] = event["links"]["export"]
     alert = {
@@ -165,6 +173,14 @@ def alertmanager(event: dict[str, Any], *, route: str) -> dict[str, Any]:
         "externalURL": "",
         "alerts": [alert],
     }
+
+
+def _camel_case(name: str) -> str:
+    """
+    >>> _camel_case("drift_monitor.webhook.test")
+    'DriftMonitorWebhookTest'
+    """
+    return "".join(part.capitalize() for part in re.split(r"[._]", name))
 
 
 def _text(value: Any) -> str:
