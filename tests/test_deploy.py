@@ -178,7 +178,14 @@ def test_kustomization_lists_every_manifest() -> None:
     files = {p.name for p in KUBERNETES.glob("*.yaml")} - {"kustomization.yaml"}
     assert sorted(kustomization["resources"]) == sorted(files)
     kinds = sorted(d["kind"] for d in manifests())
-    assert kinds == ["ConfigMap", "Deployment", "Secret", "Service", "ServiceMonitor"]
+    assert kinds == [
+        "ConfigMap",
+        "Deployment",
+        "PrometheusRule",
+        "Secret",
+        "Service",
+        "ServiceMonitor",
+    ]
 
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
