@@ -5,7 +5,8 @@
 * every alerting rule (name, ``rule`` label and severity) is expected to fire in some unit test,
   and every alert name is also expected to stay silent at some evaluation time of a test;
 * alert names are CamelCase, one per kind of problem (``monitor.alerts.names``), and every alert
-  has ``summary``, ``description`` and a ``runbook_url`` into the published docs;
+  has ``summary``, ``description`` and a ``runbook_url`` into the published docs, a page of
+  ``docs/runbooks/`` (what to check, what to do);
 * no rule selects a job by name (the operator names the job after the Service);
 * every statistic the service can threshold has a warning and a critical rule comparing it with
   ``drift_monitor_threshold`` of that statistic and severity, in the direction of
@@ -31,6 +32,8 @@ from monitor.config.schema import AUTO_STATISTICS
 from monitor.thresholds import HIGHER_IS_WORSE, LOWER_IS_WORSE
 
 ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+RUNBOOKS = DOCS / "runbooks"
 DEPLOY = ROOT / "deploy" / "prometheus"
 RULES = DEPLOY / "rules.yml"
 RULE_TESTS = DEPLOY / "rules.test.yml"
@@ -195,7 +198,41 @@ def test_every_alert_has_summary_description_and_a_runbook() -> None:
         annotations = rule["annotations"]
         assert set(annotations) == {"summary", "description", "runbook_url"}, name
         assert annotations["runbook_url"] == runbook_url(name)
-        assert annotations["runbook_url"] == f"{DOCS_URL}runbooks/{name}/"
+        assert page_of(annotations["runbook_url"]) == RUNBOOKS / f"{name}.md"
+
+
+def page_of(url: str) -> Path:
+    """The Markdown file under docs/ that MkDocs publishes at ``url`` (directory URLs)."""
+    assert url.startswith(DOCS_URL) and url.endswith("/"), url
+    return DOCS / f"{url.removeprefix(DOCS_URL).removesuffix('/')}.md"
+
+
+def test_every_runbook_url_is_a_page_of_the_docs() -> None:
+    """Each alert's runbook (from the rules and from the alertmanager webhook format alike)
+    is a page under docs/runbooks/ titled with the alert's name, listed in the runbooks'
+    index; every page there is an alert's."""
+    names = {*ALERT_NAMES.values(), *OPERATIONAL}
+    index = (RUNBOOKS / "index.md").read_text()
+    for name in names:
+        page = page_of(runbook_url(name))
+        assert page.is_file(), f"{name}: no runbook {page.relative_to(ROOT)}"
+        text = page.read_text()
+        assert text.startswith(f"# {name}\n"), page
+        assert {"## Meaning", "## Diagnosis", "## Mitigation"} <= set(text.splitlines()), page
+        assert f"[{name}]({name}.md)" in index
+    pages = {path.stem for path in RUNBOOKS.glob("*.md")} - {"index"}
+    assert pages == names
+
+
+def test_docs_site_url_is_where_runbooks_point() -> None:
+    """runbook_url is built from DOCS_URL; once the docs site is configured (mkdocs.yml), it is
+    published there, with directory URLs (page.md at page/)."""
+    config = ROOT / "mkdocs.yml"
+    if not config.exists():
+        pytest.skip("no mkdocs.yml yet")
+    site = yaml.load(config.read_text(), Loader=yaml.BaseLoader)  # !!python/name tags as text
+    assert site["site_url"].rstrip("/") + "/" == DOCS_URL
+    assert site.get("use_directory_urls", "true") == "true"
 
 
 def test_every_rule_aggregates_over_replicas() -> None:
