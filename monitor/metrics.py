@@ -67,7 +67,11 @@ class Metrics:
         self, registry: CollectorRegistry, models: list[str], routes: list[str] | None = None
     ) -> None:
         self.registry = registry
-        self.info = Info("drift_monitor_build", "drift-monitor version.", registry=registry)
+        self.info = Info(
+            "drift_monitor_build",
+            "The running drift-monitor version (label version).",
+            registry=registry,
+        )
         self.info.info({"version": __version__})
         self.records_ingested = Counter(
             "drift_monitor_records_ingested",
@@ -83,7 +87,8 @@ class Metrics:
         )
         self.records_rejected = Counter(
             "drift_monitor_records_rejected",
-            "Records refused, by reason (a refused body counts each record it held, or 1).",
+            "Records refused, by reason: invalid_record counts each invalid record of a refused "
+            "batch; malformed_body, too_large and unsupported_media_type count 1 per request.",
             ["model", "reason"],
             registry=registry,
         )
@@ -107,7 +112,7 @@ class Metrics:
         )
         self.retention_deleted = Counter(
             "drift_monitor_retention_deleted_records",
-            "Raw records deleted by the retention sweep.",
+            "Raw records deleted by the retention sweep, by kind (predictions, labels).",
             ["kind"],
             registry=registry,
         )
@@ -154,7 +159,8 @@ class Metrics:
         )
         self.webhook_backlog = Gauge(
             "drift_monitor_webhook_outbox_pending",
-            "Webhook deliveries waiting in the outbox (not yet delivered nor given up), by route.",
+            "Webhook deliveries waiting in the outbox (not yet delivered nor given up), by route; "
+            "a count in the database, the same on every replica, updated every second.",
             ["route"],
             registry=registry,
         )
@@ -167,7 +173,8 @@ class Metrics:
         )
         self.request_duration = Histogram(
             "drift_monitor_http_request_duration_seconds",
-            "HTTP requests by route template, method and status class, with their latency.",
+            "HTTP requests by route template (unmatched for unknown paths), method and status "
+            "class (2xx, 4xx, ...), with their latency.",
             ["route", "method", "code"],
             registry=registry,
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
@@ -184,14 +191,16 @@ class Metrics:
         self.threshold = Gauge(
             "drift_monitor_threshold",
             "A threshold level set in the config (monitor.yaml), by model, statistic and "
-            "severity, so dashboards draw it and Prometheus rules compare against it.",
+            "severity, so dashboards draw it and Prometheus rules compare against it (per-feature "
+            "overrides are not exported).",
             ["model", "statistic", "severity"],
             registry=registry,
         )
         self.cloudevents_unpaired = Counter(
             "drift_monitor_cloudevents_unpaired",
             "Logged CloudEvents (request or response halves) dropped because their other half "
-            "did not arrive within server.cloudevents.pair_timeout.",
+            "did not arrive within server.cloudevents.pair_timeout; some unpaired requests are "
+            "normal (KServe logs a response only when the model answered 200).",
             ["model", "kind"],
             registry=registry,
         )
@@ -252,12 +261,14 @@ class DriftCollector(Collector):
         }
         status = GaugeMetricFamily(
             "drift_monitor_feature_status",
-            "Feature status: 0 ok, 1 warning, 2 critical (absent when insufficient).",
+            "Feature status: 0 ok, 1 warning, 2 critical (absent when insufficient or without a "
+            "reference).",
             labels=["model", "feature"],
         )
         samples = GaugeMetricFamily(
             "drift_monitor_window_samples",
-            "Records in the latest evaluation's window: current, and the reference.",
+            "Records in the latest evaluation: window=current (the current window) and "
+            "window=reference.",
             labels=["model", "window"],
         )
         feature_samples = GaugeMetricFamily(
@@ -272,7 +283,8 @@ class DriftCollector(Collector):
         )
         model_status = GaugeMetricFamily(
             "drift_monitor_model_status",
-            "Worst feature status of the model: 0 ok, 1 warning, 2 critical.",
+            "Worst status of the model's features (and drifted_share thresholds): 0 ok, "
+            "1 warning, 2 critical.",
             labels=["model"],
         )
         for model, evaluation in sorted(latest.items()):
@@ -316,7 +328,8 @@ class DriftCollector(Collector):
         resolved = GaugeMetricFamily(
             "drift_monitor_threshold_resolved",
             "An auto threshold level as resolved for the latest evaluation's window, by model,"
-            " feature ('' for a model-level rule), statistic and severity.",
+            " feature ('' for a model-level rule), statistic and severity; the shipped alerting"
+            " rules compare with it.",
             labels=["model", "feature", "statistic", "severity"],
         )
         resolved_samples = GaugeMetricFamily(

@@ -97,14 +97,23 @@ def _unique_names(items: list[_N], kind: str) -> list[_N]:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # the string under each field is its description (the configuration reference in docs/)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, use_attribute_docstrings=True
+    )
 
 
 class AuthConfig(_Strict):
     ingest_tokens: list[SecretStr] = []
+    """Bearer tokens (at least 16 characters each) that may send predictions, labels and
+    CloudEvents."""
     read_tokens: list[SecretStr] = []
+    """Bearer tokens that may read: models, drift, performance, alerts, deliveries, exports."""
     admin_tokens: list[SecretStr] = []
+    """Bearer tokens that may do everything, reference uploads and evaluations on demand
+    included."""
     protect_metrics: bool = False
+    """`true`: `/metrics` needs a read or admin token too."""
 
     @field_validator("ingest_tokens", "read_tokens", "admin_tokens")
     @classmethod
@@ -120,25 +129,36 @@ class AuthConfig(_Strict):
 
 
 class CloudEventsConfig(_Strict):
-    # how long the first half of a logged inference (request or response) waits for the other
     pair_timeout: Duration = timedelta(seconds=60)
+    """How long the first half of a logged inference (request or response) waits for the other;
+    then it is deleted and counted in `drift_monitor_cloudevents_unpaired_total`."""
 
 
 class ServerConfig(_Strict):
     host: str = "127.0.0.1"
+    """Address to listen on (`0.0.0.0` inside a container); `--host` overrides it."""
     port: int = Field(8000, ge=1, le=65535)
+    """Port to listen on; `--port` overrides it."""
     max_body_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    """Largest request body, in bytes (10 MiB); larger is refused with 413."""
     max_decompressed_bytes: int = Field(100 * 1024 * 1024, ge=1024)
-    # how far ahead of the server's clock a record's timestamp may be (monitor.timestamps)
+    """Largest body once `Content-Encoding: gzip` is undone, in bytes (100 MiB), over every gzip
+    member; 413 above."""
     max_timestamp_skew: Duration = timedelta(seconds=DEFAULT_MAX_FUTURE_SECONDS)
-    # the whole body must arrive within this (408 otherwise); see api.body
+    """How far ahead of the server's clock a record's, a label's or `evaluate?at=`'s time may be;
+    422 beyond."""
     body_timeout: Duration = timedelta(seconds=30)
-    # large bodies (over 1 MiB decompressed) decoded and stored at once; see api.slots
+    """The whole body must arrive within this (at most `60s`); 408 and the connection closed
+    otherwise."""
     max_concurrent_large_bodies: int = Field(1, ge=1, le=64)
-    # open connections (and requests) before uvicorn answers 503
+    """Bodies over 1 MiB decompressed that are decoded and stored at once; others wait up to 30 s,
+    then 503."""
     max_connections: int = Field(1000, ge=10)
+    """Connections and requests at once before uvicorn answers 503 (`text/plain`, uvicorn's own)."""
     auth: AuthConfig = AuthConfig()
+    """Optional bearer tokens; when any is set, every `/v1` call needs one."""
     cloudevents: CloudEventsConfig = CloudEventsConfig()
+    """Pairing of logged inferences received at `POST /v1/cloudevents`."""
 
     @field_validator("body_timeout")
     @classmethod
@@ -150,8 +170,12 @@ class ServerConfig(_Strict):
 
 class StorageConfig(_Strict):
     url: str | None = None
+    """SQLAlchemy URL: `sqlite:///path.db` or `postgresql+psycopg://user:pw@host:5432/db`.
+    `MONITOR_DATABASE_URL` overrides it; when neither is set, `sqlite:///./monitor.db`."""
     retention: Duration = timedelta(days=7)
+    """Raw predictions and labels older than this (by their timestamp) are deleted."""
     retention_check: Duration = timedelta(hours=1)
+    """How often the retention sweep runs (it also runs at start)."""
 
     @field_validator("url")
     @classmethod
@@ -163,7 +187,10 @@ class StorageConfig(_Strict):
 
 class FeatureConfig(_Strict):
     name: Name
+    """The feature's key in records: letters, digits, `_ . -`; not starting with `__`."""
     type: Literal["numeric", "categorical"]
+    """`numeric` (numbers) or `categorical` (strings, integers or booleans); `null` marks a
+    missing value."""
 
     @field_validator("name")
     @classmethod
@@ -190,8 +217,12 @@ class ReferenceConfig(_Strict):
     does not learn where the host keeps its files."""
 
     path: Path | None = None
+    """A CSV, JSON or JSONL file of reference records, relative to the config file; loaded at
+    start, stored as a new version when its content changed."""
     first_records: int | None = Field(None, ge=1)
+    """The first N records ingested for the model, taken once N exist."""
     previous_window: bool = False
+    """`true`: the window before the current one."""
     _written_path: str | None = PrivateAttr(None)
 
     @property
@@ -233,7 +264,9 @@ class WindowConfig(_Strict):
     """Exactly one of: the last ``duration`` of records, or the last ``records`` records."""
 
     duration: Duration | None = None
+    """Predictions with time in `(now - duration, now]`."""
     records: int | None = Field(None, ge=1)
+    """The last N records received, whatever their timestamps."""
 
     @model_validator(mode="after")
     def _exactly_one(self) -> WindowConfig:
@@ -244,7 +277,9 @@ class WindowConfig(_Strict):
 
 class LevelsConfig(_Strict):
     warning: float | None = None
+    """The feature's warning level."""
     critical: float | None = None
+    """The feature's critical level."""
 
     @model_validator(mode="after")
     def _at_least_one(self) -> LevelsConfig:
@@ -290,11 +325,15 @@ REGRESSION_METRICS = ("mae", "rmse", "mape", "r2")
 
 class ThresholdConfig(_Strict):
     warning: Level | None = None
+    """Warning level: a number, or `auto` (derived from `calibration`)."""
     critical: Level | None = None
-    # a feature statistic's rule applies to every feature unless narrowed to these
+    """Critical level: a number, or `auto` (derived from `calibration`)."""
     features: list[str] | None = None
-    # per-feature levels replacing warning and critical for that feature
+    """Narrow a feature statistic's rule to these features (or `__prediction__`, `__label__`);
+    all when unset."""
     overrides: dict[str, LevelsConfig] = {}
+    """`{feature: {warning, critical}}`: other levels for a feature (for its status and its
+    alerts)."""
 
     def for_feature(self, feature: str) -> ThresholdConfig | None:
         """The levels that apply to ``feature``; None if the rule does not cover it."""
@@ -324,45 +363,71 @@ class ThresholdConfig(_Strict):
 
 
 class CalibrationConfig(_Strict):
-    #: expected firing alerts per week, over all the model's ``auto`` rules, on data drawn from
-    #: the reference's distribution (critical; warning levels get ten times as many)
     false_alarms_per_week: float = Field(gt=0, le=10_000)
+    """Expected firing alerts a week over all the model's `auto` rules, on data drawn from the
+    reference's distribution (critical; warning levels get ten times as many): the budget
+    `auto` levels are derived from."""
 
 
 class AlertsConfig(_Strict):
     for_: int = Field(1, alias="for", ge=1)
+    """Consecutive breaching evaluations before an alert fires (and back inside the thresholds
+    before it resolves)."""
     routes: list[Name] = []
+    """Names of `webhooks` that receive the model's alerts."""
     correction: Literal["none", "bonferroni", "benjamini-hochberg"] = "none"
+    """Multiple-testing correction of the p-value rules across features."""
 
 
 class DriftConfig(_Strict):
     bins: int = Field(10, ge=2, le=100)
+    """PSI quantile bins of numeric features."""
     max_categories: int = Field(50, ge=1, le=10_000)
+    """Categories kept by name in a categorical profile; the rest are folded into `__other__`."""
     exact_max_samples: int = Field(100_000, ge=1_000)
+    """Above this many records in the window, statistics come from per-bucket histograms."""
     bucket: Duration = timedelta(minutes=1)
+    """Time bucket of the histogram path and of the labelled-window summaries."""
 
 
 class PerformanceConfig(_Strict):
     window_by: Literal["prediction_time", "label_time"] = "prediction_time"
+    """Select a window's labelled predictions by their prediction time or their label time."""
 
 
 class ModelConfig(_Strict):
     name: Name
+    """Letters, digits, `_ . -`; used in URLs and as the `model` metric label."""
     task: Literal["classification", "regression"]
+    """What the model predicts: a class or a number."""
     classes: list[ClassLabel] | None = None
+    """Classification only, and required there: every class label the model outputs (compared as
+    strings)."""
     features: list[FeatureConfig] = Field(min_length=1)
+    """Every input the model logs (at least one); each record carries every one."""
     reference: ReferenceConfig | None = None
+    """What no drift looks like: exactly one of `path`, `first_records`, `previous_window`;
+    unset, upload one with `PUT /v1/models/{model}/reference`."""
     window: WindowConfig = WindowConfig(duration=timedelta(hours=1))
+    """The current window, exactly one of `duration` and `records`; drift and performance use
+    the same one."""
     schedule: Duration = timedelta(minutes=1)
+    """How often the model is evaluated."""
     min_samples: int = Field(100, ge=1)
+    """Fewer samples than this: a statistic is reported `insufficient`."""
     thresholds: dict[StatisticName, ThresholdConfig] = {}
+    """`statistic: {warning, critical}` (at least one level); each is an alert rule."""
     calibration: CalibrationConfig | None = None
+    """The false-alarm budget `auto` levels are derived from; unset, no level may be `auto`."""
     alerts: AlertsConfig = AlertsConfig()
+    """How threshold breaches become alerts, and where they are sent."""
     drift: DriftConfig = DriftConfig()
+    """Tuning of the drift statistics."""
     performance: PerformanceConfig = PerformanceConfig()
-    # the KServe InferenceService / SeldonDeployment whose logged CloudEvents are this model's
-    # (default: the model's name)
+    """Which labelled predictions a window holds."""
     inference_service: str | None = None
+    """The KServe InferenceService / SeldonDeployment whose logged CloudEvents are this model's;
+    unset, the model's name."""
 
     @field_validator("features")
     @classmethod
@@ -421,24 +486,34 @@ class ModelConfig(_Strict):
 
 class WebhookConfig(_Strict):
     name: Name
+    """The route's name, listed in a model's `alerts.routes`."""
     # declared before url, so that url's check can see it
     allow_private: bool = False
+    """`true` allows loopback, private, link-local and other special-purpose destinations."""
     url: Annotated[str, Field(pattern=r"^https?://[^\s/]+")]
+    """Where events are POSTed (`http://` or `https://`)."""
     secret: SecretStr | None = None
+    """Signing key: `whsec_<base64 key>` (Standard Webhooks) or any other string (its UTF-8
+    bytes); unset, deliveries are unsigned."""
     timeout: Duration = timedelta(seconds=10)
+    """Time allowed for each delivery attempt."""
     max_retry: Duration = timedelta(hours=24)
-    # after an alert fires to this route, the same alert firing again within this long is not
-    # sent to it (recorded in the history all the same): a flapping rule cannot flood it
+    """Retry a delivery this long after its event was queued, then give it up as failed."""
     cooldown: Duration | None = None
-    # a retraining trigger: sent the firing that starts each episode of the model being in
-    # alert (no other alert of the model firing), not every alert, escalation or resolution;
-    # its cooldown then counts per model
+    """After an alert fires to this route, the same alert firing again within this long is not
+    sent to it (recorded in the history all the same): a flapping rule cannot flood it."""
     retrain: bool = False
-    # the body: the event itself, an Alertmanager (v4) payload, or a template file's
+    """A retraining trigger: sent only the firing that starts each episode of the model being
+    in alert (no other alert of the model firing), never an escalation or a resolution; its
+    `cooldown` then counts per model."""
     format: Literal["event", "alertmanager", "template"] = "event"
+    """The body: the event itself, an Alertmanager (v4) payload, or a `template` file's."""
     template: Path | None = None
-    # extra request headers, e.g. an API token (use ${ENV}); never logged
+    """With `format: template`: a JSON file with `${name}` placeholders, relative to the config
+    file."""
     headers: dict[str, SecretStr] = {}
+    """Extra request headers, e.g. an API token (use `${ENV}`); never logged. The `webhook-*`,
+    content and `Host` headers are drift-monitor's own."""
 
     @field_validator("template")
     @classmethod
@@ -488,9 +563,13 @@ class WebhookConfig(_Strict):
 
 class Config(_Strict):
     server: ServerConfig = ServerConfig()
+    """The HTTP server: address, body limits, tokens."""
     storage: StorageConfig = StorageConfig()
+    """The database and the retention of raw records."""
     models: list[ModelConfig] = Field(min_length=1)
+    """The monitored models (at least one)."""
     webhooks: list[WebhookConfig] = []
+    """Routes alert events are POSTed to."""
 
     @field_validator("models")
     @classmethod
