@@ -90,6 +90,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import docs_region
 import numpy as np
 import numpy.typing as npt
 import orjson
@@ -1349,6 +1350,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--db", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--shift", type=float, default=0.0, help=argparse.SUPPRESS)
+    docs_region.add_option(parser)
     args = parser.parse_args(argv)
     args.sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     args.windows = [int(s) for s in args.windows.split(",") if s.strip()]
@@ -1413,6 +1415,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print()
         print(compute_table(compute, tools))
         print()
+        docs_region.write(args.write_docs, "drift-compute", compute_table(compute, tools))
     if rows and reference is not None:
         print("Part 2: Service.evaluate end to end (SQLite file, 1 h window, 1 min buckets)")
         print()
@@ -1420,6 +1423,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print()
         print(service_table(rows))
         print()
+        docs_region.write(
+            args.write_docs, "drift-service", reference_line(reference), service_table(rows)
+        )
         print("Where Service.evaluate's time goes (ms, calls; nested steps indented)")
         print()
         print(breakdown_table(rows))

@@ -84,6 +84,8 @@ import scipy.stats  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import docs_region  # noqa: E402
+
 from monitor.alerts.lifecycle import Alert, step  # noqa: E402
 from monitor.alerts.observe import observe  # noqa: E402
 from monitor.config import ModelConfig, parse_config  # noqa: E402
@@ -615,6 +617,7 @@ def main() -> int:
     parser.add_argument("--weeks", type=int, help="quiet weeks (seeds); default 30, quick 10")
     parser.add_argument("--drift-seeds", type=int, help="references for the drifts; 10, quick 3")
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    docs_region.add_option(parser)
     args = parser.parse_args()
     weeks = args.weeks or (10 if args.quick else 30)
     drift_seeds = args.drift_seeds or (3 if args.quick else 10)
@@ -679,8 +682,7 @@ def main() -> int:
         " critical breaches / week |"
         + "".join(f" {label}: caught, median delay |" for label, _ in SHIFTS)
     )
-    print(header)
-    print("|" + " --- |" * (4 + len(SHIFTS)))
+    lines = [header, "|" + " --- |" * (4 + len(SHIFTS))]
     summary: dict[str, dict[str, float]] = {}
     names = {
         "fixed": "fixed (README)",
@@ -700,10 +702,12 @@ def main() -> int:
             cells.append(f" {caught:.0%}, {show_delay(median)} |")
             summary.setdefault(name, {})[f"delay{shift_index}"] = median
         summary[name].update(mean=mean, high=high)
-        print(
+        lines.append(
             f"| {names[name]} | {mean:.2f} ({low:.2f} to {high:.2f}) | {firing:.2f} |"
             f" {breaches:.2f} |" + "".join(cells)
         )
+    print("\n".join(lines))
+    docs_region.write(args.write_docs, "false-alarms", "\n".join(lines))
     auto_breach = float(np.mean([r["breaches"]["auto"] for r in weekly]))
     print()
     print(

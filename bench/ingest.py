@@ -45,6 +45,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import docs_region
 from postgres import fresh_postgres, postgres_unreachable
 
 HERE = Path(__file__).resolve().parent
@@ -400,6 +401,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--postgres-url", default=DEFAULT_POSTGRES_URL, help="database; recreated, then dropped"
     )
     parser.add_argument("--wrk", default=shutil.which("wrk") or "wrk", help="wrk executable")
+    docs_region.add_option(parser)
     args = parser.parse_args(argv)
     args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     unknown = set(args.backends) - {"sqlite", "postgresql"}
@@ -460,6 +462,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print("Targets:")
     print("\n".join(targets(results)))
+    docs_region.write(args.write_docs, "ingest", table(results))
     return 1 if any(r.errors for r in results) else 0
 
 

@@ -32,6 +32,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import docs_region
 from ingest import free_port, wait_ready
 
 HOST = "127.0.0.1"
@@ -98,6 +99,7 @@ def main() -> int:
     parser.add_argument("--size-mib", type=float, default=100.0)
     parser.add_argument("--concurrent", default="3", help="bodies at once, e.g. 3 or 2,3,6")
     parser.add_argument("--database", help="database URL (default: SQLite in a temp dir)")
+    docs_region.add_option(parser)
     args = parser.parse_args()
     cases = [1, *(int(n) for n in args.concurrent.split(",") if int(n) != 1)]
     size = int(args.size_mib * 1024 * 1024)
@@ -155,10 +157,12 @@ def main() -> int:
         finally:
             process.terminate()
             process.wait(timeout=30)
-    print("| case | peak RSS | extra over idle | time |\n| --- | ---: | ---: | ---: |")
+    lines = ["| case | peak RSS | extra over idle | time |", "| --- | ---: | ---: | ---: |"]
     for label, peak, extra, seconds in rows:
         extra_text = f"{extra / 1024:.0f} MB" if extra else ""
-        print(f"| {label} | {peak / 1024:.0f} MB | {extra_text} | {seconds} |")
+        lines.append(f"| {label} | {peak / 1024:.0f} MB | {extra_text} | {seconds} |")
+    print("\n".join(lines))
+    docs_region.write(args.write_docs, "memory", "\n".join(lines))
     return 0
 
 

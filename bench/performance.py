@@ -67,6 +67,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import docs_region
 import numpy as np
 import numpy.typing as npt
 from postgres import fresh_postgres, postgres_unreachable
@@ -557,6 +558,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--profile", action="store_true", help="cProfile ours at the largest size, per backend"
     )
     parser.add_argument("--profile-lines", type=int, default=25, help="functions to list")
+    docs_region.add_option(parser)
     args = parser.parse_args(argv)
     args.backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     unknown = set(args.backends) - {"sqlite", "postgresql"}
@@ -603,6 +605,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print("Target:")
     print("\n".join(targets(results)))
+    docs_region.write(args.write_docs, "performance", table(results))
     return 0
 
 

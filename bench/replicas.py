@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import docs_region
 from ingest import (
     HOST,
     Processes,
@@ -452,6 +453,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--skip-ingest", action="store_true", help="evaluations only")
     parser.add_argument("--connections", type=int, default=8, help="wrk connections in all")
     parser.add_argument("--wrk", default=shutil.which("wrk") or "wrk", help="wrk executable")
+    docs_region.add_option(parser)
     args = parser.parse_args(argv)
     args.replicas = [int(n) for n in args.replicas.split(",") if n.strip()]
     args.periods = 5 if args.quick else 10  # schedule periods measured per replica count
@@ -534,6 +536,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("Ingest")
         print()
         print(ingest_table(ingest))
+    tables = [evaluation_table(evaluations)] + ([ingest_table(ingest)] if ingest else [])
+    docs_region.write(args.write_docs, "replicas", *tables)
     return 1 if any(r.errors for r in ingest) else 0
 
 

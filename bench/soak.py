@@ -51,6 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import docs_region
 from ingest import (
     Processes,
     _raise_on_sigterm,
@@ -415,6 +416,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--tracemalloc", action="store_true", help="with --probe: trace Python allocations too"
     )
+    docs_region.add_option(parser)
     args = parser.parse_args(argv)
     if args.minutes <= 0 or args.rate <= 0 or args.batch < 1 or args.clients < 1:
         parser.error("--minutes, --rate, --batch and --clients must be positive")
@@ -461,6 +463,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     print()
     print(table([outcome]))
+    docs_region.write(args.write_docs, "soak", table([outcome]))
     print()
     print(
         f"sent {outcome.sent:,} predictions and {outcome.labels:,} labels in "
