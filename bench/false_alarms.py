@@ -21,8 +21,8 @@ be the simulation's, one for one.
 The three schemes, every rule on every column the service applies it to (the 6 features, the
 prediction and the label: ``__prediction__``, ``__label__``):
 
-* fixed: the README's ``psi: {warning: 0.1, critical: 0.25}``, ``ks_pvalue: {critical: 0.01}``,
-  ``accuracy: {warning: 0.9, critical: 0.8}``;
+* fixed: the levels the example config used to ship, ``psi: {warning: 0.1, critical:
+  0.25}``, ``ks_pvalue: {critical: 0.01}``, ``accuracy: {warning: 0.9, critical: 0.8}``;
 * NannyML-style: the reference cut into chunks of the window's size (27 of 360); each chunk's
   statistic against the whole reference (the chunk is part of it, as NannyML does it); the
   critical level is mean + 3 standard deviations for PSI and the KS statistic (the KS rule is
@@ -685,7 +685,7 @@ def main() -> int:
     lines = [header, "|" + " --- |" * (4 + len(SHIFTS))]
     summary: dict[str, dict[str, float]] = {}
     names = {
-        "fixed": "fixed (README)",
+        "fixed": "fixed (old example)",
         "nannyml": "NannyML-style (3 sd)",
         "auto": "auto (budget 1)",
         "matched": f"auto at budget {MATCHED_BUDGET:g}, as numbers (critical only)",

@@ -623,27 +623,29 @@ def test_the_scheduler_sends_the_outbox(engine: Engine, receiver: Receiver) -> N
     assert orjson.loads(body)["type"] == "webhook.test"
 
 
-def test_the_readme_receiver_code_verifies_a_delivery(engine: Engine, receiver: Receiver) -> None:
+def test_the_documented_receiver_code_verifies_a_delivery(
+    engine: Engine, receiver: Receiver
+) -> None:
     import re
     from pathlib import Path
 
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    page = (Path(__file__).parent.parent / "docs" / "alerts.md").read_text()
     (snippet,) = [
         block
-        for block in re.findall(r"```python\n(.*?)```", readme, re.S)
+        for block in re.findall(r"```python\n(.*?)```", page, re.S)
         if "def verify(secret" in block
     ]
     namespace: dict[str, Any] = {}
     exec(snippet, namespace)
-    readme_verify = namespace["verify"]
+    documented_verify = namespace["verify"]
     clock = Clock()
     service = make_service(engine, receiver.url, clock)
     service.send_test_event("hook")
     service.webhooks.run_once()
     ((headers, body),) = receiver.requests
-    assert readme_verify(SECRET, headers, body) is True
-    assert readme_verify(SECRET, headers, body + b" ") is False
-    assert readme_verify("whsec_" + "QUJD", headers, body) is False
+    assert documented_verify(SECRET, headers, body) is True
+    assert documented_verify(SECRET, headers, body + b" ") is False
+    assert documented_verify("whsec_" + "QUJD", headers, body) is False
     service.stop()
 
 
