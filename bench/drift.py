@@ -281,7 +281,7 @@ def psi(reference: FloatArray, counts: npt.NDArray[np.int64]) -> float:
 
 
 def floor_numeric_reference(values: FloatArray) -> FloorNumeric:
-    """Decile edges as the README defines them (inverted CDF, ties merged, max dropped)."""
+    """Decile edges as docs/drift.md defines them (inverted CDF, ties merged, max dropped)."""
     ordered = np.sort(values)
     quantiles = np.arange(1, PSI_BINS) / PSI_BINS
     edges = np.unique(np.quantile(ordered, quantiles, method="inverted_cdf"))

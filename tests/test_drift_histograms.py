@@ -51,7 +51,7 @@ def make_service(engine: Engine, clock: Clock) -> Service:
 
 
 def independent_psi(reference: np.ndarray, current: np.ndarray, bins: int = 10) -> float:
-    """PSI as the README defines it: inverted-CDF decile edges of the reference (ties merged,
+    """PSI as docs/drift.md defines it: inverted-CDF decile edges of the reference (ties merged,
     an edge at the maximum dropped), right-closed bins, empty proportions set to 1e-4."""
     edges = np.unique(np.quantile(reference, np.arange(1, bins) / bins, method="inverted_cdf"))
     edges = edges[edges < reference.max()]

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ADMIN = "admin-token-0123456789a"
 READ = "read-token-0123456789ab"
 INGEST = "ingest-token-0123456789"
-# Small enough for CI (about 25 s on 2 cores); README "Development" runs it with more.
+# Small enough for CI (about 25 s on 2 cores); docs/development.md runs it with more.
 MAX_EXAMPLES = os.environ.get("MONITOR_SCHEMATHESIS_EXAMPLES", "30")
 
 AUTH = f"""

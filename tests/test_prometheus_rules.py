@@ -44,7 +44,7 @@ needs_promtool = pytest.mark.skipif(
     reason="promtool is not installed (Debian/Ubuntu: apt-get install prometheus; .ci/run does)",
 )
 
-#: The gauge each thresholded statistic is read from (README "## Metrics").
+#: The gauge each thresholded statistic is read from (docs/metrics.md).
 FEATURE_STATISTICS = {
     "psi",
     "ks_statistic",

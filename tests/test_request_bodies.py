@@ -744,7 +744,7 @@ def test_a_record_over_the_record_limit_is_413(
 
 
 def test_shipped_body_limits_fit_the_shipped_memory_limits() -> None:
-    """The README's arithmetic (Kubernetes, Memory) over the configs and limits in deploy/."""
+    """docs/deployment.md's memory arithmetic over the configs and limits in deploy/."""
     from pathlib import Path
 
     import yaml

@@ -1,5 +1,5 @@
 """The no-drift levels of ``monitor.stats.null_levels`` against simulation with independent
-implementations (numpy PSI as the README defines it, scipy's ks_2samp, jensenshannon and
+implementations (numpy PSI as docs/drift.md defines it, scipy's ks_2samp, jensenshannon and
 wasserstein_distance, numpy binomial draws): windows drawn from the reference's distribution
 pass the level at ``alpha`` in about ``alpha`` of the draws. Seeded, so each rate is a fixed
 number; the bounds are the large-sample approximation's error plus about three binomial

@@ -1,9 +1,9 @@
 """Bound how many large request bodies are decompressed, decoded and stored at once.
 
 Each large body in work costs memory (``ingest.chunked``: its compressed bytes and a chunk of
-records, or a whole JSON array); ``server.max_concurrent_large_bodies`` of them at once is
-what the memory arithmetic in the README counts. A body that finds every slot taken waits for
-one, first come first served, for up to ``wait_seconds``, if fewer than ``2 * slots`` wait
+records, or a whole JSON array); ``server.max_concurrent_large_bodies`` of them at once is what
+the memory arithmetic of docs/deployment.md counts. A body that finds every slot taken waits
+for one, first come first served, for up to ``wait_seconds``, if fewer than ``2 * slots`` wait
 already; otherwise, or when the wait runs out, it is answered 503 with ``Retry-After`` and
 nothing of it is stored. (A waiting body holds its compressed bytes, so waiters are counted.)
 """

@@ -82,7 +82,7 @@ class StoreTarget:
 
     ``webhooks=False`` records alert events without queueing deliveries; with ``True`` they
     are queued and each is attempted at once (the sender runs on the wall clock, as signature
-    timestamps must; see the README on retries)."""
+    timestamps must; see docs/client.md on retries)."""
 
     def __init__(
         self, service: Service, model: str, *, clock: DataClock, webhooks: bool = False

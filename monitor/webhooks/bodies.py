@@ -1,6 +1,6 @@
 """A route's request body for an event, by the route's ``format``:
 
-* ``event`` (default): the event document itself (README: Alerts, Webhooks);
+* ``event`` (default): the event document itself (docs/alerts.md);
 * ``alertmanager``: an Alertmanager webhook payload (``"version": "4"``), one alert per event,
   for receivers built for Prometheus alerts, with the alert names and labels of the shipped
   Prometheus rules (``monitor.alerts.names``);
