@@ -11,7 +11,6 @@ from pathlib import Path
 from monitor.docgen.config_reference import config_reference
 from monitor.docgen.metrics_reference import metrics_reference
 from monitor.docgen.regions import read_region, write_region
-from monitor.docgen.runbooks import runbook_index
 
 #: The checkout's docs/ (this file is monitor/docgen/__main__.py).
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -22,11 +21,6 @@ def targets(docs: Path) -> list[tuple[Path, str, Callable[[], str]]]:
     return [
         (docs / "configuration.md", "generated:configuration", config_reference),
         (docs / "metrics.md", "generated:metrics", metrics_reference),
-        (
-            docs / "runbooks" / "index.md",
-            "generated:runbooks",
-            lambda: runbook_index(docs / "runbooks"),
-        ),
     ]
 
 
