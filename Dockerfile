@@ -22,7 +22,7 @@ WORKDIR /src
 RUN python -m venv /opt/venv
 COPY pyproject.toml README.md ./
 COPY monitor ./monitor
-RUN pip install --no-cache-dir .
+RUN pip install --no-cache-dir ".[server,postgresql]"
 
 # ---- final: the venv on a slim Python, no build tools, non-root ----
 FROM python:3.11.9-slim-bookworm
