@@ -1,4 +1,5 @@
-"""Command line: ``monitor serve | check-config | calibrate | replay | demo | --version``."""
+"""Command line: ``monitor serve | check-config | healthcheck | calibrate | replay | demo |
+--version``."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import time
 from collections.abc import Sequence
 
 from monitor import __version__, runtime
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, MissingExtraError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -22,7 +23,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="run the service")
     serve.add_argument("--config", help="config file (default: $MONITOR_CONFIG)")
     serve.add_argument("--host", help="address to listen on (default: server.host)")
-    serve.add_argument("--port", type=int, help="port to listen on (default: server.port)")
+    serve.add_argument(
+        "--port", type=int, help="port to listen on (default: $MONITOR_PORT, else server.port)"
+    )
     serve.add_argument(
         "--log-level",
         default=os.environ.get("MONITOR_LOG_LEVEL", "info"),
@@ -32,6 +35,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     check = commands.add_parser("check-config", help="validate a config file and exit")
     check.add_argument("path", help="config file")
+
+    health = commands.add_parser(
+        "healthcheck",
+        help="exit 0 when the `monitor serve` of this machine answers /healthz, 1 otherwise"
+        " (the container image's HEALTHCHECK)",
+    )
+    health.add_argument("--config", help="config file (default: $MONITOR_CONFIG)")
+    health.add_argument(
+        "--port", type=int, help="the server's port (default: $MONITOR_PORT, else server.port)"
+    )
+    health.add_argument(
+        "--timeout", type=float, default=4.0, help="seconds to wait for the answer (4)"
+    )
 
     calibrate = commands.add_parser(
         "calibrate",
@@ -125,8 +141,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     replay.add_argument("--json", action="store_true", help="print the timeline as JSON")
 
     args = parser.parse_args(argv)
+    try:
+        return run_command(args)
+    except MissingExtraError as exc:
+        print(f"monitor {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.partition(".")[0] == "monitor":
+            raise
+        # `pip install drift-monitor` alone is the Python client: the service is an extra
+        print(
+            f"monitor {args.command}: the service's dependencies are not installed (no module"
+            f" named {exc.name!r}): pip install 'drift-monitor[server]'",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def run_command(args: argparse.Namespace) -> int:
     if args.command == "check-config":
         return check_config(args.path)
+    if args.command == "healthcheck":
+        return healthcheck_command(args)
     if args.command == "demo":
         return demo_command(args)
     if args.command == "calibrate":
@@ -150,6 +186,35 @@ def check_config(path: str) -> int:
     print(
         f"{path}: OK ({len(config.models)} model(s): {models}; {len(config.webhooks)} webhook(s))"
     )
+    return 0
+
+
+def healthcheck_command(args: argparse.Namespace) -> int:
+    """``monitor healthcheck``: exit 0 when the server answers ``/healthz`` with 200, else 1
+    (Docker's "unhealthy"), saying why on stderr."""
+    from monitor.healthcheck import check, listen_port
+
+    def config_port() -> int:
+        from monitor.config import load_config
+
+        path = args.config or os.environ.get("MONITOR_CONFIG")
+        if not path:
+            raise ValueError("give --port or --config PATH, or set MONITOR_PORT or MONITOR_CONFIG")
+        return load_config(path).server.port
+
+    try:
+        port = listen_port(args.port, config_port, os.environ)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"monitor healthcheck: {exc}", file=sys.stderr)
+        return 1
+    problem = check(f"http://127.0.0.1:{port}/healthz", timeout_seconds=args.timeout)
+    if problem is not None:
+        print(f"monitor healthcheck: {problem}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -348,6 +413,7 @@ def serve_command(args: argparse.Namespace) -> int:
 
     from monitor.api import create_app
     from monitor.config import load_config
+    from monitor.healthcheck import listen_port
     from monitor.service import Service, database_url
     from monitor.startup import StorageConnector
     from monitor.storage.unavailable import unavailable_reason
@@ -368,6 +434,11 @@ def serve_command(args: argparse.Namespace) -> int:
         for issue in exc.issues:
             print(issue, file=sys.stderr)
         return 1
+    try:
+        port = listen_port(args.port, lambda: config.server.port, os.environ)
+    except ValueError as exc:
+        print(f"monitor serve: {exc}", file=sys.stderr)
+        return 2
     url = database_url(config)
     logging.getLogger("monitor").info("database: %s", _redact(url))
     server: uvicorn.Server | None = None
@@ -390,7 +461,7 @@ def serve_command(args: argparse.Namespace) -> int:
         uvicorn.Config(
             app,
             host=args.host or config.server.host,
-            port=args.port or config.server.port,
+            port=port,
             log_level=args.log_level,
             access_log=args.access_log,
             proxy_headers=False,

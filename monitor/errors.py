@@ -13,7 +13,8 @@
     │   └── StorageUnavailableError      unreachable, locked, out of space, busy: try again
     ├── ServiceNotReadyError(RuntimeError) started without its database, not connected yet
     ├── ReplayInputError(ValueError)     rows of a replayed file are invalid; carries every RowIssue
-    └── ReplayTargetError(RuntimeError)  the service a replay sends to refused or failed
+    ├── ReplayTargetError(RuntimeError)  the service a replay sends to refused or failed
+    └── MissingExtraError(ImportError)   an optional dependency is not installed; names its extra
 """
 
 from __future__ import annotations
@@ -170,3 +171,17 @@ class ReplayInputError(MonitorError, ValueError):
 
 class ReplayTargetError(MonitorError, RuntimeError):
     """The running service a replay sends to refused a request or could not be reached."""
+
+
+class MissingExtraError(MonitorError, ImportError):
+    """``needed_for`` needs ``module``, which is not installed; the extra ``extra`` of the
+    distribution brings it (``pip install 'drift-monitor[extra]'``)."""
+
+    def __init__(self, extra: str, *, module: str, needed_for: str) -> None:
+        self.extra = extra
+        self.module = module
+        super().__init__(
+            f"{needed_for} needs {module}, which is not installed: "
+            f"pip install 'drift-monitor[{extra}]'",
+            name=module,
+        )

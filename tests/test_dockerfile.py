@@ -1,9 +1,12 @@
-"""The production ``Dockerfile``: hadolint-clean, the required shape, and its steps really work.
+"""The production ``Dockerfile``: hadolint-clean, the required shape, pinned dependencies
+installed before the sources, and its steps really work.
 
 No Docker engine is needed. ``test_image_steps_build_and_serve`` replays the builder stage's
 ``WORKDIR``/``COPY``/``RUN`` steps with the container paths mapped into ``tmp_path`` (``COPY``
-honours ``.dockerignore``), then starts the final stage's ``ENTRYPOINT`` + ``CMD`` with its ``ENV``
-from that virtualenv and runs its ``HEALTHCHECK`` command against it.
+honours ``.dockerignore``), checks that every package of that virtualenv is pinned in
+``constraints.txt``, then starts the final stage's ``ENTRYPOINT`` + ``CMD`` with its ``ENV``
+from that virtualenv on a port chosen by the config, then by ``MONITOR_PORT``, and runs its
+``HEALTHCHECK`` command, unchanged, against it.
 """
 
 from __future__ import annotations
@@ -18,17 +21,21 @@ import stat
 import subprocess
 import sys
 import time
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from server_process import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 CONFIG_PATH = "/etc/drift-monitor/monitor.yaml"
-PORT = "8000"
+CONSTRAINTS = ROOT / "constraints.txt"
+PORT = "8000"  # server.port's default, the port the image exposes
 BUILD_TOOLS = re.compile(r"\b(gcc|g\+\+|cc|clang|make|cmake|build-essential|[\w.+-]+-dev)\b")
 
 
@@ -209,14 +216,79 @@ def test_final_stage_environment_config_and_database(stages: list[Stage]) -> Non
     assert env.get("PATH", "").startswith(f"{venv_path(stages[0])}/bin:")
 
 
-def test_final_stage_exposes_serves_and_health_checks_port_8000(stages: list[Stage]) -> None:
+def test_final_stage_serves_and_health_checks_the_configured_port(stages: list[Stage]) -> None:
+    """No port in the command or the health check: both take the config's ``server.port``
+    or ``$MONITOR_PORT`` (run for real in ``test_image_steps_build_and_serve``)."""
     final = stages[-1]
     assert any(PORT in rest.split() for rest in final.args("EXPOSE")), final.args("EXPOSE")
-    assert start_command(final) == ["monitor", "serve", "--host", "0.0.0.0", "--port", PORT]
+    assert start_command(final) == ["monitor", "serve", "--host", "0.0.0.0"]
     flags, argv = healthcheck(final)
-    assert f"http://127.0.0.1:{PORT}/healthz" in " ".join(argv), argv
-    assert "curl" not in argv and "wget" not in argv, "slim images have neither"
+    assert argv == ["monitor", "healthcheck"], argv
     assert "timeout" in flags, "a HEALTHCHECK without --timeout waits 30s for a hung process"
+    assert seconds(flags["timeout"]) > 4  # `monitor healthcheck` waits 4 s for the answer
+
+
+# --- pinned dependencies, installed before the sources -----------------------------------------
+
+
+def pinned() -> dict[str, str]:
+    """constraints.txt as {canonical name: version}; every line ``name==version``."""
+    pins: dict[str, str] = {}
+    for line in CONSTRAINTS.read_text().splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        found = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;]+)", line.strip())
+        assert found is not None, f"constraints.txt: not name==version: {line!r}"
+        name = canonicalize_name(found.group(1))
+        assert name not in pins, f"constraints.txt pins {name} twice"
+        pins[name] = found.group(2)
+    return pins
+
+
+def test_constraints_pin_every_requirement_within_its_range() -> None:
+    """Every requirement of pyproject.toml (the distribution's and every extra's, the
+    extras' own extras such as uvicorn[standard] included) is pinned, at a version its range
+    admits."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    requirements = [Requirement(r) for r in project["dependencies"]]
+    for extra in project["optional-dependencies"].values():
+        requirements += [Requirement(r) for r in extra]
+    pins = pinned()
+    checked = 0
+    for requirement in requirements:
+        name = canonicalize_name(requirement.name)
+        if name == canonicalize_name(project["name"]):
+            continue  # test's own extras, checked through them
+        assert name in pins, f"{requirement} is not pinned in constraints.txt"
+        assert requirement.specifier.contains(pins[name], prereleases=True), (
+            f"constraints.txt pins {name}=={pins[name]}, outside pyproject's {requirement}"
+        )
+        checked += 1
+    assert checked >= 25
+
+
+def test_builder_installs_pinned_dependencies_before_the_sources(stages: list[Stage]) -> None:
+    """Layer order: only pyproject.toml and constraints.txt are copied before the
+    dependencies are installed (with ``-c constraints.txt``), so a change to the sources or
+    the README reuses that layer; the package is installed afterwards without dependencies."""
+    builder = stages[0]
+    steps = [(kw, rest) for kw, rest in builder.instructions if kw in ("COPY", "RUN")]
+    installs = [i for i, (kw, rest) in enumerate(steps) if kw == "RUN" and "pip install" in rest]
+    assert len(installs) == 2, steps
+    dependencies, package = installs
+    copied_first = [
+        name for kw, rest in steps[:dependencies] if kw == "COPY" for name in rest.split()[:-1]
+    ]
+    assert sorted(copied_first) == ["constraints.txt", "pyproject.toml"]
+    assert re.search(r"(-c|--constraint)[ =]constraints\.txt\b", steps[dependencies][1])
+    copied_later = [
+        name
+        for kw, rest in steps[dependencies:package]
+        if kw == "COPY"
+        for name in rest.split()[:-1]
+    ]
+    assert "monitor" in copied_later and "README.md" in copied_later
+    assert "--no-deps" in steps[package][1]
 
 
 # --- the steps, run for real ----------------------------------------------------------------
@@ -360,48 +432,93 @@ def test_image_steps_build_and_serve(stages: list[Stage], tmp_path: Path) -> Non
             assert keyword in ("ARG", "LABEL"), f"{keyword} in the builder is not replayed"
     venv = root / venv_path(builder).lstrip("/")
     assert (venv / "bin" / "monitor").exists(), "the builder's venv has no monitor script"
+    # every package the image holds is the one constraints.txt pins
+    frozen = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "freeze", "--exclude", "drift-monitor"],
+        env=base_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout.split()
+    pins = pinned()
+    assert len(frozen) > 20
+    for line in frozen:
+        name, _, version = line.partition("==")
+        assert pins.get(canonicalize_name(name)) == version, f"{line}: not as constraints.txt pins"
 
-    # final: the documented mount (examples/ at the config directory), the data directory
-    shutil.copytree(ROOT / "examples", root / config_dir.lstrip("/"))
+    # final: the documented mount (examples/ at the config directory), the data directory; the
+    # config's server.port is a port of this machine's choosing, not the default
+    config_port, env_port = free_port(), free_port()
+    config_root = root / config_dir.lstrip("/")
+    shutil.copytree(ROOT / "examples", config_root)
+    config_file = config_root / "monitor.yaml"
+    text, replaced = re.subn(
+        rf"^(  port: ){PORT}$", rf"\g<1>{config_port}", config_file.read_text(), flags=re.M
+    )
+    assert replaced == 1, "examples/monitor.yaml sets server.port once"
+    config_file.write_text(text)
     data = Path(rewrite(final.args("WORKDIR")[-1]))
     data.mkdir(parents=True)
     env = dict(base_env)
     for rest in final.args("ENV"):
         snapshot = dict(env)
         env.update((key, rewrite(expand(value, snapshot))) for key, value in env_pairs(rest))
+    assert "MONITOR_PORT" not in env, "the image leaves the port to the config"
     executable = shutil.which(start_command(final)[0], path=env["PATH"])
     assert executable and Path(executable).parent == venv / "bin", executable
 
-    port = free_port()
     argv = start_command(final)
-    argv[argv.index("--port") + 1] = str(port)
     argv[argv.index("--host") + 1] = "127.0.0.1"  # 0.0.0.0 (checked above) is for a container
-    flags, check = healthcheck(final)
-    check = [re.sub(rf":{PORT}\b", f":{port}", arg) for arg in check]
+    flags, check = healthcheck(final)  # run as it is: it finds the port itself
     timeout = seconds(flags.get("timeout", "30s"))
 
-    def health() -> int:
-        done = subprocess.run(check, cwd=data, env=env, capture_output=True, timeout=timeout + 5)
+    def health(environ: dict[str, str]) -> int:
+        done = subprocess.run(
+            check, cwd=data, env=environ, capture_output=True, timeout=timeout + 5
+        )
         return done.returncode
 
-    assert health() != 0, "the HEALTHCHECK passes with no server listening"
-    log = tmp_path / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(argv, cwd=data, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
+    def serve(environ: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                argv, cwd=data, env=environ, stdout=out, stderr=subprocess.STDOUT
+            )
         deadline = time.monotonic() + 60
-        while health() != 0:
+        while health(environ) != 0:
             assert process.poll() is None, f"the server exited:\n{log.read_text()}"
             assert time.monotonic() < deadline, f"never healthy:\n{log.read_text()}"
             time.sleep(0.3)
-        database = Path(env["MONITOR_DATABASE_URL"].removeprefix("sqlite:///"))
-        assert database.parent == data and database.exists(), env["MONITOR_DATABASE_URL"]
+        return process
+
+    def stop(process: subprocess.Popen[bytes], log: Path) -> None:
         process.send_signal(signal.SIGTERM)  # what `docker stop` sends
         # uvicorn shuts down gracefully, then re-raises the signal (-15 here; as PID 1 in a
         # container the kernel drops a self-sent SIGTERM and the exit status is 0)
         assert process.wait(timeout=30) in (0, -signal.SIGTERM), log.read_text()
         assert "Application shutdown complete" in log.read_text(), log.read_text()
+
+    assert health(env) != 0, "the HEALTHCHECK passes with no server listening"
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        # the port of the config
+        log = tmp_path / "server.log"
+        processes.append(serve(env, log))
+        assert f"http://127.0.0.1:{config_port}" in log.read_text()
+        database = Path(env["MONITOR_DATABASE_URL"].removeprefix("sqlite:///"))
+        assert database.parent == data and database.exists(), env["MONITOR_DATABASE_URL"]
+        stop(processes[-1], log)
+        assert health(env) != 0
+
+        # MONITOR_PORT overrides it, for the server and the check alike
+        moved = {**env, "MONITOR_PORT": str(env_port)}
+        log = tmp_path / "server-env.log"
+        processes.append(serve(moved, log))
+        assert f"http://127.0.0.1:{env_port}" in log.read_text()
+        assert health(env) != 0, "the check asked the config's port, where nothing listens"
+        stop(processes[-1], log)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=10)

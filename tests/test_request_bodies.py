@@ -752,7 +752,8 @@ def test_shipped_body_limits_fit_the_shipped_memory_limits() -> None:
     deploy = Path(__file__).resolve().parents[1] / "deploy"
     manifests = list(yaml.safe_load_all((deploy / "kubernetes" / "deployment.yaml").read_text()))
     pod = manifests[0]["spec"]["template"]["spec"]
-    (sidecar,) = [c for c in pod["containers"] if "drift-monitor" in c["image"]]
+    containers = [*pod.get("initContainers", []), *pod["containers"]]  # a native sidecar
+    (sidecar,) = [c for c in containers if "drift-monitor" in c["image"]]
     assert sidecar["resources"]["limits"]["memory"] == "640Mi"
     configmap = yaml.safe_load((deploy / "kubernetes" / "configmap.yaml").read_text())
     compose = yaml.safe_load((deploy / "docker-compose.yml").read_text())

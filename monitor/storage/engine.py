@@ -8,6 +8,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from monitor.errors import MissingExtraError
+
 log = logging.getLogger(__name__)
 
 #: libpq settings that bound how long a lost database can hold a connection attempt or a
@@ -72,13 +74,22 @@ def create_database_engine(url: str, *, pool_size: int = 8) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "postgresql":
         return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
-    engine = create_engine(
-        url,
-        pool_size=pool_size,
-        max_overflow=pool_size,
-        pool_pre_ping=True,
-        connect_args={k: v for k, v in POSTGRESQL_CONNECT_ARGS.items() if k not in parsed.query},
-    )
+    try:
+        engine = create_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,
+            connect_args={
+                k: v for k, v in POSTGRESQL_CONNECT_ARGS.items() if k not in parsed.query
+            },
+        )
+    except ModuleNotFoundError as exc:
+        if exc.name != "psycopg":  # another driver named in the URL: not ours to install
+            raise
+        raise MissingExtraError(
+            "postgresql", module="psycopg", needed_for="a PostgreSQL database URL"
+        ) from exc
     event.listen(engine, "connect", _configure_postgresql)
     return engine
 
