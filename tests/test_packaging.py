@@ -97,7 +97,8 @@ def test_the_base_distribution_is_the_client_and_the_service_an_extra() -> None:
 def test_the_test_extra_has_everything_the_suite_needs() -> None:
     """The README's test command installs ``.[test]`` only: the service, PostgreSQL's driver
     (the storage suite runs on PostgreSQL), Parquet (replay tests) and the dev tools
-    (tests/test_code_quality.py runs them) come with it."""
+    (tests/test_code_quality.py runs them) and the documentation site (tests/test_docs.py builds
+    it) come with it."""
     (own,) = [r for r in EXTRAS["test"] if requirement_name(r) == norm(PROJECT["name"])]
     found = re.fullmatch(r"[\w.-]+\[([\w,\s-]+)\]", own)
     assert found is not None, own
@@ -106,6 +107,7 @@ def test_the_test_extra_has_everything_the_suite_needs() -> None:
         "postgresql",
         "parquet",
         "dev",
+        "docs",
     }
 
 
