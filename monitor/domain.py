@@ -151,6 +151,7 @@ class Evaluation:
     duration_seconds: float = 0.0
     performance: Performance | None = None
     labels: LabelHealth | None = None
+    lineage: Lineage | None = None
 
     def feature(self, name: str) -> FeatureDrift | None:
         for item in (*self.features, *self.outputs):
@@ -191,3 +192,27 @@ class Performance:
     estimated_accuracy_standard_error: float | None
     #: ``auto`` rules' levels as resolved for this window: metric -> {warning, critical, n}
     levels: Mapping[str, Mapping[str, float | int | None]] = field(default_factory=dict)
+
+
+# -- lineage (issue 16, item 4) --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Lineage:
+    """What an evaluation compared, so that it can be told apart and reproduced.
+
+    ``config_digest``: the model's normalised config (``monitor.config.digest``);
+    ``reference_digest``: the reference's data as stored (``ingest.reference.digest_batch``),
+    None for a ``previous_window`` reference; ``window_digest``: the window's stored records
+    (None when the window was evaluated from histograms); ``labelled``: labelled predictions
+    the performance counted; ``model_versions``: records per ``model_version`` in the window.
+    """
+
+    config_digest: str
+    reference_version: int | None
+    reference_digest: str | None
+    window_n: int
+    window_digest: str | None
+    labelled: int
+    model_versions: dict[str, int]
+    monitor_version: str

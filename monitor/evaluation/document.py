@@ -6,7 +6,15 @@ import dataclasses
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from monitor.domain import Evaluation, FeatureDrift, LabelHealth, Performance, Status, Window
+from monitor.domain import (
+    Evaluation,
+    FeatureDrift,
+    LabelHealth,
+    Lineage,
+    Performance,
+    Status,
+    Window,
+)
 
 
 def rfc3339(seconds: float) -> str:
@@ -41,6 +49,7 @@ def to_document(evaluation: Evaluation) -> dict[str, Any]:
         if evaluation.performance is None
         else _performance(evaluation.performance),
         "labels": None if evaluation.labels is None else dataclasses.asdict(evaluation.labels),
+        "lineage": None if evaluation.lineage is None else lineage_document(evaluation),
     }
 
 
@@ -151,4 +160,42 @@ def from_document(document: dict[str, Any]) -> Evaluation:
         if document.get("performance") is None
         else _performance_from(document["performance"]),
         labels=None if document.get("labels") is None else LabelHealth(**document["labels"]),
+        lineage=_lineage_from(document.get("lineage")),
+    )
+
+
+# -- lineage (issue 16, item 4) --------------------------------------------------------------
+
+
+def lineage_document(evaluation: Evaluation) -> dict[str, Any]:
+    """What the evaluation compared: config, reference, window, model versions, monitor."""
+    lineage = evaluation.lineage
+    assert lineage is not None
+    return {
+        "config_digest": lineage.config_digest,
+        "reference": {"version": lineage.reference_version, "digest": lineage.reference_digest},
+        "window": {
+            "start": rfc3339(evaluation.window.start),
+            "end": rfc3339(evaluation.window.end),
+            "n": lineage.window_n,
+            "labelled": lineage.labelled,
+            "digest": lineage.window_digest,
+        },
+        "model_versions": dict(lineage.model_versions),
+        "monitor_version": lineage.monitor_version,
+    }
+
+
+def _lineage_from(body: dict[str, Any] | None) -> Lineage | None:
+    if body is None:
+        return None
+    return Lineage(
+        config_digest=body["config_digest"],
+        reference_version=body["reference"]["version"],
+        reference_digest=body["reference"]["digest"],
+        window_n=body["window"]["n"],
+        window_digest=body["window"]["digest"],
+        labelled=body["window"]["labelled"],
+        model_versions=dict(body["model_versions"]),
+        monitor_version=body["monitor_version"],
     )

@@ -379,16 +379,15 @@ def store_reference(
     return ReferenceInfo(model, version, len(batch), source, created_at, digest)
 
 
-def latest_reference(connection: Connection, *, model: str) -> ReferenceInfo | None:
+def latest_reference(
+    connection: Connection, *, model: str, version: int | None = None
+) -> ReferenceInfo | None:
+    """The model's newest reference, or its reference ``version`` when given."""
+    query = select(references).where(references.c.model == model)
+    if version is not None:
+        query = query.where(references.c.version == version)
     row = (
-        connection.execute(
-            select(references)
-            .where(references.c.model == model)
-            .order_by(references.c.version.desc())
-            .limit(1)
-        )
-        .mappings()
-        .first()
+        connection.execute(query.order_by(references.c.version.desc()).limit(1)).mappings().first()
     )
     if row is None:
         return None
