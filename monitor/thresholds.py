@@ -40,6 +40,7 @@ HIGHER_IS_WORSE = frozenset(
 )
 LOWER_IS_WORSE = frozenset(
     {
+        "canary_accuracy_delta",  # the canary's accuracy minus the stable version's
         "ks_pvalue",
         "chi2_pvalue",
         "accuracy",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +103,16 @@ def service(engine: Engine, clock: Clock) -> Service:
 
 @pytest.fixture
 def client(service: Service) -> Iterator[TestClient]:
-    with TestClient(create_app(service)) as client:
+    with serving(service) as client:
+        yield client
+
+
+@contextmanager
+def serving(service: Service) -> Iterator[TestClient]:
+    """The app of a started service without its scheduled jobs: evaluations run when the
+    tests say."""
+    service.start(run_jobs=False)
+    with TestClient(create_app(service, manage_service=False, stop_service=True)) as client:
         yield client
 
 
@@ -296,7 +306,7 @@ def test_a_records_window_is_reproduced_over_its_bounds_after_more_records(
 ) -> None:
     config = parse_config(CONFIG.replace("window: {duration: 1h}", "window: {records: 150}"))
     service = Service(config, engine=engine, registry=CollectorRegistry(), clock=clock)
-    with TestClient(create_app(service)) as client:
+    with serving(service) as client:
         load(client, shift=3.0)
         # p199, the earliest record of the last 150 ingested, at the window's start bound
         send(client, "labels", [{"id": "p199", "timestamp": NOW, "label": "rejected"}], 202)

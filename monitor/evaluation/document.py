@@ -7,12 +7,14 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from monitor.domain import (
+    CanaryComparison,
     Evaluation,
     FeatureDrift,
     LabelHealth,
     Lineage,
     Performance,
     Status,
+    VersionSummary,
     Window,
 )
 
@@ -50,6 +52,7 @@ def to_document(evaluation: Evaluation) -> dict[str, Any]:
         else _performance(evaluation.performance),
         "labels": None if evaluation.labels is None else dataclasses.asdict(evaluation.labels),
         "lineage": None if evaluation.lineage is None else lineage_document(evaluation),
+        "versions": None if evaluation.canary is None else canary_document(evaluation.canary),
     }
 
 
@@ -127,22 +130,25 @@ def _feature(drift: FeatureDrift) -> dict[str, Any]:
 _FIXED = ("type", "status", "n", "missing", "exact", "ks_bound", "thresholds")
 
 
-def from_document(document: dict[str, Any]) -> Evaluation:
-    def features(items: dict[str, dict[str, Any]]) -> tuple[FeatureDrift, ...]:
-        return tuple(
-            FeatureDrift(
-                name=name,
-                kind=body["type"],
-                status=cast(Status, body["status"]),
-                n=body["n"],
-                missing=body["missing"],
-                statistics={k: v for k, v in body.items() if k not in _FIXED},
-                exact=body.get("exact", True),
-                ks_bound=body.get("ks_bound"),
-                levels=body.get("thresholds", {}),
-            )
-            for name, body in items.items()
+def _features_from(items: dict[str, dict[str, Any]]) -> tuple[FeatureDrift, ...]:
+    return tuple(
+        FeatureDrift(
+            name=name,
+            kind=body["type"],
+            status=cast(Status, body["status"]),
+            n=body["n"],
+            missing=body["missing"],
+            statistics={k: v for k, v in body.items() if k not in _FIXED},
+            exact=body.get("exact", True),
+            ks_bound=body.get("ks_bound"),
+            levels=body.get("thresholds", {}),
         )
+        for name, body in items.items()
+    )
+
+
+def from_document(document: dict[str, Any]) -> Evaluation:
+    features = _features_from
 
     window = document["window"]
     return Evaluation(
@@ -161,6 +167,7 @@ def from_document(document: dict[str, Any]) -> Evaluation:
         else _performance_from(document["performance"]),
         labels=None if document.get("labels") is None else LabelHealth(**document["labels"]),
         lineage=_lineage_from(document.get("lineage")),
+        canary=_canary_from(document.get("versions")),
     )
 
 
@@ -198,4 +205,38 @@ def _lineage_from(body: dict[str, Any] | None) -> Lineage | None:
         labelled=body["window"]["labelled"],
         model_versions=dict(body["model_versions"]),
         monitor_version=body["monitor_version"],
+    )
+
+
+# -- model versions: canary against stable (issue 16, item 3) ---------------------------------
+
+
+def canary_document(canary: CanaryComparison) -> dict[str, Any]:
+    """``versions`` of the evaluation JSON: each version against the reference, and the canary
+    against the stable version."""
+    return {
+        "stable": dataclasses.asdict(canary.stable),
+        "canary": dataclasses.asdict(canary.canary),
+        "canary_vs_stable": {
+            "status": canary.status,
+            "features": {f.name: _feature(f) for f in canary.drift},
+            "accuracy_delta": canary.accuracy_delta,
+            "accuracy_delta_lower": canary.accuracy_delta_lower,
+            "accuracy_delta_upper": canary.accuracy_delta_upper,
+        },
+    }
+
+
+def _canary_from(body: dict[str, Any] | None) -> CanaryComparison | None:
+    if body is None:
+        return None
+    compared = body["canary_vs_stable"]
+    return CanaryComparison(
+        stable=VersionSummary(**body["stable"]),
+        canary=VersionSummary(**body["canary"]),
+        drift=_features_from(compared["features"]),
+        status=cast(Status, compared["status"]),
+        accuracy_delta=compared["accuracy_delta"],
+        accuracy_delta_lower=compared["accuracy_delta_lower"],
+        accuracy_delta_upper=compared["accuracy_delta_upper"],
     )

@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import math
 import time
+from collections import Counter
 from collections.abc import Callable
 
 from sqlalchemy import Connection
@@ -27,6 +28,7 @@ from monitor.evaluation import (
     evaluate_drift,
     levels,
 )
+from monitor.evaluation.canary import compare_versions
 from monitor.evaluation.columns import Columns
 from monitor.evaluation.document import from_document, to_document
 from monitor.evaluation.evaluate import evaluate_drift_counts
@@ -160,6 +162,7 @@ class DriftEvaluator:
         by_label_time = config.performance.window_by == "label_time"
         started = time.perf_counter()
         window_digest: str | None = None
+        versions: dict[str, int] = {}
         with self.database.read() as connection:
             profiles = self.reference_profiles(connection, config, now, version=reference_version)
             reference = (
@@ -178,13 +181,34 @@ class DriftEvaluator:
             if not large:
                 rows, window = self._current_rows(connection, config, now, records_bounds)
                 window_digest = digest_rows(rows)
+                versions = dict(Counter(v for v in rows.versions if v is not None))
         if large:
             assert profiles is not None
             evaluation = self._evaluate_from_histograms(config, profiles, now)
             window_predictions = window_scores = None
+            with self.database.read() as connection:
+                versions = windows.version_counts(
+                    connection, model=model, start=evaluation.window.start, end=now
+                )
         else:
+            canary = (
+                None
+                if config.versions is None
+                else compare_versions(
+                    config,
+                    profiles,
+                    features=rows.features,
+                    predictions=rows.predictions,
+                    labels=rows.labels,
+                    scores=rows.scores,
+                    versions=rows.versions,
+                    window=window,
+                    evaluated_at=now,
+                )
+            )
             columns = _columns(config, rows)
             evaluation = evaluate_drift(config, profiles, columns, window=window, evaluated_at=now)
+            evaluation = dataclasses.replace(evaluation, canary=canary)
             window_predictions, window_scores = rows.predictions, rows.scores
         if (
             not large
@@ -223,7 +247,7 @@ class DriftEvaluator:
                 window_n=evaluation.window.n,
                 window_digest=window_digest,
                 labelled=len(pairs),
-                model_versions={},
+                model_versions=dict(sorted(versions.items())),
                 monitor_version=__version__,
             ),
         )
