@@ -386,9 +386,12 @@ class DriftCollector(Collector):
 
 
 def _version_families(latest: Mapping[str, Evaluation]) -> Iterator[GaugeMetricFamily]:
+    """Only the two compared versions are label values (named in the config, or with
+    ``versions: compare`` the window's two most frequent): never every version the traffic
+    names, so the series stay bounded."""
     records = GaugeMetricFamily(
         "drift_monitor_version_records",
-        "Records per model_version in the latest evaluation's window.",
+        "Records of the compared model versions (stable, canary) in the latest window.",
         labels=["model", "version"],
     )
     psi = GaugeMetricFamily(
@@ -403,13 +406,12 @@ def _version_families(latest: Mapping[str, Evaluation]) -> Iterator[GaugeMetricF
         labels=["model", "stable", "canary", "bound"],
     )
     for model, evaluation in sorted(latest.items()):
-        if evaluation.lineage is not None:
-            for version, n in sorted(evaluation.lineage.model_versions.items()):
-                records.add_metric([model, version], n)
         canary = evaluation.canary
         if canary is None:
             continue
         pair = [canary.stable.version, canary.canary.version]
+        for summary in (canary.stable, canary.canary):
+            records.add_metric([model, summary.version], summary.n)
         for feature in canary.drift:
             value = feature.statistics.get("psi")
             if value is not None:

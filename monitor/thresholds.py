@@ -36,6 +36,7 @@ HIGHER_IS_WORSE = frozenset(
         "mae",
         "rmse",
         "mape",
+        "canary_psi",  # the canary's PSI against the stable version
     }
 )
 LOWER_IS_WORSE = frozenset(
