@@ -225,6 +225,8 @@ def test_compare_takes_the_two_most_frequent_versions(engine: Engine) -> None:
         load(client)
         versions = client.post("/v1/models/credit/evaluate").json()["versions"]
         assert (versions["stable"]["version"], versions["canary"]["version"]) == ("v1", "v2")
+        [stored] = client.get("/v1/models/credit/drift/history").json()["evaluations"]
+        assert service.reproduce("credit", stored["id"]).identical  # the comparison included
 
 
 def test_few_labelled_records_hold_the_accuracy_rule(engine: Engine) -> None:

@@ -326,3 +326,32 @@ def test_a_records_window_is_reproduced_over_its_bounds_after_more_records(
         send(client, "predictions", later, 202)
         result = service.reproduce("credit", stored["id"]).to_document()
     assert result["identical"] is True, result["differs"]
+
+
+def test_a_window_from_histograms_records_no_digest_and_is_reproduced(
+    engine: Engine, clock: Clock
+) -> None:
+    config = parse_config(
+        CONFIG.replace("min_samples: 50", "min_samples: 50\n    drift: {exact_max_samples: 1000}")
+    )
+    service = Service(config, engine=engine, registry=CollectorRegistry(), clock=clock)
+    with serving(service) as client:
+        load(client, shift=3.0)
+        more = [
+            {
+                "id": f"h{i}",
+                "timestamp": NOW - 300 - i % 3000,
+                "features": {"age": 30.0 + i % 20, "country": "DE" if i % 3 else "FR"},
+                "prediction": "approved",
+                "model_version": "v2" if i % 4 else "v1",
+            }
+            for i in range(1000)
+        ]
+        send(client, "predictions", more, 202)
+        assert client.post("/v1/models/credit/evaluate").status_code == 200
+        [stored] = history(client)
+        window = stored["lineage"]["window"]
+        assert window["n"] == 1200 and window["digest"] is None
+        assert stored["lineage"]["model_versions"] == {"v1": 250, "v2": 750}
+        result = service.reproduce("credit", stored["id"]).to_document()
+    assert result["identical"] is True, result["differs"]

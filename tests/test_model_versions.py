@@ -233,3 +233,35 @@ def test_counts_are_the_versions_ingested(client: TestClient) -> None:
     )
     evaluation = client.post("/v1/models/credit/evaluate").json()
     assert evaluation["lineage"]["model_versions"] == dict(sorted(Counter(versions).items()))
+
+
+def test_seldon_events_give_their_predictor_as_the_version(
+    client: TestClient, engine: Engine
+) -> None:
+    def seldon(ce_type: str, ce_id: str, data: Any) -> Any:
+        return client.post(
+            "/v1/cloudevents",
+            content=orjson.dumps(data),
+            headers={
+                "content-type": "application/json",
+                "ce-id": ce_id,
+                "ce-type": f"io.seldon.serving.inference.{ce_type}",
+                "ce-specversion": "1.0",
+                "ce-source": "http://10.1.2.3:8000/",
+                "ce-modelid": "classifier",
+                "ce-inferenceservicename": "credit-model",
+                "ce-endpoint": "canary-predictor",
+                "ce-requestid": "puid-1",
+                "ce-time": "2027-01-15T07:59:00Z",
+            },
+        )
+
+    request = {"data": {"names": ["age", "country"], "ndarray": [[42.0, "DE"], [50.0, "FR"]]}}
+    response = {"data": {"names": ["class"], "ndarray": ["approved", "rejected"]}}
+    assert seldon("request", "a1", request).status_code == 200
+    answer = seldon("response", "b1", response)
+    assert answer.status_code == 200 and answer.json()["accepted"] == 2, answer.text
+    assert stored_versions(engine) == {
+        "puid-1-0": "canary-predictor",
+        "puid-1-1": "canary-predictor",
+    }

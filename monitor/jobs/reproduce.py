@@ -8,7 +8,8 @@ and compares the results part by part. Parts:
 
 * inputs: ``config``, ``reference``, ``window``, ``model_versions``;
 * results: ``status``, ``drifted_share``, ``features``, ``outputs``, ``performance``,
-  ``labels`` (without ``unmatched``, a count of the labels stored now, not in the window).
+  ``labels`` (without ``unmatched``, a count of the labels stored now, not in the window),
+  ``versions`` (canary against stable).
 """
 
 from __future__ import annotations
@@ -25,7 +26,15 @@ from monitor.jobs.evaluate import DriftEvaluator
 from monitor.storage import windows
 from monitor.storage.evaluations import stored_evaluation
 
-RESULT_PARTS = ("status", "drifted_share", "features", "outputs", "performance", "labels")
+RESULT_PARTS = (
+    "status",
+    "drifted_share",
+    "features",
+    "outputs",
+    "performance",
+    "labels",
+    "versions",
+)
 
 
 class EvaluationNotFound(LookupError):
