@@ -294,7 +294,7 @@ def reproduce_command(args: argparse.Namespace) -> int:
     from monitor.config import load_config
     from monitor.jobs.reproduce import EvaluationNotFound, NoLineage
     from monitor.service import Service
-    from monitor.storage import create_database_engine
+    from monitor.storage import create_database_engine, migrate
 
     def usage(message: str) -> int:
         print(f"monitor reproduce: {message}", file=sys.stderr)
@@ -315,6 +315,7 @@ def reproduce_command(args: argparse.Namespace) -> int:
     engine = create_database_engine(args.database) if args.database else None
     service = Service(config, engine=engine)
     try:
+        migrate(service.database.engine)  # a store older than the version reading it
         result = service.reproduce(args.model, args.evaluation)
     except (EvaluationNotFound, NoLineage, LookupError) as exc:
         print(f"monitor reproduce: {exc}", file=sys.stderr)
