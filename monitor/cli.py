@@ -73,6 +73,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     calibrate.add_argument("--json", action="store_true", help="print the report as JSON")
 
+    again = commands.add_parser(
+        "reproduce",
+        help="evaluate a stored evaluation again from the stored data and say whether the"
+        " result is identical",
+        description="Reads stored evaluation ID (its id in GET .../drift/history) and its"
+        " lineage, evaluates the model again as of the same time with the same reference"
+        " version from the records stored now, and prints a JSON report: identical, or the"
+        " parts that differ (config, reference, window, model_versions, status, drifted_share,"
+        " features, outputs, performance, labels) with both values. Exit 0 when identical, 1"
+        " when a part differs or on an error, 2 on a usage error.",
+    )
+    again.add_argument("--config", help="config file (default: $MONITOR_CONFIG)")
+    again.add_argument("--model", required=True, help="the model evaluated")
+    again.add_argument("--evaluation", required=True, type=int, help="the evaluation's id")
+    again.add_argument(
+        "--database",
+        help="database URL (default: $MONITOR_DATABASE_URL, else storage.url, as for serve)",
+    )
+
     demo = commands.add_parser(
         "demo", help="run the service with a synthetic model, its traffic and a known drift"
     )
@@ -167,6 +186,8 @@ def run_command(args: argparse.Namespace) -> int:
         return demo_command(args)
     if args.command == "calibrate":
         return calibrate_command(args)
+    if args.command == "reproduce":
+        return reproduce_command(args)
     if args.command == "replay":
         return replay_command(args)
     return serve_command(args)
@@ -263,6 +284,46 @@ def calibrate_command(args: argparse.Namespace) -> int:
 
         print(text(reports))
     return 1 if problems else 0
+
+
+def reproduce_command(args: argparse.Namespace) -> int:
+    """``monitor reproduce``: exit 0 when identical, 1 when a part differs or on an error, 2
+    on a usage error."""
+    import orjson
+
+    from monitor.config import load_config
+    from monitor.jobs.reproduce import EvaluationNotFound, NoLineage
+    from monitor.service import Service
+    from monitor.storage import create_database_engine, migrate
+
+    def usage(message: str) -> int:
+        print(f"monitor reproduce: {message}", file=sys.stderr)
+        return 2
+
+    path = args.config or os.environ.get("MONITOR_CONFIG")
+    if not path:
+        return usage("give --config PATH or set MONITOR_CONFIG")
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        return 1
+    if config.model(args.model) is None:
+        return usage(f"no model named {args.model!r} in {path}")
+    logging.basicConfig(level="WARNING", format="%(levelname)s %(name)s: %(message)s")
+    engine = create_database_engine(args.database) if args.database else None
+    service = Service(config, engine=engine)
+    try:
+        migrate(service.database.engine)  # a store older than the version reading it
+        result = service.reproduce(args.model, args.evaluation)
+    except (EvaluationNotFound, NoLineage, LookupError) as exc:
+        print(f"monitor reproduce: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        service.database.engine.dispose()
+    print(orjson.dumps(result.to_document(), option=orjson.OPT_INDENT_2).decode())
+    return 0 if result.identical else 1
 
 
 def demo_command(args: argparse.Namespace) -> int:

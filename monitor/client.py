@@ -369,6 +369,7 @@ class _Base:
         prediction: Any,
         scores: Mapping[str, float] | None,
         timestamp: Timestamp,
+        model_version: str | None = None,
     ) -> bytes:
         record: dict[str, Any] = {
             "id": _record_id(id),
@@ -380,6 +381,8 @@ class _Base:
         }
         if scores is not None:
             record["scores"] = dict(scores)
+        if model_version is not None:
+            record["model_version"] = str(model_version)
         stamp = _timestamp(timestamp)
         if stamp is not None:
             record["timestamp"] = stamp
@@ -417,10 +420,13 @@ class _Base:
         prediction: Any,
         scores: Mapping[str, float] | None = None,
         timestamp: Timestamp = None,
+        model_version: str | None = None,
     ) -> None:
-        """Queue a prediction record; returns at once and never raises."""
+        """Queue a prediction record; returns at once and never raises. ``model_version``:
+        the version of the model that predicted (its evaluation reports versions seen, and
+        compares a canary with the stable version)."""
         try:
-            body = self._prediction(id, features, prediction, scores, timestamp)
+            body = self._prediction(id, features, prediction, scores, timestamp, model_version)
         except Exception as error:
             with self._guard:
                 self._local_reject("predictions", error)

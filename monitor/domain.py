@@ -26,6 +26,8 @@ class PredictionBatch:
     prediction_values: list[float | None]
     scores: list[bytes | None]
     duplicates_in_batch: int = 0
+    #: each record's ``model_version`` (issue 16), or None when no record of the batch has one
+    model_versions: list[str | None] | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -151,6 +153,8 @@ class Evaluation:
     duration_seconds: float = 0.0
     performance: Performance | None = None
     labels: LabelHealth | None = None
+    lineage: Lineage | None = None
+    canary: CanaryComparison | None = None
 
     def feature(self, name: str) -> FeatureDrift | None:
         for item in (*self.features, *self.outputs):
@@ -191,3 +195,61 @@ class Performance:
     estimated_accuracy_standard_error: float | None
     #: ``auto`` rules' levels as resolved for this window: metric -> {warning, critical, n}
     levels: Mapping[str, Mapping[str, float | int | None]] = field(default_factory=dict)
+
+
+# -- lineage (issue 16, item 4) --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Lineage:
+    """What an evaluation compared, so that it can be told apart and reproduced.
+
+    ``config_digest``: the model's normalised config (``monitor.config.digest``);
+    ``reference_digest``: the reference's data as stored (``ingest.reference.digest_batch``),
+    None for a ``previous_window`` reference; ``window_digest``: the window's stored records
+    (None when the window was evaluated from histograms); ``labelled``: labelled predictions
+    the performance counted; ``model_versions``: records per ``model_version`` in the window.
+    """
+
+    config_digest: str
+    reference_version: int | None
+    reference_digest: str | None
+    window_n: int
+    window_digest: str | None
+    labelled: int
+    model_versions: dict[str, int]
+    monitor_version: str
+
+
+# -- model versions: canary against stable (issue 16, item 3) ---------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class VersionSummary:
+    """One model version's records in the window, against the reference: drift (``status``,
+    ``drifted_share``, each feature's and output's PSI) and accuracy on its labelled records
+    (None for a regression model or without labels)."""
+
+    version: str
+    n: int
+    status: Status
+    drifted_share: float | None
+    psi: dict[str, float | None]
+    labelled: int
+    accuracy: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class CanaryComparison:
+    """The canary version against the stable one in the same window: ``drift`` holds the same
+    statistics as against the reference, the stable version's records taking the reference's
+    place; ``accuracy_delta`` is the canary's accuracy minus the stable one's, with Newcombe's
+    hybrid score interval (None while either has fewer than ``min_samples`` labelled)."""
+
+    stable: VersionSummary
+    canary: VersionSummary
+    drift: tuple[FeatureDrift, ...]
+    status: Status
+    accuracy_delta: float | None
+    accuracy_delta_lower: float | None
+    accuracy_delta_upper: float | None

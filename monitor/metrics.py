@@ -379,3 +379,51 @@ class DriftCollector(Collector):
         yield samples
         yield drifted
         yield model_status
+        yield from _version_families(latest)
+
+
+# -- model versions: canary against stable (issue 16, item 3) ---------------------------------
+
+
+def _version_families(latest: Mapping[str, Evaluation]) -> Iterator[GaugeMetricFamily]:
+    """Only the two compared versions are label values (named in the config, or with
+    ``versions: compare`` the window's two most frequent): never every version the traffic
+    names, so the series stay bounded."""
+    records = GaugeMetricFamily(
+        "drift_monitor_version_records",
+        "Records of the compared model versions (stable, canary) in the latest window.",
+        labels=["model", "version"],
+    )
+    psi = GaugeMetricFamily(
+        "drift_monitor_canary_psi",
+        "PSI of the canary version's records against the stable version's, same window.",
+        labels=["model", "feature", "stable", "canary"],
+    )
+    delta = GaugeMetricFamily(
+        "drift_monitor_canary_accuracy_delta",
+        "Canary accuracy minus stable accuracy in the latest window, with Newcombe's interval"
+        " (bound: value, lower, upper).",
+        labels=["model", "stable", "canary", "bound"],
+    )
+    for model, evaluation in sorted(latest.items()):
+        canary = evaluation.canary
+        if canary is None:
+            continue
+        pair = [canary.stable.version, canary.canary.version]
+        for summary in (canary.stable, canary.canary):
+            records.add_metric([model, summary.version], summary.n)
+        for feature in canary.drift:
+            value = feature.statistics.get("psi")
+            if value is not None:
+                psi.add_metric([model, feature.name, *pair], value)
+        bounds = {
+            "value": canary.accuracy_delta,
+            "lower": canary.accuracy_delta_lower,
+            "upper": canary.accuracy_delta_upper,
+        }
+        for bound, value in bounds.items():
+            if value is not None:
+                delta.add_metric([model, *pair, bound], value)
+    yield records
+    yield psi
+    yield delta

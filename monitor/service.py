@@ -50,6 +50,7 @@ from monitor.jobs import Scheduler
 from monitor.jobs.alerting import Alerting
 from monitor.jobs.cloudevents import EXPIRY_INTERVAL, CloudEventPairing
 from monitor.jobs.evaluate import DriftEvaluator
+from monitor.jobs.reproduce import Reproduction, reproduce
 from monitor.jobs.ticks import EVALUATION_THREADS, EvaluationTicks
 from monitor.metrics import Metrics
 from monitor.storage import alerts as alert_store
@@ -589,6 +590,11 @@ class Service:
             return evaluation_history(
                 connection, model=model, since=since, until=until, limit=limit
             )
+
+    def reproduce(self, model: str, evaluation_id: int) -> Reproduction:
+        """Evaluate stored evaluation ``evaluation_id`` again from the stored data with this
+        service's config of the model, and say what differs (``jobs.reproduce``)."""
+        return reproduce(self.evaluator, self.model(model), evaluation_id)
 
     # -- jobs ------------------------------------------------------------------------------
 

@@ -36,10 +36,12 @@ HIGHER_IS_WORSE = frozenset(
         "mae",
         "rmse",
         "mape",
+        "canary_psi",  # the canary's PSI against the stable version
     }
 )
 LOWER_IS_WORSE = frozenset(
     {
+        "canary_accuracy_delta",  # the canary's accuracy minus the stable version's
         "ks_pvalue",
         "chi2_pvalue",
         "accuracy",

@@ -259,7 +259,7 @@ def test_migration_12_keeps_pending_deliveries_claimable(database_url: str) -> N
                 ),
                 {**outbox_row, "body": b"{}"},
             )
-        assert migrate(engine) == 12
+        assert migrate(engine) == 13
         with engine.begin() as connection:
             claimed = outbox.claim_next(connection, now=5.0, lease_until=50.0, token="t")
             assert claimed is not None and claimed.event_id == "evt_1"

@@ -51,7 +51,9 @@ def observe(config: ModelConfig, evaluation: Evaluation) -> list[Observation]:
     adjusted = _adjusted_p_values(config, evaluation)
     found: list[Observation] = []
     for rule, threshold in config.thresholds.items():
-        if rule in FEATURE_STATISTICS:
+        if rule in CANARY_RULES:
+            found.extend(_canary(config, evaluation, rule, threshold))
+        elif rule in FEATURE_STATISTICS:
             for feature in (*evaluation.features, *evaluation.outputs):
                 levels = threshold.for_feature(feature.name)  # narrowed, or overridden
                 if levels is None:
@@ -139,3 +141,32 @@ def benjamini_hochberg(p_values: list[float]) -> list[float]:
         running = min(running, p_values[index] * m / rank)
         adjusted[index] = running
     return adjusted
+
+
+# -- canary against stable (issue 16, item 3) -------------------------------------------------
+
+#: ``canary_psi``: per feature and output, the canary's PSI against the stable version;
+#: ``canary_accuracy_delta``: the canary's accuracy minus the stable one's (model level).
+CANARY_RULES = frozenset({"canary_psi", "canary_accuracy_delta"})
+
+
+def _canary(
+    config: ModelConfig, evaluation: Evaluation, rule: str, threshold: ThresholdConfig
+) -> list[Observation]:
+    """Without a comparison this time (no second version, a window from histograms), each
+    observation has no value, so the rule's alerts hold."""
+    canary = evaluation.canary
+    if rule == "canary_accuracy_delta":
+        value = None if canary is None else canary.accuracy_delta
+        return [_observation(rule, "", value, threshold, None)]
+    if canary is None:
+        names = [f.name for f in (*evaluation.features, *evaluation.outputs)]
+        values: dict[str, float | None] = dict.fromkeys(names)
+    else:
+        values = {f.name: f.statistics.get("psi") for f in canary.drift}
+    found = []
+    for name, value in values.items():
+        levels = threshold.for_feature(name)
+        if levels is not None:
+            found.append(_observation(rule, name, value, levels, None))
+    return found

@@ -95,10 +95,12 @@ def build_cloudevents_router(service: Service) -> APIRouter:
                 labels = ce.labels_of(key, ce.truth_rows(model, event), event.time)
                 received = await run_in_threadpool(pairing.feedback, model.name, event, labels)
             else:
-                payload = ce.pack(
-                    ce.request_rows(model, event)
+                payload = (
+                    ce.pack(ce.request_rows(model, event))
                     if event.kind == "request"
-                    else ce.response_rows(model, event)
+                    else ce.pack_response(
+                        ce.response_rows(model, event), ce.response_version(event)
+                    )
                 )
                 received = await run_in_threadpool(pairing.half, model.name, event, payload)
         except ce.CloudEventError as exc:

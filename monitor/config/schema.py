@@ -64,6 +64,9 @@ StatisticName = Literal[
     "r2",
     "label_coverage",
     "estimated_accuracy",
+    # canary against stable (issue 16): ModelConfig.versions
+    "canary_psi",
+    "canary_accuracy_delta",
 ]
 
 
@@ -307,6 +310,8 @@ NO_AUTO = {
     "label_coverage": (
         "coverage follows how fast labels arrive, which the reference does not say: set a number"
     ),
+    "canary_psi": "it compares two versions' windows, not a window with the reference",
+    "canary_accuracy_delta": "it compares two versions' windows, not a window with the reference",
 }
 #: The statistics a level may be ``auto`` for.
 AUTO_STATISTICS = tuple(name for name in get_args(StatisticName) if name not in NO_AUTO)
@@ -390,6 +395,24 @@ class DriftConfig(_Strict):
     """Time bucket of the histogram path and of the labelled-window summaries."""
 
 
+# -- model versions (issue 16, item 3) --------------------------------------------------------
+
+
+class VersionsConfig(_Strict):
+    """``versions: {stable: v1, canary: v2}``: the two ``model_version`` values to compare."""
+
+    stable: Annotated[str, Field(min_length=1, max_length=128)]
+    """The version in production, the baseline of the comparison."""
+    canary: Annotated[str, Field(min_length=1, max_length=128)]
+    """The version being rolled out, compared with the stable one."""
+
+    @model_validator(mode="after")
+    def _distinct(self) -> VersionsConfig:
+        if self.stable == self.canary:
+            raise ValueError("stable and canary must be two different versions")
+        return self
+
+
 class PerformanceConfig(_Strict):
     window_by: Literal["prediction_time", "label_time"] = "prediction_time"
     """Select a window's labelled predictions by their prediction time or their label time."""
@@ -428,6 +451,9 @@ class ModelConfig(_Strict):
     inference_service: str | None = None
     """The KServe InferenceService / SeldonDeployment whose logged CloudEvents are this model's;
     unset, the model's name."""
+    versions: VersionsConfig | Literal["compare"] | None = None
+    """Canary against stable: `{stable, canary}` names the two `model_version` values to compare;
+    `compare` takes the window's two most frequent (the more frequent as stable)."""
 
     @field_validator("features")
     @classmethod

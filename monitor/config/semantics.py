@@ -48,6 +48,8 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "r2": (-math.inf, 1.0, "a coefficient of determination"),
     "label_coverage": _PROPORTION,
     "estimated_accuracy": _PROPORTION,
+    "canary_psi": (0.0, math.inf, "a divergence"),
+    "canary_accuracy_delta": (-1.0, 1.0, "a difference of proportions"),
 }
 
 

@@ -6,7 +6,17 @@ import dataclasses
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from monitor.domain import Evaluation, FeatureDrift, LabelHealth, Performance, Status, Window
+from monitor.domain import (
+    CanaryComparison,
+    Evaluation,
+    FeatureDrift,
+    LabelHealth,
+    Lineage,
+    Performance,
+    Status,
+    VersionSummary,
+    Window,
+)
 
 
 def rfc3339(seconds: float) -> str:
@@ -41,6 +51,8 @@ def to_document(evaluation: Evaluation) -> dict[str, Any]:
         if evaluation.performance is None
         else _performance(evaluation.performance),
         "labels": None if evaluation.labels is None else dataclasses.asdict(evaluation.labels),
+        "lineage": None if evaluation.lineage is None else lineage_document(evaluation),
+        "versions": None if evaluation.canary is None else canary_document(evaluation.canary),
     }
 
 
@@ -118,22 +130,25 @@ def _feature(drift: FeatureDrift) -> dict[str, Any]:
 _FIXED = ("type", "status", "n", "missing", "exact", "ks_bound", "thresholds")
 
 
-def from_document(document: dict[str, Any]) -> Evaluation:
-    def features(items: dict[str, dict[str, Any]]) -> tuple[FeatureDrift, ...]:
-        return tuple(
-            FeatureDrift(
-                name=name,
-                kind=body["type"],
-                status=cast(Status, body["status"]),
-                n=body["n"],
-                missing=body["missing"],
-                statistics={k: v for k, v in body.items() if k not in _FIXED},
-                exact=body.get("exact", True),
-                ks_bound=body.get("ks_bound"),
-                levels=body.get("thresholds", {}),
-            )
-            for name, body in items.items()
+def _features_from(items: dict[str, dict[str, Any]]) -> tuple[FeatureDrift, ...]:
+    return tuple(
+        FeatureDrift(
+            name=name,
+            kind=body["type"],
+            status=cast(Status, body["status"]),
+            n=body["n"],
+            missing=body["missing"],
+            statistics={k: v for k, v in body.items() if k not in _FIXED},
+            exact=body.get("exact", True),
+            ks_bound=body.get("ks_bound"),
+            levels=body.get("thresholds", {}),
         )
+        for name, body in items.items()
+    )
+
+
+def from_document(document: dict[str, Any]) -> Evaluation:
+    features = _features_from
 
     window = document["window"]
     return Evaluation(
@@ -151,4 +166,77 @@ def from_document(document: dict[str, Any]) -> Evaluation:
         if document.get("performance") is None
         else _performance_from(document["performance"]),
         labels=None if document.get("labels") is None else LabelHealth(**document["labels"]),
+        lineage=_lineage_from(document.get("lineage")),
+        canary=_canary_from(document.get("versions")),
+    )
+
+
+# -- lineage (issue 16, item 4) --------------------------------------------------------------
+
+
+def lineage_document(evaluation: Evaluation) -> dict[str, Any]:
+    """What the evaluation compared: config, reference, window, model versions, monitor."""
+    lineage = evaluation.lineage
+    assert lineage is not None
+    return {
+        "config_digest": lineage.config_digest,
+        "reference": {"version": lineage.reference_version, "digest": lineage.reference_digest},
+        "window": {
+            "start": rfc3339(evaluation.window.start),
+            "end": rfc3339(evaluation.window.end),
+            "n": lineage.window_n,
+            "labelled": lineage.labelled,
+            "digest": lineage.window_digest,
+        },
+        "model_versions": dict(lineage.model_versions),
+        "monitor_version": lineage.monitor_version,
+    }
+
+
+def _lineage_from(body: dict[str, Any] | None) -> Lineage | None:
+    if body is None:
+        return None
+    return Lineage(
+        config_digest=body["config_digest"],
+        reference_version=body["reference"]["version"],
+        reference_digest=body["reference"]["digest"],
+        window_n=body["window"]["n"],
+        window_digest=body["window"]["digest"],
+        labelled=body["window"]["labelled"],
+        model_versions=dict(body["model_versions"]),
+        monitor_version=body["monitor_version"],
+    )
+
+
+# -- model versions: canary against stable (issue 16, item 3) ---------------------------------
+
+
+def canary_document(canary: CanaryComparison) -> dict[str, Any]:
+    """``versions`` of the evaluation JSON: each version against the reference, and the canary
+    against the stable version."""
+    return {
+        "stable": dataclasses.asdict(canary.stable),
+        "canary": dataclasses.asdict(canary.canary),
+        "canary_vs_stable": {
+            "status": canary.status,
+            "features": {f.name: _feature(f) for f in canary.drift},
+            "accuracy_delta": canary.accuracy_delta,
+            "accuracy_delta_lower": canary.accuracy_delta_lower,
+            "accuracy_delta_upper": canary.accuracy_delta_upper,
+        },
+    }
+
+
+def _canary_from(body: dict[str, Any] | None) -> CanaryComparison | None:
+    if body is None:
+        return None
+    compared = body["canary_vs_stable"]
+    return CanaryComparison(
+        stable=VersionSummary(**body["stable"]),
+        canary=VersionSummary(**body["canary"]),
+        drift=_features_from(compared["features"]),
+        status=cast(Status, compared["status"]),
+        accuracy_delta=compared["accuracy_delta"],
+        accuracy_delta_lower=compared["accuracy_delta_lower"],
+        accuracy_delta_upper=compared["accuracy_delta_upper"],
     )

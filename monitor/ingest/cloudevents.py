@@ -58,6 +58,7 @@ class Event:
     service: str | None  # ce-inferenceservicename
     request_id: str | None  # ce-requestid (Seldon)
     data: Any  # the decoded JSON payload
+    endpoint: str | None = None  # ce-endpoint: KServe's default|canary, Seldon's predictor
 
     @property
     def pair_key(self) -> str:
@@ -108,6 +109,7 @@ def parse_event(headers: Mapping[str, str], body: bytes) -> Event:
         service=_optional(attributes.get("inferenceservicename")),
         request_id=_optional(attributes.get("requestid")),
         data=data,
+        endpoint=_optional(attributes.get("endpoint")),
     )
 
 
@@ -220,6 +222,26 @@ def response_rows(model: ModelConfig, event: Event) -> list[Output]:
     raise CloudEventError(
         "the response payload has neither 'predictions' (KServe v1) nor 'outputs' (v2)", 422
     )
+
+
+#: ``ce-endpoint`` values of KServe (KFServing) that name a version: its canary rollout's two
+#: endpoints. Newer KServe sends the predictor's service name there, which names none.
+KSERVE_VERSION_ENDPOINTS = frozenset({"default", "canary"})
+
+
+def response_version(event: Event) -> str | None:
+    """The model version a response event names, if any. Neither KServe nor Seldon sends a
+    version header: the Open Inference Protocol (v2) response's ``model_version`` (KServe,
+    Seldon Core 2 / MLServer); else ``ce-endpoint``: Seldon Core's predictor, which is what a
+    canary splits traffic by, or KServe's ``default`` / ``canary`` endpoint."""
+    data = event.data
+    if isinstance(data, dict):
+        version = data.get("model_version")
+        if isinstance(version, str) and version:
+            return version
+    if event.flavor == "seldon" or event.endpoint in KSERVE_VERSION_ENDPOINTS:
+        return event.endpoint
+    return None
 
 
 def truth_rows(model: ModelConfig, event: Event) -> list[Any]:
@@ -402,7 +424,11 @@ def record_ids(base: str, rows: int) -> list[str]:
 
 
 def records_of(
-    base: str, rows: list[Row], outputs: list[Output], timestamp: str | None
+    base: str,
+    rows: list[Row],
+    outputs: list[Output],
+    timestamp: str | None,
+    model_version: str | None = None,
 ) -> list[dict[str, Any]]:
     """Prediction records of a paired request and response."""
     if len(rows) != len(outputs):
@@ -418,6 +444,8 @@ def records_of(
             record["timestamp"] = timestamp
         if scores is not None:
             record["scores"] = scores
+        if model_version is not None:
+            record["model_version"] = model_version
         records.append(record)
     return records
 
@@ -440,6 +468,14 @@ def pack(rows: list[Row] | list[Output]) -> bytes:
     return codec.encode(rows)
 
 
+def pack_response(outputs: list[Output], model_version: str | None) -> bytes:
+    """A response half's outputs as it waits, each with the ``model_version`` the response
+    named (``response_version``) when it named one."""
+    if model_version is None:
+        return pack(outputs)
+    return codec.encode([[prediction, scores, model_version] for prediction, scores in outputs])
+
+
 def paired_records(
     base: str, *, request: bytes, response: bytes, timestamp: str | None
 ) -> list[dict[str, Any]]:
@@ -450,5 +486,7 @@ def paired_records(
     [{'id': 'ev-1', 'features': {'age': 42}, 'prediction': 'yes'}]
     """
     rows: list[Row] = codec.decode(request)
-    outputs: list[Output] = [(prediction, scores) for prediction, scores in codec.decode(response)]
-    return records_of(base, rows, outputs, timestamp)
+    decoded = codec.decode(response)
+    outputs: list[Output] = [(entry[0], entry[1]) for entry in decoded]
+    version = decoded[0][2] if decoded and len(decoded[0]) > 2 else None
+    return records_of(base, rows, outputs, timestamp, version)

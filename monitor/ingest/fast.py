@@ -27,16 +27,23 @@ from monitor import timestamps as times
 from monitor.config.schema import ModelConfig
 from monitor.domain import PredictionBatch
 from monitor.ingest.decode import NDJSON_TYPES
-from monitor.ingest.validate import MAX_CATEGORY_LENGTH, MAX_ID_LENGTH, class_label
+from monitor.ingest.validate import (
+    MAX_CATEGORY_LENGTH,
+    MAX_ID_LENGTH,
+    MAX_VERSION_LENGTH,
+    class_label,
+)
 
 _Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_LENGTH)] | int
 _Timestamp = Annotated[datetime, msgspec.Meta(tz=True)] | Annotated[float, msgspec.Meta(ge=0)]
 _Category = Annotated[str, msgspec.Meta(max_length=MAX_CATEGORY_LENGTH)] | int | bool | None
 _Probability = Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
+_Version = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_VERSION_LENGTH)]
 _DECODE_ERRORS = (msgspec.ValidationError, msgspec.DecodeError)
 _ID = attrgetter("id")
 _PREDICTION = attrgetter("prediction")
 _SCORES = attrgetter("scores")
+_VERSION = attrgetter("model_version")
 _TIMESTAMP = attrgetter("timestamp")
 _FEATURES = attrgetter("features")
 NoneType = type(None)
@@ -83,6 +90,7 @@ class FastPredictionDecoder:
                 ("prediction", prediction),
                 ("timestamp", _Timestamp | None, None),
                 ("scores", dict[str, _Probability] | None, None),
+                ("model_version", _Version | None, None),
             ],
             forbid_unknown_fields=True,
             gc=False,
@@ -149,6 +157,9 @@ class FastPredictionDecoder:
         latest = times.latest(now=received_at, max_future_seconds=self._max_future_seconds)
         if timestamps and (min(timestamps) < times.EARLIEST or max(timestamps) > latest):
             return None
+        versions: list[str | None] | None = list(map(_VERSION, records))
+        if _all_of_type(versions or [], NoneType):
+            versions = None
         features = list(map(codec.encode, map(_FEATURES, records)))
         scores = [None if m is None else codec.encode(m) for m in score_maps]
         duplicates = len(ids) - len(set(ids))
@@ -160,4 +171,8 @@ class FastPredictionDecoder:
             classes = [classes[i] for i in keep]
             values = [values[i] for i in keep]
             scores = [scores[i] for i in keep]
-        return PredictionBatch(ids, timestamps, features, classes, values, scores, duplicates)
+            if versions is not None:
+                versions = [versions[i] for i in keep]
+        return PredictionBatch(
+            ids, timestamps, features, classes, values, scores, duplicates, versions
+        )

@@ -27,7 +27,11 @@ MAX_ID_LENGTH = 256
 MAX_CATEGORY_LENGTH = 256
 NUL = "\x00"
 NUL_REASON = "must not contain the NUL character (\\u0000)"
-_PREDICTION_KEYS = frozenset({"id", "timestamp", "features", "prediction", "scores"})
+_PREDICTION_KEYS = frozenset(
+    {"id", "timestamp", "features", "prediction", "scores", "model_version"}
+)
+#: Longest ``model_version`` a prediction may carry (the stored column's width).
+MAX_VERSION_LENGTH = 128
 _LABEL_KEYS = frozenset({"id", "timestamp", "label"})
 _NUMERIC = 0
 _CATEGORICAL = 1
@@ -60,6 +64,7 @@ class RecordValidator:
         classes: list[str | None] = []
         values: list[float | None] = []
         scores: list[bytes | None] = []
+        versions: list[str | None] = []
         seen: set[str] = set()
         duplicates = 0
         dumps = _encode
@@ -79,9 +84,19 @@ class RecordValidator:
             values.append(prediction_value)
             score_map = record.get("scores")
             scores.append(None if score_map is None else dumps(score_map))
+            versions.append(record.get("model_version"))
         if issues:
             raise issues.error()
-        return PredictionBatch(ids, timestamps, features, classes, values, scores, duplicates)
+        return PredictionBatch(
+            ids,
+            timestamps,
+            features,
+            classes,
+            values,
+            scores,
+            duplicates,
+            model_versions=versions if any(v is not None for v in versions) else None,
+        )
 
     def _checked_prediction(
         self, record: Any, index: int, issues: RecordIssues, received_at: float
@@ -100,6 +115,17 @@ class RecordValidator:
         score_map = record.get("scores")
         if score_map is not None:
             self._scores(score_map, index, issues)
+        version = record.get("model_version")
+        if version is not None and (
+            type(version) is not str or not 0 < len(version) <= MAX_VERSION_LENGTH or NUL in version
+        ):
+            issues.append(
+                RecordIssue(
+                    index,
+                    "model_version",
+                    f"must be a string of 1 to {MAX_VERSION_LENGTH} characters (no NUL)",
+                )
+            )
         if len(issues) != before or record_id is None:
             return None
         return record_id, timestamp, prediction_class, prediction_value

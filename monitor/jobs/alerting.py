@@ -22,6 +22,7 @@ from monitor.alerts.lifecycle import Alert, step
 from monitor.alerts.observe import observe
 from monitor.config import ModelConfig, WebhookConfig
 from monitor.domain import Evaluation
+from monitor.evaluation.document import lineage_document
 from monitor.metrics import Metrics
 from monitor.storage import alerts as store
 from monitor.storage import deliveries as outbox
@@ -116,6 +117,7 @@ class Alerting:
                     },
                     reference_version=evaluation.reference_version,
                     top_features=top_features,
+                    lineage=None if evaluation.lineage is None else lineage_document(evaluation),
                 )
                 previous = store.last_event_id(
                     connection, model=model, rule=observation.rule, feature=observation.feature

@@ -9,14 +9,18 @@ evaluation stays bounded however large the window grows.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import time
+from collections import Counter
 from collections.abc import Callable
 
 from sqlalchemy import Connection
 
+from monitor import __version__, codec
 from monitor.config import ModelConfig
-from monitor.domain import Evaluation, ReferenceBatch, ReferenceInfo, Window
+from monitor.config.digest import config_digest
+from monitor.domain import Evaluation, Lineage, ReferenceBatch, ReferenceInfo, Window
 from monitor.evaluation import (
     ReferenceProfiles,
     build_profiles,
@@ -24,6 +28,7 @@ from monitor.evaluation import (
     evaluate_drift,
     levels,
 )
+from monitor.evaluation.canary import compare_versions
 from monitor.evaluation.columns import Columns
 from monitor.evaluation.document import from_document, to_document
 from monitor.evaluation.evaluate import evaluate_drift_counts
@@ -48,6 +53,19 @@ from monitor.storage.windows import Rows
 SaveReference = Callable[..., ReferenceInfo]
 #: (connection, config, evaluation, now, webhooks): ``webhooks=False`` queues no deliveries
 OnEvaluation = Callable[[Connection, ModelConfig, Evaluation, float, bool], None]
+
+
+def digest_rows(rows: Rows) -> str:
+    """``sha256:`` and the hex SHA-256 of a window's stored records (their encoded features,
+    predictions and scores), whatever order they were read in: an evaluation's lineage, so
+    that a record changed or deleted under the window is told by ``monitor reproduce``."""
+    each = sorted(
+        hashlib.blake2b(codec.encode([features, prediction, scores]), digest_size=16).digest()
+        for features, prediction, scores in zip(
+            rows.features, rows.predictions, rows.scores, strict=True
+        )
+    )
+    return "sha256:" + hashlib.sha256(b"".join(each)).hexdigest()
 
 
 def _columns(config: ModelConfig, rows: Rows) -> Columns:
@@ -102,49 +120,8 @@ class DriftEvaluator:
         scheduled evaluation marks its tick done there, see ``jobs.ticks``).
         """
         model = config.name
-        by_label_time = config.performance.window_by == "label_time"
-        started = time.perf_counter()
         now = self.clock() if at is None else at
-        with self.database.read() as connection:
-            profiles = self.reference_profiles(connection, config, now)
-            large = (
-                profiles is not None
-                and profiles.version > 0
-                and self._window_count(connection, config, now) > config.drift.exact_max_samples
-            )
-            if not large:
-                rows, window = self._current_rows(connection, config, now)
-        if large:
-            assert profiles is not None
-            evaluation = self._evaluate_from_histograms(config, profiles, now)
-            window_predictions = window_scores = None
-        else:
-            columns = _columns(config, rows)
-            evaluation = evaluate_drift(config, profiles, columns, window=window, evaluated_at=now)
-            window_predictions, window_scores = rows.predictions, rows.scores
-        if not large and config.window.records is not None and not by_label_time:
-            # the pairs of the very records the drift counted (the last N ingested)
-            pairs = self.labelled.last_records(config, count=config.window.records)
-        else:
-            pairs = self.labelled.window(
-                config, start=evaluation.window.start, end=evaluation.window.end
-            )
-        unmatched = self.unmatched.count(model)
-        evaluation = dataclasses.replace(
-            evaluation,
-            performance=evaluate_performance(
-                config,
-                pairs=pairs,
-                calibration=None if profiles is None else profiles.calibration,
-                reference_accuracy=None if profiles is None else profiles.accuracy,
-                reference_labelled=None if profiles is None else profiles.labelled,
-                cache=None if profiles is None else profiles.null_cache,
-                window_predictions=window_predictions,
-                window_scores=window_scores,
-            ),
-            labels=label_health(predictions=evaluation.window.n, pairs=pairs, unmatched=unmatched),
-        )
-        evaluation = dataclasses.replace(evaluation, duration_seconds=time.perf_counter() - started)
+        evaluation = self.compute(config, now=now)
         with self.database.write() as connection:
             if guard is not None:
                 guard(connection)
@@ -163,6 +140,118 @@ class DriftEvaluator:
         self.latest[model] = evaluation
         self.metrics.observe_evaluation(evaluation)
         return evaluation
+
+    def compute(
+        self,
+        config: ModelConfig,
+        *,
+        now: float,
+        reference_version: int | None = None,
+        exact: bool | None = None,
+        records_bounds: tuple[float, float] | None = None,
+    ) -> Evaluation:
+        """The evaluation as of ``now``, with its lineage; nothing is stored.
+
+        ``reference_version`` compares with that stored reference instead of the newest;
+        ``exact`` forces the exact path (True) or the histograms' (False) instead of choosing
+        by the window's size; ``records_bounds`` reads a ``window.records`` window as the
+        records with prediction times in those bounds (both included) rather than the last N
+        ingested (``jobs.reproduce`` replays an evaluation with all three pinned).
+        """
+        model = config.name
+        by_label_time = config.performance.window_by == "label_time"
+        started = time.perf_counter()
+        window_digest: str | None = None
+        versions: dict[str, int] = {}
+        with self.database.read() as connection:
+            profiles = self.reference_profiles(connection, config, now, version=reference_version)
+            reference = (
+                None
+                if profiles is None or profiles.version == 0
+                else repo.latest_reference(connection, model=model, version=profiles.version)
+            )
+            if exact is None:
+                large = (
+                    profiles is not None
+                    and profiles.version > 0
+                    and self._window_count(connection, config, now) > config.drift.exact_max_samples
+                )
+            else:
+                large = not exact and profiles is not None and profiles.version > 0
+            if not large:
+                rows, window = self._current_rows(connection, config, now, records_bounds)
+                window_digest = digest_rows(rows)
+                versions = dict(Counter(v for v in rows.versions if v is not None))
+        if large:
+            assert profiles is not None
+            evaluation = self._evaluate_from_histograms(config, profiles, now)
+            window_predictions = window_scores = None
+            with self.database.read() as connection:
+                versions = windows.version_counts(
+                    connection, model=model, start=evaluation.window.start, end=now
+                )
+        else:
+            canary = (
+                None
+                if config.versions is None
+                else compare_versions(
+                    config,
+                    profiles,
+                    features=rows.features,
+                    predictions=rows.predictions,
+                    labels=rows.labels,
+                    scores=rows.scores,
+                    versions=rows.versions,
+                    window=window,
+                    evaluated_at=now,
+                )
+            )
+            columns = _columns(config, rows)
+            evaluation = evaluate_drift(config, profiles, columns, window=window, evaluated_at=now)
+            evaluation = dataclasses.replace(evaluation, canary=canary)
+            window_predictions, window_scores = rows.predictions, rows.scores
+        if (
+            not large
+            and config.window.records is not None
+            and not by_label_time
+            and records_bounds is None
+        ):
+            # the pairs of the very records the drift counted (the last N ingested)
+            pairs = self.labelled.last_records(config, count=config.window.records)
+        elif records_bounds is not None:  # a records window read by its bounds, both included
+            pairs = self.labelled.window(
+                config, start=math.nextafter(records_bounds[0], -math.inf), end=records_bounds[1]
+            )
+        else:
+            pairs = self.labelled.window(
+                config, start=evaluation.window.start, end=evaluation.window.end
+            )
+        unmatched = self.unmatched.count(model)
+        evaluation = dataclasses.replace(
+            evaluation,
+            performance=evaluate_performance(
+                config,
+                pairs=pairs,
+                calibration=None if profiles is None else profiles.calibration,
+                reference_accuracy=None if profiles is None else profiles.accuracy,
+                reference_labelled=None if profiles is None else profiles.labelled,
+                cache=None if profiles is None else profiles.null_cache,
+                window_predictions=window_predictions,
+                window_scores=window_scores,
+            ),
+            labels=label_health(predictions=evaluation.window.n, pairs=pairs, unmatched=unmatched),
+            lineage=Lineage(
+                config_digest=config_digest(config),
+                reference_version=evaluation.reference_version,
+                reference_digest=None if reference is None else reference.digest,
+                window_n=evaluation.window.n,
+                window_digest=window_digest,
+                labelled=len(pairs),
+                model_versions=dict(sorted(versions.items())),
+                monitor_version=__version__,
+            ),
+        )
+        return dataclasses.replace(evaluation, duration_seconds=time.perf_counter() - started)
 
     def adopt_stored(self, connection: Connection, config: ModelConfig) -> Evaluation | None:
         """Take the model's latest stored evaluation as this replica's latest when it is
@@ -228,9 +317,23 @@ class DriftEvaluator:
         return self.histograms.summarize(config, profiles)
 
     def _current_rows(
-        self, connection: Connection, config: ModelConfig, now: float
+        self,
+        connection: Connection,
+        config: ModelConfig,
+        now: float,
+        records_bounds: tuple[float, float] | None = None,
     ) -> tuple[Rows, Window]:
         regression = config.task == "regression"
+        if config.window.records is not None and records_bounds is not None:
+            first, last = records_bounds
+            rows = windows.rows_between(
+                connection,
+                model=config.name,
+                start=math.nextafter(first, -math.inf),
+                end=last,
+                regression=regression,
+            )
+            return rows, Window(rows.first_ts or now, rows.last_ts or now, len(rows))
         if config.window.duration is not None:
             start = now - config.window.duration.total_seconds()
             rows = windows.rows_between(
@@ -244,9 +347,10 @@ class DriftEvaluator:
         return rows, Window(rows.first_ts or now, rows.last_ts or now, len(rows))
 
     def reference_profiles(
-        self, connection: Connection, config: ModelConfig, now: float
+        self, connection: Connection, config: ModelConfig, now: float, version: int | None = None
     ) -> ReferenceProfiles | None:
-        """The profiles of the reference in force, computed once per version and stored."""
+        """The profiles of the reference in force (or of stored reference ``version``),
+        computed once per version and stored."""
         regression = config.task == "regression"
         reference = config.reference
         if reference is not None and reference.previous_window:
@@ -272,8 +376,11 @@ class DriftEvaluator:
                 return None
             columns = _columns(config, rows)
             return build_profiles(config, columns, version=0, scores=rows.scores)
-        info = repo.latest_reference(connection, model=config.name)
-        if info is None and reference is not None and reference.first_records is not None:
+        info = repo.latest_reference(connection, model=config.name, version=version)
+        if version is not None:
+            if info is None:
+                raise LookupError(f"model {config.name!r} has no reference version {version}")
+        elif info is None and reference is not None and reference.first_records is not None:
             info = self._reference_from_first_records(connection, config, reference.first_records)
         if info is None:
             return None

@@ -21,8 +21,9 @@ def store_evaluation(
     n: int,
     reference_version: int | None,
     document: dict[str, Any],
-) -> None:
-    connection.execute(
+) -> int:
+    """Store an evaluation's document; its id (``GET .../drift/history`` answers it)."""
+    result = connection.execute(
         insert(evaluations).values(
             model=model,
             created_at=created_at,
@@ -33,6 +34,9 @@ def store_evaluation(
             result=orjson.dumps(document),
         )
     )
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
 
 
 def latest_evaluation(connection: Connection, *, model: str) -> dict[str, Any] | None:
@@ -49,15 +53,35 @@ def evaluation_history(
     connection: Connection, *, model: str, since: float | None, until: float | None, limit: int
 ) -> list[dict[str, Any]]:
     """Evaluations oldest first, at most ``limit`` (the newest ones when there are more)."""
-    query = select(evaluations.c.result).where(evaluations.c.model == model)
+    query = select(evaluations.c.seq, evaluations.c.result).where(evaluations.c.model == model)
     if since is not None:
         query = query.where(evaluations.c.created_at >= since)
     if until is not None:
         query = query.where(evaluations.c.created_at <= until)
     query = query.order_by(evaluations.c.seq.desc()).limit(limit)
-    documents = [orjson.loads(blob) for blob in connection.execute(query).scalars()]
+    documents = [{"id": seq, **orjson.loads(blob)} for seq, blob in connection.execute(query)]
     documents.reverse()
     return documents
+
+
+def stored_evaluation(
+    connection: Connection, *, model: str, evaluation_id: int
+) -> tuple[tuple[float, float, float], dict[str, Any]] | None:
+    """The time the model's evaluation ``evaluation_id`` was made as of and its window's
+    start and end (to the bit, unlike its document's RFC 3339 times), and its document; or
+    None."""
+    row = connection.execute(
+        select(
+            evaluations.c.created_at,
+            evaluations.c.window_start,
+            evaluations.c.window_end,
+            evaluations.c.result,
+        ).where(evaluations.c.model == model, evaluations.c.seq == evaluation_id)
+    ).first()
+    if row is None:
+        return None
+    times = (float(row[0]), float(row[1]), float(row[2]))
+    return times, {"id": evaluation_id, **orjson.loads(row[3])}
 
 
 def store_profiles(

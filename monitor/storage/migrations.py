@@ -165,6 +165,13 @@ def _v12_delivery_leases(connection: Connection) -> None:
         connection.execute(text("ALTER TABLE deliveries ADD COLUMN lease_token VARCHAR(32)"))
 
 
+def _v13_model_versions(connection: Connection) -> None:
+    # The model version that made each prediction (issue 16: versions seen, canary vs stable).
+    columns = {c["name"] for c in inspect(connection).get_columns("predictions")}
+    if "model_version" not in columns:
+        connection.execute(text("ALTER TABLE predictions ADD COLUMN model_version VARCHAR(128)"))
+
+
 #: Ordered steps; step N brings the schema from version N-1 to N. Append, never edit.
 STEPS: tuple[Callable[[Connection], None], ...] = (
     _v1_initial,
@@ -179,6 +186,7 @@ STEPS: tuple[Callable[[Connection], None], ...] = (
     _v10_cloudevents,
     _v11_evaluation_ticks,
     _v12_delivery_leases,
+    _v13_model_versions,
 )
 _LOCK_KEY = 0x64726966  # "drif": pg_advisory_xact_lock key that serialises migrations
 

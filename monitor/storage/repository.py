@@ -39,7 +39,8 @@ def _is_postgresql(connection: Connection) -> bool:
 
 #: The columns of a stored prediction, in the order the PostgreSQL statements bind them.
 _POSTGRESQL_COLUMNS = (
-    "model, id, ts, received_at, features, prediction_class, prediction_value, scores"
+    "model, id, ts, received_at, features, prediction_class, prediction_value, scores,"
+    " model_version"
 )
 
 #: One statement a batch, its columns bound as arrays in PostgreSQL's binary format (``%b``):
@@ -49,10 +50,10 @@ _POSTGRESQL_COLUMNS = (
 _POSTGRESQL_INSERT_PREDICTIONS = (
     f"INSERT INTO predictions ({_POSTGRESQL_COLUMNS})"
     " SELECT %(model)b::text, id, ts, %(received)b::float8, features, prediction_class,"
-    " prediction_value, scores"
+    " prediction_value, scores, model_version"
     " FROM unnest(%(ids)b::text[], %(ts)b::float8[], %(features)b::bytea[],"
-    " %(classes)b::text[], %(values)b::float8[], %(scores)b::bytea[])"
-    " AS batch (id, ts, features, prediction_class, prediction_value, scores)"
+    " %(classes)b::text[], %(values)b::float8[], %(scores)b::bytea[], %(versions)b::text[])"
+    " AS batch (id, ts, features, prediction_class, prediction_value, scores, model_version)"
     " ON CONFLICT (model, id) DO NOTHING"
 )
 
@@ -63,7 +64,7 @@ _POSTGRESQL_INSERT_MERGED = (
     f" SELECT {_POSTGRESQL_COLUMNS}"
     " FROM unnest(%(models)b::text[], %(ids)b::text[], %(ts)b::float8[],"
     " %(received)b::float8[], %(features)b::bytea[], %(classes)b::text[],"
-    " %(values)b::float8[], %(scores)b::bytea[])"
+    " %(values)b::float8[], %(scores)b::bytea[], %(versions)b::text[])"
     f" AS batch ({_POSTGRESQL_COLUMNS})"
     " ON CONFLICT (model, id) DO NOTHING RETURNING model, id"
 )
@@ -143,7 +144,17 @@ def _postgresql_insert_merged(
     """Insert the batches of ``works`` (no (model, id) twice among them) in one statement."""
     columns: dict[str, list[Any]] = {
         name: []
-        for name in ("models", "ids", "ts", "received", "features", "classes", "values", "scores")
+        for name in (
+            "models",
+            "ids",
+            "ts",
+            "received",
+            "features",
+            "classes",
+            "values",
+            "scores",
+            "versions",
+        )
     }
     for work in works:
         batch, n = work.batch, len(work.batch)
@@ -156,6 +167,7 @@ def _postgresql_insert_merged(
         columns["classes"] += batch.prediction_classes
         columns["values"] += (None if v is None else float(v) for v in batch.prediction_values)
         columns["scores"] += batch.scores
+        columns["versions"] += batch.model_versions or [None] * n
     result = connection.exec_driver_sql(_POSTGRESQL_INSERT_MERGED, columns)
     stored = {(model, record_id) for model, record_id in result}
     results = []
@@ -188,6 +200,7 @@ def insert_predictions(
                 "classes": batch.prediction_classes,
                 "values": batch.prediction_values,
                 "scores": batch.scores,
+                "versions": batch.model_versions or [None] * len(batch),
             },
         ).rowcount
     else:
@@ -222,15 +235,23 @@ def _sqlite_statement_sizes(n: int) -> Iterator[int]:
 
 
 @functools.cache
-def _sqlite_insert_sql(rows: int, regression: bool) -> str:
+def _sqlite_insert_sql(rows: int, regression: bool, versioned: bool = False) -> str:
     """The model (?1) and receipt time (?2) are bound once per statement, and a row binds only
-    the prediction column its task uses (the other is NULL): 5 values a row, not 8."""
+    the prediction column its task uses (the other is NULL): 5 values a row, not 8; 6 with
+    the records' model versions (``versioned``)."""
     outputs = "NULL, column4" if regression else "column4, NULL"
+    if not versioned:
+        return (
+            "INSERT OR IGNORE INTO predictions (model, id, ts, received_at, features,"
+            " prediction_class, prediction_value, scores)"
+            f" SELECT ?1, column1, column2, ?2, column3, {outputs}, column5"
+            " FROM (VALUES " + ",".join(["(?, ?, ?, ?, ?)"] * rows) + ")"
+        )
     return (
         "INSERT OR IGNORE INTO predictions (model, id, ts, received_at, features,"
-        " prediction_class, prediction_value, scores)"
-        f" SELECT ?1, column1, column2, ?2, column3, {outputs}, column5"
-        " FROM (VALUES " + ",".join(["(?, ?, ?, ?, ?)"] * rows) + ")"
+        " prediction_class, prediction_value, scores, model_version)"
+        f" SELECT ?1, column1, column2, ?2, column3, {outputs}, column5, column6"
+        " FROM (VALUES " + ",".join(["(?, ?, ?, ?, ?, ?)"] * rows) + ")"
     )
 
 
@@ -240,7 +261,17 @@ def _sqlite_insert_predictions(
     # A batch fills one of the two prediction columns (its task's); the other is all None.
     regression = batch.prediction_classes[0] is None
     outputs = batch.prediction_values if regression else batch.prediction_classes
-    rows = zip(batch.ids, batch.timestamps, batch.features, outputs, batch.scores, strict=True)
+    versioned = batch.model_versions is not None
+    columns: list[Sequence[Any]] = [
+        batch.ids,
+        batch.timestamps,
+        batch.features,
+        outputs,
+        batch.scores,
+    ]
+    if batch.model_versions is not None:
+        columns.append(batch.model_versions)
+    rows = zip(*columns, strict=True)
     accepted = 0
     for size in _sqlite_statement_sizes(len(batch)):
         parameters = (
@@ -248,7 +279,7 @@ def _sqlite_insert_predictions(
             received_at,
             *itertools.chain.from_iterable(itertools.islice(rows, size)),
         )
-        sql = _sqlite_insert_sql(size, regression)
+        sql = _sqlite_insert_sql(size, regression, versioned)
         accepted += connection.exec_driver_sql(sql, parameters).rowcount
     return accepted
 
@@ -379,16 +410,15 @@ def store_reference(
     return ReferenceInfo(model, version, len(batch), source, created_at, digest)
 
 
-def latest_reference(connection: Connection, *, model: str) -> ReferenceInfo | None:
+def latest_reference(
+    connection: Connection, *, model: str, version: int | None = None
+) -> ReferenceInfo | None:
+    """The model's newest reference, or its reference ``version`` when given."""
+    query = select(references).where(references.c.model == model)
+    if version is not None:
+        query = query.where(references.c.version == version)
     row = (
-        connection.execute(
-            select(references)
-            .where(references.c.model == model)
-            .order_by(references.c.version.desc())
-            .limit(1)
-        )
-        .mappings()
-        .first()
+        connection.execute(query.order_by(references.c.version.desc()).limit(1)).mappings().first()
     )
     if row is None:
         return None

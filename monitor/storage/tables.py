@@ -39,6 +39,7 @@ predictions = Table(
     Column("prediction_class", String(256)),
     Column("prediction_value", Seconds),
     Column("scores", LargeBinary),  # JSON object class -> probability
+    Column("model_version", String(128)),  # schema version 13: the version that predicted
     UniqueConstraint("model", "id", name="uq_predictions_model_id"),
     Index("ix_predictions_model_ts", "model", "ts"),
 )

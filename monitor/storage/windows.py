@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, Select, func, null, select, text
@@ -21,6 +21,8 @@ class Rows:
     first_ts: float | None
     last_ts: float | None
     scores: list[bytes | None]
+    #: each record's ``model_version`` (None for a record without one, and for references)
+    versions: list[str | None] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.predictions)
@@ -37,10 +39,18 @@ def _window_select(model: str, *, regression: bool, labelled: bool = True) -> Se
             null().label("label"),
             predictions.c.ts,
             predictions.c.scores,
+            predictions.c.model_version,
         ).where(predictions.c.model == model)
     label = labels.c.label_value if regression else labels.c.label_class
     return (
-        select(predictions.c.features, prediction, label, predictions.c.ts, predictions.c.scores)
+        select(
+            predictions.c.features,
+            prediction,
+            label,
+            predictions.c.ts,
+            predictions.c.scores,
+            predictions.c.model_version,
+        )
         .select_from(
             predictions.outerjoin(
                 labels, (labels.c.model == predictions.c.model) & (labels.c.id == predictions.c.id)
@@ -72,11 +82,12 @@ def _rows(result: Any) -> Rows:
     label_values: list[Any] = []
     stamps: list[float] = []
     scores: list[bytes | None] = []
+    versions: list[str | None] = []
     while cursor is not None:
         fetched = cursor.fetchmany(FETCH_ROWS)
         if not fetched:
             break
-        blobs, predicted, labelled, times, scored = zip(*fetched, strict=True)
+        blobs, predicted, labelled, times, scored, versioned = zip(*fetched, strict=True)
         del fetched
         if type(blobs[0]) is not bytes:  # drivers that hand out memoryview
             blobs = tuple(bytes(blob) for blob in blobs)
@@ -86,9 +97,12 @@ def _rows(result: Any) -> Rows:
         label_values.extend(labelled)
         stamps.extend(times)
         scores.extend(scored)
+        versions.extend(versioned)
     if not features:
         return Rows([], [], [], None, None, [])
-    return Rows(features, prediction_values, label_values, min(stamps), max(stamps), scores)
+    return Rows(
+        features, prediction_values, label_values, min(stamps), max(stamps), scores, versions
+    )
 
 
 def rows_between(
@@ -100,6 +114,23 @@ def rows_between(
         predictions.c.ts > start, predictions.c.ts <= end
     )
     return _rows(connection.execute(query))
+
+
+def version_counts(
+    connection: Connection, *, model: str, start: float, end: float
+) -> dict[str, int]:
+    """Records with ``start < ts <= end`` per ``model_version`` (records without one left out)."""
+    query = (
+        select(predictions.c.model_version, func.count())
+        .where(
+            predictions.c.model == model,
+            predictions.c.ts > start,
+            predictions.c.ts <= end,
+            predictions.c.model_version.is_not(None),
+        )
+        .group_by(predictions.c.model_version)
+    )
+    return {str(version): int(n) for version, n in connection.execute(query)}
 
 
 def count_between(
@@ -147,6 +178,7 @@ def reference_rows(connection: Connection, *, model: str, version: int, regressi
             label,
             reference_records.c.row,
             reference_records.c.scores,
+            null().label("model_version"),
         )
         .where(reference_records.c.model == model, reference_records.c.version == version)
         .order_by(reference_records.c.row)

@@ -58,12 +58,14 @@ def alert_event(
     threshold_n: int | None = None,
     reference_version: int | None,
     top_features: list[dict[str, Any]],
+    lineage: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``alert.firing``, ``alert.escalated`` or ``alert.resolved``. ``episode`` is the id of
     the episode's ``alert.firing`` event (its own id for that event), so a receiver can tie an
     escalation or a resolution to what it resolves. ``feature`` is null for a model-level rule.
     ``top_features`` are the evaluation's features with the highest PSI. ``threshold_n`` is the
-    window size an ``auto`` threshold was resolved for (null for a level set as a number)."""
+    window size an ``auto`` threshold was resolved for (null for a level set as a number).
+    ``lineage`` is what the evaluation compared (``evaluation.document.lineage_document``)."""
     document = event(
         event_type,
         now,
@@ -79,6 +81,7 @@ def alert_event(
         window=window,
         reference={"version": reference_version},
         top_features=top_features,
+        lineage=lineage,
         links={
             "export": (
                 f"/v1/models/{model}/export?start={window['start']!r}&end={window['end']!r}"
