@@ -14,6 +14,7 @@ own package. Its modules, one idea each::
     jensen_shannon.py  base-2 Jensen-Shannon distance
     null_levels.py     levels each statistic passes with a given chance under no drift
     chi2.py            chi-square test of homogeneity
+    fairness.py        group_fairness: per-group selection rate, accuracy, TPR, FPR; disparities
     ecdf.py            two sorted samples merged: shared by KS and Wasserstein
     _scipy.py          typed wrappers of the SciPy functions used
     performance/       model performance from labels (sklearn-equal metrics, Wilson intervals)
