@@ -37,6 +37,9 @@ HIGHER_IS_WORSE = frozenset(
         "rmse",
         "mape",
         "canary_psi",  # the canary's PSI against the stable version
+        "demographic_parity_difference",
+        "equalized_odds_difference",
+        "equal_opportunity_difference",
     }
 )
 LOWER_IS_WORSE = frozenset(
@@ -53,6 +56,8 @@ LOWER_IS_WORSE = frozenset(
         "r2",
         "label_coverage",
         "estimated_accuracy",
+        "demographic_parity_ratio",
+        "equalized_odds_ratio",
     }
 )
 

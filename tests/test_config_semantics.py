@@ -29,18 +29,20 @@ models:
     features: [{name: x, type: numeric}, {name: c, type: categorical}]
     thresholds:
 """
+# after the thresholds, so that their line numbers stay; lets fairness thresholds be set
+FAIRNESS = "    fairness: {sensitive: [c], positive: a}\n"
 
 
 def errors_of(thresholds: str) -> list[str]:
     """The errors of MODEL with these lines under ``thresholds:`` (the first is line 7)."""
-    text = MODEL + textwrap.indent(textwrap.dedent(thresholds), "      ")
+    text = MODEL + textwrap.indent(textwrap.dedent(thresholds), "      ") + FAIRNESS
     with pytest.raises(ConfigError) as caught:
         parse_config(text)
     return [str(issue) for issue in caught.value.issues]
 
 
 def levels_of(thresholds: str) -> dict[str, tuple[float | None, float | None]]:
-    text = MODEL + textwrap.indent(textwrap.dedent(thresholds), "      ")
+    text = MODEL + textwrap.indent(textwrap.dedent(thresholds), "      ") + FAIRNESS
     model = parse_config(text).models[0]
     return {name: (t.warning, t.critical) for name, t in model.thresholds.items()}
 

@@ -16,6 +16,7 @@ from typing import Any, get_args
 
 from pydantic import BaseModel, ValidationError
 
+from monitor.config.groups import group_issues
 from monitor.config.paths import PathKey, format_path, line_for
 from monitor.config.schema import Config, StatisticName
 from monitor.config.semantics import level_issues
@@ -62,6 +63,7 @@ def parse_config(
         raise ConfigError(issues) from None
     issues.extend(_cross_check(config, lines, file))
     issues.extend(level_issues(config, lines, file))
+    issues.extend(group_issues(config, lines, file))
     if issues:
         issues.sort(key=lambda issue: issue.line or 0)
         raise ConfigError(issues)

@@ -67,6 +67,12 @@ StatisticName = Literal[
     # canary against stable (issue 16): ModelConfig.versions
     "canary_psi",
     "canary_accuracy_delta",
+    # group fairness (FairnessConfig), one observation per sensitive feature
+    "demographic_parity_difference",
+    "demographic_parity_ratio",
+    "equalized_odds_difference",
+    "equalized_odds_ratio",
+    "equal_opportunity_difference",
 ]
 
 
@@ -312,6 +318,16 @@ NO_AUTO = {
     ),
     "canary_psi": "it compares two versions' windows, not a window with the reference",
     "canary_accuracy_delta": "it compares two versions' windows, not a window with the reference",
+    **dict.fromkeys(
+        (
+            "demographic_parity_difference",
+            "demographic_parity_ratio",
+            "equalized_odds_difference",
+            "equalized_odds_ratio",
+            "equal_opportunity_difference",
+        ),
+        "a fairness disparity is a policy limit (such as 0.8, the four-fifths rule): set a number",
+    ),
 }
 #: The statistics a level may be ``auto`` for.
 AUTO_STATISTICS = tuple(name for name in get_args(StatisticName) if name not in NO_AUTO)
@@ -418,6 +434,46 @@ class PerformanceConfig(_Strict):
     """Select a window's labelled predictions by their prediction time or their label time."""
 
 
+# --- segments and fairness (monitor.evaluation.groups) ---------------------------------------
+
+#: Fairness disparities a threshold may be set for; they need ``fairness:``.
+FAIRNESS_STATISTICS = (
+    "demographic_parity_difference",
+    "demographic_parity_ratio",
+    "equalized_odds_difference",
+    "equalized_odds_ratio",
+    "equal_opportunity_difference",
+)
+
+
+class SegmentConfig(_Strict):
+    """Drift and performance per value of a categorical feature; values outside ``values``
+    (or, without it, outside the reference's categories) are counted as ``__other__``."""
+
+    name: Name
+    feature: Name
+    values: list[ClassLabel] | None = Field(None, min_length=1, max_length=1_000)
+    # the model's thresholds, with these replacing (statistic by statistic) for this segment
+    thresholds: dict[StatisticName, ThresholdConfig] = {}
+    min_samples: int | None = Field(None, ge=1)
+
+    @field_validator("values")
+    @classmethod
+    def _distinct(cls, values: list[str] | None) -> list[str] | None:
+        if values is not None and len(set(values)) != len(values):
+            raise ValueError("values must be distinct")
+        if values is not None and "__other__" in values:
+            raise ValueError("__other__ is the bucket of the values not listed")
+        return values
+
+
+class FairnessConfig(_Strict):
+    """Group fairness of a classifier's ``positive`` decision across each sensitive feature."""
+
+    sensitive: list[Name] = Field(min_length=1)
+    positive: ClassLabel
+
+
 class ModelConfig(_Strict):
     name: Name
     """Letters, digits, `_ . -`; used in URLs and as the `model` metric label."""
@@ -454,6 +510,10 @@ class ModelConfig(_Strict):
     versions: VersionsConfig | Literal["compare"] | None = None
     """Canary against stable: `{stable, canary}` names the two `model_version` values to compare;
     `compare` takes the window's two most frequent (the more frequent as stable)."""
+    segments: list[SegmentConfig] = []
+    """Drift and performance per value of a categorical feature (see Segments and fairness)."""
+    fairness: FairnessConfig | None = None
+    """Classification only: group fairness of the `positive` class across sensitive features."""
 
     @field_validator("features")
     @classmethod

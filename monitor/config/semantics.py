@@ -50,6 +50,11 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "estimated_accuracy": _PROPORTION,
     "canary_psi": (0.0, math.inf, "a divergence"),
     "canary_accuracy_delta": (-1.0, 1.0, "a difference of proportions"),
+    "demographic_parity_difference": _PROPORTION,
+    "demographic_parity_ratio": (0.0, 1.0, "a ratio of the smallest rate to the largest"),
+    "equalized_odds_difference": _PROPORTION,
+    "equalized_odds_ratio": (0.0, 1.0, "a ratio of the smallest rate to the largest"),
+    "equal_opportunity_difference": _PROPORTION,
 }
 
 
@@ -57,8 +62,16 @@ def level_issues(config: Config, lines: dict[PathKey, int], file: str) -> list[C
     """Every level out of its statistic's range and every warning/critical pair out of order."""
     issues = []
     for m, model in enumerate(config.models):
-        for statistic, threshold in model.thresholds.items():
-            at: PathKey = ("models", m, "thresholds", statistic)
+        rules: list[tuple[PathKey, str, Any]] = [
+            (("models", m, "thresholds", statistic), statistic, threshold)
+            for statistic, threshold in model.thresholds.items()
+        ]
+        rules += [  # segments' own levels
+            (("models", m, "segments", s, "thresholds", statistic), statistic, threshold)
+            for s, segment in enumerate(model.segments)
+            for statistic, threshold in segment.thresholds.items()
+        ]
+        for at, statistic, threshold in rules:
             levels = [(at, threshold.warning, threshold.critical)]
             levels += [
                 ((*at, "overrides", feature), override.warning, override.critical)

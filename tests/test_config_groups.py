@@ -1,0 +1,120 @@
+"""Segments and fairness in monitor.yaml: what is accepted, and what is refused with file:line."""
+
+from __future__ import annotations
+
+import pytest
+
+from monitor.config import parse_config
+from monitor.errors import ConfigError
+
+MODEL = """\
+models:
+  - name: m
+    task: classification
+    classes: [approved, denied]
+    features:
+      - {name: x, type: numeric}
+      - {name: country, type: categorical}
+      - {name: gender, type: categorical}
+"""
+
+
+def errors_of(extra: str, model: str = MODEL) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(model + extra)
+    return [str(issue) for issue in caught.value.issues]
+
+
+def test_segments_and_fairness_are_read() -> None:
+    model = parse_config(
+        MODEL
+        + """\
+    segments:
+      - {name: by_country, feature: country, values: [FR, DE], min_samples: 20,
+         thresholds: {psi: {critical: 0.5}}}
+    fairness: {sensitive: [gender, country], positive: approved}
+    thresholds:
+      demographic_parity_ratio: {critical: 0.8}
+      equal_opportunity_difference: {warning: 0.1, critical: 0.2}
+"""
+    ).models[0]
+    (segment,) = model.segments
+    assert (segment.name, segment.feature, segment.values, segment.min_samples) == (
+        "by_country",
+        "country",
+        ["FR", "DE"],
+        20,
+    )
+    assert segment.thresholds["psi"].critical == 0.5
+    assert model.fairness is not None
+    assert (model.fairness.sensitive, model.fairness.positive) == (
+        ["gender", "country"],
+        "approved",
+    )
+    assert model.thresholds["demographic_parity_ratio"].critical == 0.8
+
+
+def test_a_segment_on_a_numeric_or_unknown_feature_is_refused_at_its_line() -> None:
+    assert errors_of(
+        "    segments:\n      - {name: a, feature: x}\n      - {name: b, feature: y}\n"
+    ) == [
+        "monitor.yaml:10: models[0].segments[0].feature: 'x' is a numeric feature: groups need"
+        " a categorical one",
+        "monitor.yaml:11: models[0].segments[1].feature: 'y' is not a feature of model 'm'",
+    ]
+
+
+def test_segment_names_are_distinct_and_values_exclude_other() -> None:
+    assert errors_of(
+        "    segments:\n      - {name: a, feature: country}\n      - {name: a, feature: gender}\n"
+    ) == ["monitor.yaml:11: models[0].segments[1].name: segment 'a' is listed twice"]
+    assert errors_of(
+        "    segments:\n      - {name: a, feature: country, values: [FR, __other__]}\n"
+    ) == [
+        "monitor.yaml:10: models[0].segments[0].values: __other__ is the bucket of the values"
+        " not listed"
+    ]
+
+
+def test_a_segment_level_is_checked_like_a_model_level() -> None:
+    assert errors_of(
+        "    segments:\n      - name: a\n        feature: country\n        thresholds:\n"
+        "          accuracy: {warning: 0.7, critical: 0.9}\n"
+    ) == [
+        "monitor.yaml:13: models[0].segments[0].thresholds.accuracy: warning 0.7 must be at"
+        " least critical 0.9 (lower accuracy is worse)"
+    ]
+
+
+def test_fairness_needs_a_known_positive_class_and_categorical_features() -> None:
+    assert errors_of("    fairness: {sensitive: [gender, x, gender], positive: maybe}\n") == [
+        "monitor.yaml:9: models[0].fairness.positive: 'maybe' is not one of the classes"
+        " (approved, denied)",
+        "monitor.yaml:9: models[0].fairness.sensitive[1]: 'x' is a numeric feature: groups need"
+        " a categorical one",
+        "monitor.yaml:9: models[0].fairness.sensitive[2]: 'gender' is listed twice",
+    ]
+
+
+def test_a_fairness_threshold_without_fairness_is_refused() -> None:
+    assert errors_of("    thresholds:\n      demographic_parity_ratio: {critical: 0.8}\n") == [
+        "monitor.yaml:10: models[0].thresholds.demographic_parity_ratio:"
+        " demographic_parity_ratio needs fairness: {sensitive: [...], positive: <class>}"
+    ]
+
+
+def test_fairness_levels_have_a_range_and_no_auto() -> None:
+    fairness = "    fairness: {sensitive: [gender], positive: approved}\n"
+    assert errors_of(
+        fairness + "    thresholds:\n      demographic_parity_ratio: {critical: 1.5}\n"
+    ) == [
+        "monitor.yaml:11: models[0].thresholds.demographic_parity_ratio.critical: 1.5 is above"
+        " 1: demographic_parity_ratio is a ratio of the smallest rate to the largest, from 0"
+        " to 1"
+    ]
+    errors = errors_of(
+        fairness
+        + "    calibration: {false_alarms_per_week: 1}\n"
+        + "    thresholds:\n      demographic_parity_ratio: {critical: auto}\n"
+    )
+    assert len(errors) == 1 and "auto is not available for demographic_parity_ratio" in errors[0]
