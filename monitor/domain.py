@@ -155,6 +155,11 @@ class Evaluation:
     labels: LabelHealth | None = None
     lineage: Lineage | None = None
     canary: CanaryComparison | None = None
+    # segments and fairness (monitor.evaluation.groups); ``groups_skipped`` says why they were
+    # not computed (e.g. a window evaluated from histograms)
+    segments: tuple[SegmentResult, ...] = ()
+    fairness: tuple[FeatureFairness, ...] = ()
+    groups_skipped: str | None = None
 
     def feature(self, name: str) -> FeatureDrift | None:
         for item in (*self.features, *self.outputs):
@@ -253,3 +258,39 @@ class CanaryComparison:
     accuracy_delta: float | None
     accuracy_delta_lower: float | None
     accuracy_delta_upper: float | None
+
+
+# --- segments and fairness --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentResult:
+    """Drift and performance of the window's records whose ``feature`` is ``value`` (or, for
+    ``__other__``, none of the segment's values); ``refused`` says why it was not evaluated."""
+
+    segment: str
+    feature: str
+    value: str
+    status: Status
+    n: int
+    features: tuple[FeatureDrift, ...]
+    outputs: tuple[FeatureDrift, ...]
+    drifted_share: float | None
+    performance: Performance | None
+    refused: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureFairness:
+    """Group fairness across one sensitive feature.
+
+    ``groups`` maps each group to its counts and rates (``predictions``, ``labelled``,
+    ``selection_rate``, ``accuracy``, ``true_positive_rate``, ``false_positive_rate``);
+    ``metrics`` the disparities, None where held (too few predictions or labels in a group) or
+    undefined. ``status`` is ``insufficient`` when a label-based disparity is held.
+    """
+
+    feature: str
+    status: Status
+    groups: Mapping[str, Mapping[str, float | int | None]]
+    metrics: Mapping[str, float | None]

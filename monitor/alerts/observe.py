@@ -15,11 +15,15 @@ discovery rate (as ``scipy.stats.false_discovery_control`` computes them).
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from monitor.config import ModelConfig, ThresholdConfig
+from monitor.config.schema import FAIRNESS_STATISTICS
 from monitor.domain import Evaluation
+from monitor.evaluation.groups import segment_model
 from monitor.thresholds import Severity, severity
 
 FEATURE_STATISTICS = frozenset(
@@ -51,6 +55,8 @@ def observe(config: ModelConfig, evaluation: Evaluation) -> list[Observation]:
     adjusted = _adjusted_p_values(config, evaluation)
     found: list[Observation] = []
     for rule, threshold in config.thresholds.items():
+        if rule in FAIRNESS_STATISTICS:
+            continue  # one observation per sensitive feature: _group_observations
         if rule in CANARY_RULES:
             found.extend(_canary(config, evaluation, rule, threshold))
         elif rule in FEATURE_STATISTICS:
@@ -69,7 +75,52 @@ def observe(config: ModelConfig, evaluation: Evaluation) -> list[Observation]:
             resolved = None if performance is None else performance.levels.get(rule)
             value = _model_value(rule, evaluation)
             found.append(_observation(rule, "", value, threshold, resolved))
+    return found + _group_observations(config, evaluation)
+
+
+# --- segments and fairness ---------------------------------------------------------------------
+
+
+def _group_observations(config: ModelConfig, evaluation: Evaluation) -> list[Observation]:
+    """A segment value's rules are the model's (as the segment overrides them), observed on
+    its drift and performance with the feature ``<segment>=<value>/<feature>`` (``<segment>=
+    <value>`` for a model-level rule); a fairness rule gives one observation per sensitive
+    feature, with that feature."""
+    found: list[Observation] = []
+    segments = {segment.name: segment for segment in config.segments}
+    for result in evaluation.segments:
+        segment = segments.get(result.segment)
+        if segment is None or result.refused is not None:
+            continue
+        part = dataclasses.replace(
+            evaluation,
+            features=result.features,
+            outputs=result.outputs,
+            drifted_share=result.drifted_share,
+            performance=result.performance,
+            labels=None,
+            segments=(),
+            fairness=(),
+        )
+        prefix = f"{result.segment}={result.value}"
+        for observation in observe(segment_model(config, segment), part):
+            if observation.rule == "label_coverage":
+                continue  # coverage is the model's: its labels arrive for every segment alike
+            name = prefix if not observation.feature else f"{prefix}/{observation.feature}"
+            found.append(dataclasses.replace(observation, feature=_bounded(name)))
+    for fairness in evaluation.fairness:
+        for rule, threshold in config.thresholds.items():
+            if rule in FAIRNESS_STATISTICS:
+                value = fairness.metrics.get(rule)
+                found.append(_observation(rule, fairness.feature, value, threshold, None))
     return found
+
+
+def _bounded(name: str) -> str:
+    """A key that fits the alert store's feature column (160 characters)."""
+    if len(name) <= 160:
+        return name
+    return name[:143] + "~" + hashlib.sha256(name.encode()).hexdigest()[:16]
 
 
 def _observation(

@@ -10,9 +10,11 @@ from monitor.domain import (
     CanaryComparison,
     Evaluation,
     FeatureDrift,
+    FeatureFairness,
     LabelHealth,
     Lineage,
     Performance,
+    SegmentResult,
     Status,
     VersionSummary,
     Window,
@@ -53,6 +55,94 @@ def to_document(evaluation: Evaluation) -> dict[str, Any]:
         "labels": None if evaluation.labels is None else dataclasses.asdict(evaluation.labels),
         "lineage": None if evaluation.lineage is None else lineage_document(evaluation),
         "versions": None if evaluation.canary is None else canary_document(evaluation.canary),
+        **_groups(evaluation),
+    }
+
+
+# --- segments and fairness: present only for a model that declares them ---------------------
+
+
+def _groups(evaluation: Evaluation) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    if evaluation.segments:
+        segments: dict[str, dict[str, Any]] = {}
+        for result in evaluation.segments:
+            segment = segments.setdefault(result.segment, {"feature": result.feature, "values": {}})
+            if result.refused is not None:
+                segment["refused"] = result.refused
+                continue
+            segment["values"][result.value] = {
+                "status": result.status,
+                "n": result.n,
+                "drifted_share": result.drifted_share,
+                "features": {f.name: _feature(f) for f in result.features},
+                "outputs": {f.name: _feature(f) for f in result.outputs},
+                "performance": None
+                if result.performance is None
+                else _performance(result.performance),
+            }
+        body["segments"] = segments
+    if evaluation.fairness:
+        body["fairness"] = {
+            f.feature: {
+                "status": f.status,
+                **f.metrics,
+                "groups": {group: dict(rates) for group, rates in f.groups.items()},
+            }
+            for f in evaluation.fairness
+        }
+    if evaluation.groups_skipped is not None:
+        body["groups_skipped"] = evaluation.groups_skipped
+    return body
+
+
+def _groups_from(document: dict[str, Any]) -> dict[str, Any]:
+    segments: list[SegmentResult] = []
+    for name, segment in (document.get("segments") or {}).items():
+        if "refused" in segment:
+            segments.append(
+                SegmentResult(
+                    name,
+                    segment["feature"],
+                    "__other__",
+                    "insufficient",
+                    0,
+                    (),
+                    (),
+                    None,
+                    None,
+                    segment["refused"],
+                )
+            )
+        for value, body in segment["values"].items():
+            segments.append(
+                SegmentResult(
+                    segment=name,
+                    feature=segment["feature"],
+                    value=value,
+                    status=cast(Status, body["status"]),
+                    n=body["n"],
+                    features=_features_from(body["features"]),
+                    outputs=_features_from(body["outputs"]),
+                    drifted_share=body["drifted_share"],
+                    performance=None
+                    if body["performance"] is None
+                    else _performance_from(body["performance"]),
+                )
+            )
+    fairness = tuple(
+        FeatureFairness(
+            feature=feature,
+            status=cast(Status, body["status"]),
+            groups=body["groups"],
+            metrics={k: v for k, v in body.items() if k not in ("status", "groups")},
+        )
+        for feature, body in (document.get("fairness") or {}).items()
+    )
+    return {
+        "segments": tuple(segments),
+        "fairness": fairness,
+        "groups_skipped": document.get("groups_skipped"),
     }
 
 
@@ -149,7 +239,6 @@ def _features_from(items: dict[str, dict[str, Any]]) -> tuple[FeatureDrift, ...]
 
 def from_document(document: dict[str, Any]) -> Evaluation:
     features = _features_from
-
     window = document["window"]
     return Evaluation(
         model=document["model"],
@@ -168,6 +257,7 @@ def from_document(document: dict[str, Any]) -> Evaluation:
         labels=None if document.get("labels") is None else LabelHealth(**document["labels"]),
         lineage=_lineage_from(document.get("lineage")),
         canary=_canary_from(document.get("versions")),
+        **_groups_from(document),
     )
 
 

@@ -32,8 +32,15 @@ from monitor.evaluation.canary import compare_versions
 from monitor.evaluation.columns import Columns
 from monitor.evaluation.document import from_document, to_document
 from monitor.evaluation.evaluate import evaluate_drift_counts
+from monitor.evaluation.groups import (
+    SegmentReference,
+    evaluate_fairness,
+    evaluate_segments,
+    segment_references,
+)
 from monitor.evaluation.performance import calibrate, evaluate_performance, label_health
 from monitor.evaluation.profiles import LABELLED
+from monitor.group_metrics import GroupsCollector
 from monitor.ingest.reference import digest_batch
 from monitor.jobs.drift_histograms import DriftHistograms
 from monitor.jobs.labelled_windows import LabelledWindows
@@ -97,10 +104,13 @@ class DriftEvaluator:
         self._on_evaluation = on_evaluation
         self.latest: dict[str, Evaluation] = {}
         self._profiles: dict[str, ReferenceProfiles] = {}
+        # each model's segments' reference profiles, for the reference version they are of
+        self._segments: dict[str, tuple[int, dict[str, SegmentReference]]] = {}
         self.histograms = DriftHistograms(database=database, clock=lambda: self.clock())
         self.labelled = LabelledWindows(database=database, clock=lambda: self.clock())
         self.unmatched = UnmatchedLabels(database=database, clock=lambda: self.clock())
         metrics.registry.register(DriftCollector(lambda: self.latest))
+        metrics.registry.register(GroupsCollector(lambda: self.latest))
 
     def evaluate(
         self,
@@ -251,6 +261,10 @@ class DriftEvaluator:
                 monitor_version=__version__,
             ),
         )
+        if config.segments or config.fairness is not None:
+            evaluation = self._with_groups(
+                config, profiles, None if large else columns, window_scores, evaluation
+            )
         return dataclasses.replace(evaluation, duration_seconds=time.perf_counter() - started)
 
     def adopt_stored(self, connection: Connection, config: ModelConfig) -> Evaluation | None:
@@ -268,6 +282,63 @@ class DriftEvaluator:
         self.latest[config.name] = stored
         self.metrics.last_evaluation.labels(config.name).set(stored.evaluated_at)
         return stored
+
+    def _with_groups(
+        self,
+        config: ModelConfig,
+        profiles: ReferenceProfiles | None,
+        columns: Columns | None,
+        scores: list[bytes | None] | None,
+        evaluation: Evaluation,
+    ) -> Evaluation:
+        """The evaluation with its segments and fairness (``evaluation.groups``): on the exact
+        path only, since they need each record's features."""
+        if columns is None:
+            return dataclasses.replace(
+                evaluation,
+                groups_skipped=(
+                    "segments and fairness need each record's features: they are computed for"
+                    f" windows of at most drift.exact_max_samples"
+                    f" ({config.drift.exact_max_samples}) records"
+                ),
+            )
+        return dataclasses.replace(
+            evaluation,
+            segments=evaluate_segments(
+                config,
+                self._segment_references(config, profiles),
+                columns,
+                scores=scores,
+                window=evaluation.window,
+                evaluated_at=evaluation.evaluated_at,
+            ),
+            fairness=evaluate_fairness(config, profiles, columns),
+        )
+
+    def _segment_references(
+        self, config: ModelConfig, profiles: ReferenceProfiles | None
+    ) -> dict[str, SegmentReference]:
+        """The segments' groups and reference profiles, built once per reference version from
+        the stored reference's records (a previous-window reference has none: no drift)."""
+        if not config.segments:
+            return {}
+        version = -1 if profiles is None else profiles.version
+        cached = self._segments.get(config.name)
+        if cached is not None and cached[0] == version and version > 0:
+            return cached[1]
+        reference = None
+        if profiles is not None and profiles.version > 0:
+            with self.database.read() as connection:
+                rows = windows.reference_rows(
+                    connection,
+                    model=config.name,
+                    version=profiles.version,
+                    regression=config.task == "regression",
+                )
+            reference = _columns(config, rows)
+        found = segment_references(config, profiles, reference)
+        self._segments[config.name] = (version, found)
+        return found
 
     def _window_count(self, connection: Connection, config: ModelConfig, now: float) -> int:
         if config.window.duration is not None:

@@ -1,0 +1,312 @@
+"""Segments and fairness of a window: drift and performance per group, and bias across groups.
+
+Pure: the window's columns in (``Columns``, with ``__prediction__`` and ``__label__``), domain
+values out. Both need each record's features, so they run on the exact path only (a window of
+at most ``drift.exact_max_samples`` records); a window evaluated from histograms reports
+``groups_skipped`` instead.
+
+Segments
+--------
+A segment ``{name, feature, values}`` splits the window by a categorical feature: one group per
+listed value and ``__other__`` for every other value (missing included). Without ``values``
+the groups are the reference's categories of the feature, and a feature whose reference has
+more than ``drift.max_categories`` categories is refused (``refused`` says so): the number of
+groups, and so of metric series, is bounded by the config, never by traffic. Each group is
+compared with the same group of the reference, with the model's statistics and thresholds (the
+segment's own ``thresholds`` replacing them statistic by statistic; ``auto`` levels, resolved
+for the whole model, are left out) and ``min_samples`` (the segment's, else the model's).
+Performance per group is over the group's predictions that have a label.
+
+Fairness
+--------
+Per sensitive feature, ``monitor.stats.fairness.group_fairness`` over the window's predictions
+(selected: predicted ``positive``) and their labels. Groups are the reference's categories of
+the feature (the rest ``__other__``; missing values ``__missing__``), or without a reference
+the ``drift.max_categories`` most frequent in the window. A disparity is held (None) while any
+group has fewer than ``min_samples`` predictions (demographic parity) or labelled predictions
+(the label-based ones).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from monitor.config import ModelConfig, ThresholdConfig
+from monitor.config.schema import FAIRNESS_STATISTICS, SegmentConfig, StatisticName
+from monitor.domain import FeatureFairness, Performance, SegmentResult, Status, Window
+from monitor.evaluation.columns import Columns
+from monitor.evaluation.evaluate import evaluate_drift
+from monitor.evaluation.labelled import PairRow, from_rows
+from monitor.evaluation.performance import evaluate_performance
+from monitor.evaluation.profiles import ReferenceProfiles, build_profiles
+from monitor.stats import OTHER
+from monitor.stats.fairness import group_fairness
+from monitor.thresholds import worst_status
+
+MISSING = "__missing__"
+#: Disparities that need labels; demographic parity needs only predictions.
+LABEL_BASED = frozenset(FAIRNESS_STATISTICS) - {
+    "demographic_parity_difference",
+    "demographic_parity_ratio",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentReference:
+    """A segment's groups and each group's reference profiles (None: no reference)."""
+
+    values: tuple[str, ...]
+    profiles: dict[str, ReferenceProfiles] | None
+    refused: str | None = None
+
+
+def segment_references(
+    model: ModelConfig, profiles: ReferenceProfiles | None, reference: Columns | None
+) -> dict[str, SegmentReference]:
+    """Each segment's groups, and their reference profiles built from the reference's records
+    of the same group (``reference``: the reference's columns; None when not at hand)."""
+    found: dict[str, SegmentReference] = {}
+    for segment in model.segments:
+        values, refused = _segment_values(model, segment, profiles)
+        if refused is not None:
+            found[segment.name] = SegmentReference((), None, refused)
+            continue
+        by_group = None
+        if profiles is not None and reference is not None and reference.n:
+            buckets = _buckets(reference.categorical.get(segment.feature), reference.n, values)
+            local = segment_model(model, segment)
+            by_group = {
+                value: build_profiles(
+                    local, take(reference, np.flatnonzero(buckets == i)), version=profiles.version
+                )
+                for i, value in enumerate((*values, OTHER))
+            }
+        found[segment.name] = SegmentReference(values, by_group)
+    return found
+
+
+def _segment_values(
+    model: ModelConfig, segment: SegmentConfig, profiles: ReferenceProfiles | None
+) -> tuple[tuple[str, ...], str | None]:
+    if segment.values is not None:
+        return tuple(segment.values), None
+    profile = None if profiles is None else profiles.categorical.get(segment.feature)
+    if profile is None:
+        return (), f"no reference of {segment.feature!r} to take the groups from: list values"
+    if OTHER in profile.counts:
+        return (), (
+            f"the reference of {segment.feature!r} has more than drift.max_categories"
+            f" ({model.drift.max_categories}) categories: list the segment's values"
+        )
+    return tuple(profile.counts), None
+
+
+def segment_model(model: ModelConfig, segment: SegmentConfig) -> ModelConfig:
+    """The model as one segment is evaluated: its numeric thresholds with the segment's
+    replacing them, the segment's ``min_samples``, no segments or fairness of its own."""
+    thresholds = {
+        statistic: threshold
+        for statistic, threshold in model.thresholds.items()
+        if not threshold.auto and statistic not in FAIRNESS_STATISTICS
+    }
+    thresholds.update(segment.thresholds)
+    return model.model_copy(
+        update={
+            "thresholds": thresholds,
+            "min_samples": segment.min_samples or model.min_samples,
+            "segments": [],
+            "fairness": None,
+            "calibration": None,
+        }
+    )
+
+
+def take(columns: Columns, index: npt.NDArray[np.intp]) -> Columns:
+    """The columns' records at ``index``."""
+    positions = index.tolist()
+    return Columns(
+        len(positions),
+        {name: values[index] for name, values in columns.numeric.items()},
+        {name: [values[i] for i in positions] for name, values in columns.categorical.items()},
+    )
+
+
+def _buckets(
+    values: Sequence[str | None] | None, n: int, groups: tuple[str, ...]
+) -> npt.NDArray[np.intp]:
+    """Each record's group: its index in ``groups``, or ``len(groups)`` for ``__other__``."""
+    if values is None:
+        return np.full(n, len(groups), dtype=np.intp)
+    code = {value: i for i, value in enumerate(groups)}
+    other = len(groups)
+    return np.fromiter((code.get(v, other) for v in values), np.intp, n)  # type: ignore[arg-type]
+
+
+def evaluate_segments(
+    model: ModelConfig,
+    references: dict[str, SegmentReference],
+    current: Columns,
+    *,
+    scores: Sequence[bytes | None] | None,
+    window: Window,
+    evaluated_at: float,
+) -> tuple[SegmentResult, ...]:
+    """Every segment's groups, each compared with its reference and scored on its labels."""
+    results: list[SegmentResult] = []
+    for segment in model.segments:
+        reference = references.get(segment.name)
+        if reference is None or reference.refused is not None:
+            why = "not evaluated" if reference is None else reference.refused
+            results.append(
+                SegmentResult(
+                    segment.name, segment.feature, OTHER, "insufficient", 0, (), (), None, None, why
+                )
+            )
+            continue
+        local = segment_model(model, segment)
+        buckets = _buckets(current.categorical.get(segment.feature), current.n, reference.values)
+        for i, value in enumerate((*reference.values, OTHER)):
+            index = np.flatnonzero(buckets == i)
+            part = take(current, index)
+            profiles = None if reference.profiles is None else reference.profiles.get(value)
+            drift = evaluate_drift(
+                local,
+                profiles,
+                part,
+                window=Window(window.start, window.end, part.n),
+                evaluated_at=evaluated_at,
+            )
+            part_scores = None if scores is None else [scores[j] for j in index.tolist()]
+            performance = _performance(local, part, part_scores)
+            results.append(
+                SegmentResult(
+                    segment=segment.name,
+                    feature=segment.feature,
+                    value=value,
+                    status=_combined(drift.status, performance.status),
+                    n=part.n,
+                    features=drift.features,
+                    outputs=drift.outputs,
+                    drifted_share=drift.drifted_share,
+                    performance=performance,
+                )
+            )
+    return tuple(results)
+
+
+def _performance(
+    model: ModelConfig, part: Columns, scores: Sequence[bytes | None] | None
+) -> Performance:
+    """Metrics over the group's labelled predictions (``evaluation.performance``)."""
+    rows: list[PairRow] = []
+    if model.task == "classification":
+        classes = list(model.classes or ())
+        known = set(classes)
+        predicted = part.categorical.get("__prediction__") or [None] * part.n
+        actual = part.categorical.get("__label__") or [None] * part.n
+        for i, (p, a) in enumerate(zip(predicted, actual, strict=True)):
+            if p in known and a in known:
+                rows.append(PairRow(0.0, 0.0, p, a, None if scores is None else scores[i]))
+        pairs = from_rows(rows, classes)
+    else:
+        empty = np.full(part.n, np.nan)
+        values = part.numeric.get("__prediction__", empty)
+        truth = part.numeric.get("__label__", empty)
+        both = np.flatnonzero(np.isfinite(values) & np.isfinite(truth))
+        rows = [PairRow(0.0, 0.0, float(values[i]), float(truth[i]), None) for i in both]
+        pairs = from_rows(rows, None)
+    return evaluate_performance(
+        model, pairs=pairs, calibration=None, window_predictions=None, window_scores=None
+    )
+
+
+_ORDER: dict[str, int] = {"critical": 4, "warning": 3, "ok": 2, "insufficient": 1}
+
+
+def _combined(*statuses: Status) -> Status:
+    """The worst of drift's and performance's status (``no_reference`` counts as nothing)."""
+    known = [s for s in statuses if s in _ORDER]
+    return max(known, key=_ORDER.__getitem__) if known else statuses[0]
+
+
+def evaluate_fairness(
+    model: ModelConfig, profiles: ReferenceProfiles | None, current: Columns
+) -> tuple[FeatureFairness, ...]:
+    """Group fairness across each sensitive feature, with the model's fairness thresholds."""
+    fairness = model.fairness
+    if fairness is None:
+        return ()
+    n = current.n
+    classes = set(model.classes or ())
+    predicted = current.categorical.get("__prediction__") or [None] * n
+    actual = current.categorical.get("__label__") or [None] * n
+    selected = np.fromiter((p == fairness.positive for p in predicted), bool, n)
+    labelled = np.fromiter(
+        (p in classes and a in classes for p, a in zip(predicted, actual, strict=True)), bool, n
+    )
+    positive = np.fromiter((a == fairness.positive for a in actual), bool, n)
+    thresholds: dict[StatisticName, ThresholdConfig] = {
+        statistic: threshold
+        for statistic, threshold in model.thresholds.items()
+        if statistic in FAIRNESS_STATISTICS
+    }
+    results = []
+    for feature in fairness.sensitive:
+        groups = _fairness_groups(
+            model, current.categorical.get(feature) or [None] * n, profiles, feature
+        )
+        result = group_fairness(groups, selected, positive, labelled)
+        few_predictions = any(g.predictions < model.min_samples for g in result.groups)
+        few_labels = any(g.labelled < model.min_samples for g in result.groups)
+        metrics: dict[str, float | None] = {}
+        for statistic in FAIRNESS_STATISTICS:
+            held = few_labels if statistic in LABEL_BASED else few_predictions
+            metrics[statistic] = None if held else getattr(result, statistic)
+        held_rules = [
+            s for s in thresholds if (few_labels if s in LABEL_BASED else few_predictions)
+        ]
+        status: Status = "insufficient" if held_rules or not result.groups else "ok"
+        if status == "ok":
+            status = worst_status(metrics, thresholds)
+        results.append(
+            FeatureFairness(
+                feature=feature,
+                status=status,
+                groups={
+                    g.group: {
+                        "predictions": g.predictions,
+                        "labelled": g.labelled,
+                        "selection_rate": g.selection_rate,
+                        "accuracy": g.accuracy,
+                        "true_positive_rate": g.true_positive_rate,
+                        "false_positive_rate": g.false_positive_rate,
+                    }
+                    for g in result.groups
+                },
+                metrics=metrics,
+            )
+        )
+    return tuple(results)
+
+
+def _fairness_groups(
+    model: ModelConfig,
+    values: Sequence[str | None],
+    profiles: ReferenceProfiles | None,
+    feature: str,
+) -> npt.NDArray[np.str_]:
+    """Each prediction's group, folded to a bounded set (see the module docstring)."""
+    profile = None if profiles is None else profiles.categorical.get(feature)
+    if profile is not None:
+        known = {value for value in profile.counts if value != OTHER}
+    else:
+        counts = Counter(v for v in values if v is not None)
+        known = {value for value, _ in counts.most_common(model.drift.max_categories)}
+    return np.array(
+        [MISSING if v is None else v if v in known else OTHER for v in values], dtype=np.str_
+    )
