@@ -1,0 +1,253 @@
+"""Segments and fairness through the real service on SQLite and PostgreSQL: per-segment metrics
+equal scikit-learn's on the subset, fairness equals fairlearn's on the window, both held below
+``min_samples``, exported to Prometheus with group labels, and observed by the alert rules."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+import sklearn.metrics as skm
+from fairlearn.metrics import (
+    demographic_parity_difference,
+    demographic_parity_ratio,
+    equal_opportunity_difference,
+    equalized_odds_difference,
+    equalized_odds_ratio,
+)
+from prometheus_client import CollectorRegistry
+from sqlalchemy import Engine
+
+from monitor.alerts.observe import observe
+from monitor.config import parse_config
+from monitor.evaluation.document import from_document, to_document
+from monitor.service import Service
+
+NOW = 1_800_000_000.0
+CONFIG = """
+models:
+  - name: m
+    task: classification
+    classes: [approved, denied]
+    features:
+      - {name: x, type: numeric}
+      - {name: country, type: categorical}
+      - {name: gender, type: categorical}
+    window: {duration: 1h}
+    min_samples: 30
+    segments:
+      - {name: market, feature: country, values: [FR, DE], thresholds: {psi: {critical: 0.5}}}
+      - {name: sex, feature: gender}
+    fairness: {sensitive: [gender, country], positive: approved}
+    thresholds:
+      psi: {critical: 0.25}
+      accuracy: {warning: 0.6}
+      demographic_parity_ratio: {critical: 0.8}
+      equal_opportunity_difference: {warning: 0.1}
+"""
+COUNTRIES = np.array(["FR", "DE", "IT", "ES"])
+GENDERS = np.array(["f", "m"])
+
+
+@pytest.fixture
+def service(engine: Engine) -> Iterator[Service]:
+    service = Service(
+        parse_config(CONFIG), engine=engine, registry=CollectorRegistry(), clock=lambda: NOW
+    )
+    service.start(run_jobs=False)
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+def records(rng: np.random.Generator, n: int, *, de_shift: float, bias: float) -> dict[str, Any]:
+    country = rng.choice(COUNTRIES, size=n, p=[0.4, 0.3, 0.2, 0.1])
+    gender = rng.choice(GENDERS, size=n)
+    x = rng.normal(size=n) + np.where(country == "DE", de_shift, 0.0)
+    truth = np.where(rng.random(n) < 0.5, "approved", "denied")
+    # right 80% of the time, and approving women less often by ``bias``
+    right = rng.random(n) < 0.8
+    predicted = np.where(right, truth, np.where(truth == "approved", "denied", "approved"))
+    flip = (gender == "f") & (predicted == "approved") & (rng.random(n) < bias)
+    predicted = np.where(flip, "denied", predicted)
+    return {"country": country, "gender": gender, "x": x, "truth": truth, "predicted": predicted}
+
+
+def store(service: Service, rng: np.random.Generator, *, labelled: int) -> dict[str, Any]:
+    reference = records(rng, 3000, de_shift=0.0, bias=0.0)
+    service.store_reference(
+        "m",
+        [
+            {
+                "features": {"x": float(x), "country": str(c), "gender": str(g)},
+                "prediction": str(p),
+                "label": str(t),
+            }
+            for x, c, g, p, t in zip(
+                reference["x"],
+                reference["country"],
+                reference["gender"],
+                reference["predicted"],
+                reference["truth"],
+                strict=True,
+            )
+        ],
+        source="test",
+    )
+    current = records(rng, 2000, de_shift=1.5, bias=0.5)
+    service.store_predictions(
+        "m",
+        [
+            {
+                "id": f"r{i}",
+                "timestamp": NOW - 100,
+                "features": {
+                    "x": float(current["x"][i]),
+                    "country": str(current["country"][i]),
+                    "gender": str(current["gender"][i]),
+                },
+                "prediction": str(current["predicted"][i]),
+            }
+            for i in range(2000)
+        ],
+    )
+    service.store_labels(
+        "m",
+        [{"id": f"r{i}", "label": str(current["truth"][i])} for i in range(labelled)],
+    )
+    current["labelled"] = np.arange(2000) < labelled
+    return current
+
+
+def test_segments_equal_scikit_learn_on_each_subset(service: Service) -> None:
+    current = store(service, np.random.default_rng(5), labelled=2000)
+    evaluation = service.evaluate("m")
+    document = to_document(evaluation)
+    market = document["segments"]["market"]
+    assert market["feature"] == "country"
+    assert list(market["values"]) == ["FR", "DE", "__other__"]
+    groups = {"FR": ["FR"], "DE": ["DE"], "__other__": ["IT", "ES"]}
+    for value, countries in groups.items():
+        subset = np.isin(current["country"], countries)
+        body = market["values"][value]
+        assert body["n"] == int(subset.sum())
+        y_true, y_pred = current["truth"][subset], current["predicted"][subset]
+        performance = body["performance"]
+        assert performance["n"] == int(subset.sum())
+        assert performance["accuracy"] == pytest.approx(
+            skm.accuracy_score(y_true, y_pred), abs=1e-12
+        )
+        precision, recall, f1, _ = skm.precision_recall_fscore_support(
+            y_true, y_pred, labels=["approved", "denied"], average="macro", zero_division=np.nan
+        )
+        assert performance["precision"] == pytest.approx(precision, abs=1e-12)
+        assert performance["recall"] == pytest.approx(recall, abs=1e-12)
+        assert performance["f1"] == pytest.approx(f1, abs=1e-12)
+    # x drifted in DE only: its PSI against DE's own reference is over the segment's level 0.5
+    assert market["values"]["DE"]["features"]["x"]["psi"] > 0.5
+    assert market["values"]["DE"]["features"]["x"]["status"] == "critical"
+    assert market["values"]["DE"]["status"] == "critical"
+    assert market["values"]["FR"]["features"]["x"]["psi"] < 0.25
+    assert market["values"]["FR"]["features"]["x"]["status"] == "ok"
+    # a segment without values takes the reference's categories
+    assert set(document["segments"]["sex"]["values"]) == {"f", "m", "__other__"}
+    assert document["segments"]["sex"]["values"]["__other__"]["status"] == "insufficient"
+    # the document reads back to the same evaluation
+    assert to_document(from_document(document)) == document
+
+
+def test_fairness_equals_fairlearn_on_the_window(service: Service) -> None:
+    current = store(service, np.random.default_rng(6), labelled=2000)
+    evaluation = service.evaluate("m")
+    fairness = to_document(evaluation)["fairness"]
+    y_true = (current["truth"] == "approved").astype(int)
+    y_pred = (current["predicted"] == "approved").astype(int)
+    for feature in ("gender", "country"):
+        groups = current[feature]
+        body = fairness[feature]
+        reference = {
+            "demographic_parity_difference": demographic_parity_difference,
+            "demographic_parity_ratio": demographic_parity_ratio,
+            "equalized_odds_difference": equalized_odds_difference,
+            "equalized_odds_ratio": equalized_odds_ratio,
+            "equal_opportunity_difference": equal_opportunity_difference,
+        }
+        for name, metric in reference.items():
+            expected = float(metric(y_true, y_pred, sensitive_features=groups))
+            assert body[name] == pytest.approx(expected, abs=1e-12), (feature, name)
+        for group, rates in body["groups"].items():
+            subset = groups == group
+            assert rates["predictions"] == int(subset.sum())
+            assert rates["selection_rate"] == pytest.approx(y_pred[subset].mean(), abs=1e-12)
+    # women are approved half as often: below the four-fifths rule
+    assert fairness["gender"]["demographic_parity_ratio"] < 0.8
+    assert fairness["gender"]["status"] == "critical"
+    observations = {
+        (o.rule, o.feature): o.severity
+        for o in observe(service.model("m"), evaluation)
+        if o.rule.startswith(("demographic", "equal"))
+    }
+    assert observations[("demographic_parity_ratio", "gender")] == "critical"
+    assert ("demographic_parity_ratio", "") not in observations
+
+
+def test_fairness_waits_for_labels_but_not_for_selection_rates(service: Service) -> None:
+    store(service, np.random.default_rng(7), labelled=40)  # about 20 per gender: under 30
+    evaluation = service.evaluate("m")
+    gender = to_document(evaluation)["fairness"]["gender"]
+    assert gender["status"] == "insufficient"
+    assert gender["demographic_parity_ratio"] is not None
+    assert gender["equal_opportunity_difference"] is None
+    assert gender["equalized_odds_difference"] is None
+    # a segment value with too few labels has drift, but performance held
+    de = to_document(evaluation)["segments"]["market"]["values"]["DE"]
+    assert de["features"]["x"]["psi"] is not None
+    assert de["performance"]["status"] == "insufficient"
+    assert "accuracy" not in de["performance"]
+
+
+def test_group_series_carry_their_labels_and_others_do_not(service: Service) -> None:
+    store(service, np.random.default_rng(8), labelled=2000)
+    evaluation = service.evaluate("m")
+    registry = service.metrics.registry
+    de_psi = registry.get_sample_value(
+        "drift_monitor_segment_feature_psi",
+        {"model": "m", "segment": "market", "segment_value": "DE", "feature": "x"},
+    )
+    assert (
+        de_psi
+        == to_document(evaluation)["segments"]["market"]["values"]["DE"]["features"]["x"]["psi"]
+    )
+    assert (
+        registry.get_sample_value(
+            "drift_monitor_fairness_demographic_parity_ratio", {"model": "m", "sensitive": "gender"}
+        )
+        == to_document(evaluation)["fairness"]["gender"]["demographic_parity_ratio"]
+    )
+    assert (
+        registry.get_sample_value(
+            "drift_monitor_fairness_group_predictions",
+            {"model": "m", "sensitive": "gender", "group": "f"},
+        )
+        == to_document(evaluation)["fairness"]["gender"]["groups"]["f"]["predictions"]
+    )
+    for metric in registry.collect():
+        for sample in metric.samples:
+            has_segment = "segment" in sample.labels
+            assert has_segment == sample.name.startswith("drift_monitor_segment_"), sample.name
+            has_group = "group" in sample.labels or "sensitive" in sample.labels
+            assert has_group == sample.name.startswith("drift_monitor_fairness_"), sample.name
+
+
+def test_segment_alerts_are_observed_per_segment_value(service: Service) -> None:
+    store(service, np.random.default_rng(9), labelled=2000)
+    evaluation = service.evaluate("m")
+    observations = {(o.rule, o.feature): o for o in observe(service.model("m"), evaluation)}
+    de = observations[("psi", "market=DE/x")]
+    assert de.severity == "critical" and de.threshold == 0.5  # the segment's own level
+    assert observations[("psi", "market=FR/x")].severity is None
+    assert ("accuracy", "market=FR") in observations
+    assert ("label_coverage", "market=FR") not in observations
