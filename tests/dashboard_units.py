@@ -56,9 +56,19 @@ PROPORTIONS = {
     "missing_ratio",
     "label_coverage",
     "drifted_share",
+    # group fairness: rates, and their differences and ratios
+    "selection_rate",
+    "true_positive_rate",
+    "false_positive_rate",
+    "demographic_parity_difference",
+    "demographic_parity_ratio",
+    "equalized_odds_difference",
+    "equalized_odds_ratio",
+    "equal_opportunity_difference",
 }
 COUNT_GAUGES = re.compile(
     r"drift_monitor_(window_samples|feature_samples|performance_samples|labels_unmatched"
+    r"|segment_samples|fairness_group_predictions|fairness_group_labelled"
     r"|webhook_outbox_pending|alerts?_firing)"
 )
 STATISTIC = re.compile(r'statistic=~?"([^"]+)"')

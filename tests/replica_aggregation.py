@@ -35,7 +35,14 @@ def statistic_of(metric: str) -> str | None:
     """The thresholded statistic a gauge exports, if any (``accuracy`` for its interval)."""
     if metric == "drift_monitor_label_coverage_ratio":
         return "label_coverage"
-    for prefix in ("drift_monitor_feature_", "drift_monitor_model_"):
+    for prefix in (
+        "drift_monitor_feature_",
+        "drift_monitor_model_",
+        "drift_monitor_segment_feature_",  # a segment value's, as the model's
+        "drift_monitor_segment_model_",
+        "drift_monitor_fairness_group_",  # a group's rate (accuracy is worse when lower)
+        "drift_monitor_fairness_",
+    ):
         if metric.startswith(prefix):
             return re.sub(r"_(lower|upper)$", "", metric.removeprefix(prefix))
     return None

@@ -61,6 +61,9 @@ models:
       ks_statistic: {warning: 0.1, critical: 0.2}
       ks_pvalue: {critical: 0.01}
       accuracy: {warning: 0.9, critical: 0.6}
+      demographic_parity_ratio: {critical: 0.8}
+    segments: [{name: seg, feature: c}]
+    fairness: {sensitive: [c], positive: "yes"}
     alerts: {for: 1, routes: [hook]}
   - name: reg
     task: regression
@@ -101,7 +104,7 @@ def exposition(tmp_path: Path) -> str:
                 {
                     "id": str(i),
                     "timestamp": now - 10,
-                    "features": {"x": float(i % 10) + 5, "c": "b"},
+                    "features": {"x": float(i % 10) + 5, "c": "ab"[(i // 2) % 2]},
                     "prediction": "yes",
                     "scores": {"no": 0.3, "yes": 0.7},
                 }
@@ -174,6 +177,10 @@ def test_the_registry_exports_what_the_dashboards_need(
         "drift_monitor_model_mae",
         "drift_monitor_label_delay_seconds_bucket",
         "drift_monitor_records_ingested_total",
+        "drift_monitor_segment_feature_psi",
+        "drift_monitor_segment_model_accuracy",
+        "drift_monitor_fairness_demographic_parity_ratio",
+        "drift_monitor_fairness_group_true_positive_rate",
     ):
         assert name in exported
         assert name in labels, f"{name} has no sample: the fixture did not exercise it"
