@@ -41,7 +41,7 @@ from monitor.config.schema import FAIRNESS_STATISTICS, SegmentConfig, StatisticN
 from monitor.domain import FeatureFairness, Performance, SegmentResult, Status, Window
 from monitor.evaluation.columns import Columns
 from monitor.evaluation.evaluate import evaluate_drift
-from monitor.evaluation.labelled import PairRow, from_rows
+from monitor.evaluation.labelled import Labelled, score_rows
 from monitor.evaluation.performance import evaluate_performance
 from monitor.evaluation.profiles import ReferenceProfiles, build_profiles
 from monitor.stats import OTHER
@@ -203,23 +203,27 @@ def _performance(
     model: ModelConfig, part: Columns, scores: Sequence[bytes | None] | None
 ) -> Performance:
     """Metrics over the group's labelled predictions (``evaluation.performance``)."""
-    rows: list[PairRow] = []
     if model.task == "classification":
         classes = list(model.classes or ())
-        known = set(classes)
+        code = {name: i for i, name in enumerate(classes)}
         predicted = part.categorical.get("__prediction__") or [None] * part.n
         actual = part.categorical.get("__label__") or [None] * part.n
-        for i, (p, a) in enumerate(zip(predicted, actual, strict=True)):
-            if p in known and a in known:
-                rows.append(PairRow(0.0, 0.0, p, a, None if scores is None else scores[i]))
-        pairs = from_rows(rows, classes)
+        p = np.fromiter((code.get(v, -1) for v in predicted), np.int16, part.n)  # type: ignore[arg-type]
+        a = np.fromiter((code.get(v, -1) for v in actual), np.int16, part.n)  # type: ignore[arg-type]
+        keep = np.flatnonzero((p >= 0) & (a >= 0))
+        if scores is not None and any(blob is not None for blob in scores):
+            matrix = score_rows([scores[i] for i in keep.tolist()], classes)
+        else:
+            matrix = np.full((keep.size, len(classes)), np.nan)
+        times = np.zeros(keep.size)
+        pairs = Labelled(times, times, p[keep], a[keep], matrix)
     else:
         empty = np.full(part.n, np.nan)
         values = part.numeric.get("__prediction__", empty)
         truth = part.numeric.get("__label__", empty)
-        both = np.flatnonzero(np.isfinite(values) & np.isfinite(truth))
-        rows = [PairRow(0.0, 0.0, float(values[i]), float(truth[i]), None) for i in both]
-        pairs = from_rows(rows, None)
+        both = np.isfinite(values) & np.isfinite(truth)
+        times = np.zeros(int(both.sum()))
+        pairs = Labelled(times, times, values[both], truth[both], None)
     return evaluate_performance(
         model, pairs=pairs, calibration=None, window_predictions=None, window_scores=None
     )
