@@ -28,7 +28,7 @@ import yaml
 from replica_aggregation import unaggregated
 
 from monitor.alerts.names import ALERT_NAMES, DOCS_URL, OPERATIONAL, alert_name, runbook_url
-from monitor.config.schema import AUTO_STATISTICS
+from monitor.config.schema import AUTO_STATISTICS, FAIRNESS_STATISTICS
 from monitor.thresholds import HIGHER_IS_WORSE, LOWER_IS_WORSE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,6 +64,8 @@ def metric_of(statistic: str) -> str:
         return "drift_monitor_drifted_features_ratio"
     if statistic == "label_coverage":
         return "drift_monitor_label_coverage_ratio"
+    if statistic in FAIRNESS_STATISTICS:
+        return f"drift_monitor_fairness_{statistic}"
     return f"drift_monitor_model_{statistic}"
 
 

@@ -14,6 +14,9 @@ DriftMonitorPerformanceDegraded     accuracy, precision, recall, f1, roc_auc, av
                                     log_loss, mae, rmse, mape, r2
 DriftMonitorEstimatedAccuracyLow    estimated_accuracy
 DriftMonitorLabelCoverageLow        label_coverage
+DriftMonitorFairnessDisparity       demographic_parity_difference, demographic_parity_ratio,
+                                    equalized_odds_difference, equalized_odds_ratio,
+                                    equal_opportunity_difference
 ==================================  ===========================================================
 
 and, in the Prometheus rules only, ``OPERATIONAL``: DriftMonitorEvaluationStale,
@@ -57,6 +60,13 @@ _KINDS = {
     ),
     "DriftMonitorEstimatedAccuracyLow": ("estimated_accuracy",),
     "DriftMonitorLabelCoverageLow": ("label_coverage",),
+    "DriftMonitorFairnessDisparity": (
+        "demographic_parity_difference",
+        "demographic_parity_ratio",
+        "equalized_odds_difference",
+        "equalized_odds_ratio",
+        "equal_opportunity_difference",
+    ),
 }
 
 #: The alert name of each thresholded statistic (a threshold rule of ``monitor.yaml``).
