@@ -251,3 +251,81 @@ def test_segment_alerts_are_observed_per_segment_value(service: Service) -> None
     assert observations[("psi", "market=FR/x")].severity is None
     assert ("accuracy", "market=FR") in observations
     assert ("label_coverage", "market=FR") not in observations
+
+
+LARGE = """
+models:
+  - name: m
+    task: classification
+    classes: [approved, denied]
+    features: [{name: x, type: numeric}, {name: country, type: categorical}]
+    min_samples: 10
+    drift: {exact_max_samples: 1000, max_categories: 3}
+    segments:
+      - {name: market, feature: country}
+      - {name: listed, feature: country, values: [FR]}
+    fairness: {sensitive: [country], positive: approved}
+"""
+
+
+def large_service(engine: Engine, rows: int) -> Service:
+    service = Service(
+        parse_config(LARGE), engine=engine, registry=CollectorRegistry(), clock=lambda: NOW
+    )
+    service.start(run_jobs=False)
+    countries = ["FR", "DE", "IT", "ES", "PT"]  # five: more than max_categories
+    service.store_reference(
+        "m",
+        [
+            {"features": {"x": float(i % 7), "country": countries[i % 5]}, "prediction": "denied"}
+            for i in range(500)
+        ],
+        source="test",
+    )
+    service.store_predictions(
+        "m",
+        [
+            {
+                "id": f"r{i}",
+                "timestamp": NOW - 100,
+                "features": {"x": float(i % 7), "country": countries[i % 5]},
+                "prediction": "approved",
+            }
+            for i in range(rows)
+        ],
+    )
+    return service
+
+
+def test_a_segment_on_a_feature_of_too_many_categories_is_refused_unless_listed(
+    engine: Engine,
+) -> None:
+    service = large_service(engine, 500)
+    try:
+        document = to_document(service.evaluate("m"))
+    finally:
+        service.stop()
+    assert document["segments"]["market"]["values"] == {}
+    assert document["segments"]["market"]["refused"] == (
+        "the reference of 'country' has more than drift.max_categories (3) categories:"
+        " list the segment's values"
+    )
+    assert set(document["segments"]["listed"]["values"]) == {"FR", "__other__"}
+    # fairness groups: the reference's three most frequent categories, the rest __other__
+    assert len(document["fairness"]["country"]["groups"]) == 4
+    assert "__other__" in document["fairness"]["country"]["groups"]
+
+
+def test_a_window_evaluated_from_histograms_says_groups_were_skipped(engine: Engine) -> None:
+    service = large_service(engine, 1500)
+    try:
+        evaluation = service.evaluate("m")
+    finally:
+        service.stop()
+    assert evaluation.window.n == 1500  # over exact_max_samples: the histogram path
+    document = to_document(evaluation)
+    assert "segments" not in document and "fairness" not in document
+    assert document["groups_skipped"] == (
+        "segments and fairness need each record's features: they are computed for windows of"
+        " at most drift.exact_max_samples (1000) records"
+    )
