@@ -329,3 +329,16 @@ def test_a_window_evaluated_from_histograms_says_groups_were_skipped(engine: Eng
         "segments and fairness need each record's features: they are computed for windows of"
         " at most drift.exact_max_samples (1000) records"
     )
+
+
+def test_segment_and_fairness_alerts_fire_through_the_service(service: Service) -> None:
+    store(service, np.random.default_rng(9), labelled=2000)
+    service.evaluate("m")
+    firing = {
+        (stored.alert.rule, stored.alert.feature, stored.alert.severity)
+        for stored in service.active_alerts("m")
+        if stored.alert.state == "firing"
+    }
+    assert ("psi", "market=DE/x", "critical") in firing
+    assert ("demographic_parity_ratio", "gender", "critical") in firing
+    assert not any(feature.startswith("market=FR/") for _, feature, _ in firing)
