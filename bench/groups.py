@@ -16,6 +16,7 @@ Run with the project's virtualenv:
 
     .venv/bin/python bench/groups.py                       # about a minute
     .venv/bin/python bench/groups.py --sizes 10000 --repeat 3
+    .venv/bin/python bench/groups.py --write-docs          # docs/benchmarks.md, region groups
 
 Target (issue 16): with segments and fairness within 2x of without.
 """
@@ -28,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import docs_region
 import numpy as np
 from prometheus_client import CollectorRegistry
 
@@ -146,15 +148,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000])
     parser.add_argument("--repeat", type=int, default=3)
+    docs_region.add_option(parser)
     args = parser.parse_args()
-    print("| window | without (s) | with (s) | ratio | first without (s) | first with (s) |")
-    print("|---:|---:|---:|---:|---:|---:|")
+    lines = [
+        "| window | without (s) | with (s) | ratio | first without (s) | first with (s) |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    print("\n".join(lines))
     for n in args.sizes:
         plain_first, plain, grouped_first, grouped = run(n, args.repeat)
-        print(
+        lines.append(
             f"| {n:,} | {plain:.3f} | {grouped:.3f} | {grouped / plain:.2f} |"
             f" {plain_first:.3f} | {grouped_first:.3f} |"
         )
+        print(lines[-1], flush=True)
+    docs_region.write(args.write_docs, "groups", "\n".join(lines))
 
 
 if __name__ == "__main__":

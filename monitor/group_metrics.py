@@ -56,6 +56,7 @@ class GroupsCollector(Collector):
                 labels=SEGMENT_LABELS,
             )
             for name, text in PERFORMANCE_METRICS.items()
+            if name != "estimated_accuracy"  # needs a calibration: the whole model's only
         }
         samples = GaugeMetricFamily(
             "drift_monitor_segment_samples",

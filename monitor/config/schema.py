@@ -451,11 +451,17 @@ class SegmentConfig(_Strict):
     (or, without it, outside the reference's categories) are counted as ``__other__``."""
 
     name: Name
+    """The segment's name: the `segment` label of its metrics."""
     feature: Name
+    """The categorical feature whose values make the segment's groups."""
     values: list[ClassLabel] | None = Field(None, min_length=1, max_length=1_000)
-    # the model's thresholds, with these replacing (statistic by statistic) for this segment
+    """The values evaluated one by one, the rest as `__other__`; unset, the reference's
+    categories (refused above `drift.max_categories` of them)."""
     thresholds: dict[StatisticName, ThresholdConfig] = {}
+    """Levels replacing the model's, statistic by statistic, for this segment (numbers only)."""
     min_samples: int | None = Field(None, ge=1)
+    """Fewer records (labelled ones for performance) in a group: `insufficient`; unset, the
+    model's."""
 
     @field_validator("values")
     @classmethod
@@ -471,7 +477,9 @@ class FairnessConfig(_Strict):
     """Group fairness of a classifier's ``positive`` decision across each sensitive feature."""
 
     sensitive: list[Name] = Field(min_length=1)
+    """The categorical features whose groups are compared."""
     positive: ClassLabel
+    """The class that is the favourable decision (one of `classes`): a selected prediction."""
 
 
 class ModelConfig(_Strict):
