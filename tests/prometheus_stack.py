@@ -66,6 +66,10 @@ models:
       log_loss: {{warning: 0.7, critical: 1.0}}
       estimated_accuracy: {{warning: 0.8}}
       label_coverage: {{warning: 0.5}}
+      demographic_parity_ratio: {{critical: 0.1}}
+      equal_opportunity_difference: {{critical: 0.9}}
+    segments: [{{name: market, feature: country}}]
+    fairness: {{sensitive: [device], positive: approved}}
     alerts: {{for: 1, routes: [ops]}}
   - name: {regression}
     task: regression
