@@ -342,3 +342,19 @@ def test_segment_and_fairness_alerts_fire_through_the_service(service: Service) 
     assert ("psi", "market=DE/x", "critical") in firing
     assert ("demographic_parity_ratio", "gender", "critical") in firing
     assert not any(feature.startswith("market=FR/") for _, feature, _ in firing)
+
+
+def test_a_group_ks_pvalue_is_exact_up_to_its_limit_and_asymptotic_above() -> None:
+    from scipy.stats import ks_2samp
+
+    from monitor.evaluation.groups import SEGMENT_KS_EXACT_MAX_N
+    from monitor.stats import compare_numeric, profile_numeric
+
+    rng = np.random.default_rng(12)
+    for size, method in ((SEGMENT_KS_EXACT_MAX_N, "exact"), (SEGMENT_KS_EXACT_MAX_N + 1, "asymp")):
+        reference, current = rng.normal(size=size), rng.normal(0.1, size=size - 7)
+        drift = compare_numeric(
+            profile_numeric(reference), current, ks_exact_max_n=SEGMENT_KS_EXACT_MAX_N
+        )
+        expected = ks_2samp(reference, current, method=method).pvalue
+        assert drift.ks_pvalue == pytest.approx(expected, rel=1e-9, abs=1e-12), method

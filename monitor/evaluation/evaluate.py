@@ -29,6 +29,7 @@ from monitor.stats import (
     compare_numeric,
     compare_numeric_histogram,
 )
+from monitor.stats.ks import EXACT_MAX_N
 from monitor.thresholds import breaches, worst_status
 
 
@@ -39,9 +40,11 @@ def evaluate_drift(
     *,
     window: Window,
     evaluated_at: float,
+    ks_exact_max_n: int = EXACT_MAX_N,
 ) -> Evaluation:
     """Every configured feature, then the model's outputs (``__prediction__``, ``__label__``),
-    compared exactly with the reference; statuses from the model's thresholds."""
+    compared exactly with the reference; statuses from the model's thresholds. The KS p-value
+    is exact up to ``ks_exact_max_n`` values (segments lower it: ``evaluation.groups``)."""
 
     def numeric(name: str) -> FeatureDrift:
         values = current.numeric.get(name, np.empty(0, dtype=np.float64))
@@ -52,7 +55,9 @@ def evaluate_drift(
             name,
             n=values.size - missing,
             missing=missing,
-            compare=None if profile is None else (lambda: compare_numeric(profile, values)),
+            compare=None
+            if profile is None
+            else (lambda: compare_numeric(profile, values, ks_exact_max_n=ks_exact_max_n)),
             levels=_levels(model, profiles, name),
         )
 

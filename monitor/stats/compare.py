@@ -23,7 +23,7 @@ import numpy.typing as npt
 
 from monitor.stats.ecdf import merge_sorted
 from monitor.stats.jensen_shannon import jensen_shannon_distance
-from monitor.stats.ks import ks_pvalue, ks_statistic
+from monitor.stats.ks import EXACT_MAX_N, ks_pvalue, ks_statistic
 from monitor.stats.profile import NumericProfile
 from monitor.stats.psi import population_stability_index, sorted_bin_counts
 from monitor.stats.wasserstein import wasserstein_distance
@@ -71,7 +71,9 @@ class NumericDrift:
     exact: bool
 
 
-def compare_numeric(profile: NumericProfile, current: npt.NDArray[np.float64]) -> NumericDrift:
+def compare_numeric(
+    profile: NumericProfile, current: npt.NDArray[np.float64], *, ks_exact_max_n: int = EXACT_MAX_N
+) -> NumericDrift:
     """Compare a current window with the reference, exactly.
 
     Parameters
@@ -80,6 +82,8 @@ def compare_numeric(profile: NumericProfile, current: npt.NDArray[np.float64]) -
         The reference.
     current : ndarray of float64
         Current values, 1-D; NaN marks a missing value.
+    ks_exact_max_n : int
+        The KS p-value is exact up to this sample size (``ks.ks_pvalue``'s ``exact_max_n``).
 
     Returns
     -------
@@ -117,7 +121,9 @@ def compare_numeric(profile: NumericProfile, current: npt.NDArray[np.float64]) -
     if np.isinf(current_sorted[0]) or np.isinf(current_sorted[-1]):
         raise ValueError("the current window has infinite values; map them to NaN or clip them")
     merged = merge_sorted(profile.sorted_values, current_sorted)
-    statistic, p_value = ks_pvalue(ks_statistic(merged), n_reference=profile.n, n_current=n)
+    statistic, p_value = ks_pvalue(
+        ks_statistic(merged), n_reference=profile.n, n_current=n, exact_max_n=ks_exact_max_n
+    )
     psi, jensen_shannon = bin_statistics(
         profile, sorted_bin_counts(current_sorted, profile.psi_edges)
     )
