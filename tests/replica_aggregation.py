@@ -35,6 +35,8 @@ def statistic_of(metric: str) -> str | None:
     """The thresholded statistic a gauge exports, if any (``accuracy`` for its interval)."""
     if metric == "drift_monitor_label_coverage_ratio":
         return "label_coverage"
+    if metric in ("drift_monitor_canary_psi", "drift_monitor_canary_accuracy_delta"):
+        return metric.removeprefix("drift_monitor_")  # canary against stable
     for prefix in (
         "drift_monitor_feature_",
         "drift_monitor_model_",

@@ -44,7 +44,7 @@ needs_promtool = pytest.mark.skipif(
     reason="promtool is not installed (Debian/Ubuntu: apt-get install prometheus; .ci/run does)",
 )
 
-#: The gauge each thresholded statistic is read from (docs/metrics.md).
+#: The series each thresholded statistic is read from (docs/metrics.md).
 FEATURE_STATISTICS = {
     "psi",
     "ks_statistic",
@@ -66,6 +66,10 @@ def metric_of(statistic: str) -> str:
         return "drift_monitor_label_coverage_ratio"
     if statistic in FAIRNESS_STATISTICS:
         return f"drift_monitor_fairness_{statistic}"
+    if statistic == "canary_psi":
+        return "drift_monitor_canary_psi"
+    if statistic == "canary_accuracy_delta":  # the point estimate, not its interval's bounds
+        return 'drift_monitor_canary_accuracy_delta{bound="value"}'
     return f"drift_monitor_model_{statistic}"
 
 

@@ -17,6 +17,8 @@ DriftMonitorLabelCoverageLow        label_coverage
 DriftMonitorFairnessDisparity       demographic_parity_difference, demographic_parity_ratio,
                                     equalized_odds_difference, equalized_odds_ratio,
                                     equal_opportunity_difference
+DriftMonitorCanaryRegression        canary_psi, canary_accuracy_delta (model versions: the
+                                    canary against the stable version)
 ==================================  ===========================================================
 
 and, in the Prometheus rules only, ``OPERATIONAL``: DriftMonitorEvaluationStale,
@@ -67,6 +69,7 @@ _KINDS = {
         "equalized_odds_ratio",
         "equal_opportunity_difference",
     ),
+    "DriftMonitorCanaryRegression": ("canary_psi", "canary_accuracy_delta"),
 }
 
 #: The alert name of each thresholded statistic (a threshold rule of ``monitor.yaml``).
