@@ -227,6 +227,7 @@ def test_every_format_reads_the_same_records(tmp_path: Path) -> None:
         },
         "a",
         T0 + STEP + LABEL_DELAY,
+        len(jsonl_line(data[0])) + 1,  # read to the end of its line
     )
     for name in ("csv", "parquet"):
         assert len(found[name]) == len(data)
@@ -241,6 +242,11 @@ def test_every_format_reads_the_same_records(tmp_path: Path) -> None:
         assert found[name][3].prediction["features"] == {"x": None, "c": None}
     assert [r.line for r in found["csv"][:2]] == [2, 3]
     assert [r.line for r in found["parquet"][:2]] == [1, 2]
+    assert [r.position for r in found["parquet"][:2]] == [1, 2]  # rows
+    assert {name: found[name][-1].position for name in found} == {
+        name: (tmp_path / f"data.{name}").stat().st_size if name != "parquet" else len(data)
+        for name in found
+    }
 
 
 def test_a_file_too_far_out_of_order_is_refused_naming_the_line() -> None:
@@ -298,6 +304,46 @@ def test_the_progress_bar_redraws_one_line() -> None:
     drawn = out.getvalue()
     assert drawn.count("\r") == 3 and drawn.endswith("\n")
     assert "200 records 100/s" in drawn and rfc3339(T0) in drawn
+
+
+class Recorder:
+    """A target that stores nothing and sees no alert."""
+
+    def store_predictions(self, at: float, records: list[dict[str, Any]]) -> None:
+        pass
+
+    def store_labels(self, at: float, records: list[dict[str, Any]]) -> None:
+        pass
+
+    def evaluate(self, at: float) -> tuple[list[Any], int]:
+        return [], 0
+
+
+def test_progress_counts_what_was_replayed_not_what_was_read_ahead(tmp_path: Path) -> None:
+    """The file is read up to the sort buffer ahead of what is replayed (here all of it):
+    the bar shows the records handed on, so it starts near 0 %, not at 100 %."""
+    from monitor.replay import replay as run_replay
+
+    database = f"sqlite:///{tmp_path / 'm.db'}"
+    config = load_config(write_config(tmp_path, database, "http://127.0.0.1:9/")).models[0]
+    table = write_csv(tmp_path / "past.csv", list(rows(T0 + 2 * HOUR)))  # 720 rows
+    lines = table.read_bytes().splitlines(keepends=True)
+    ends = [sum(len(line) for line in lines[: n + 1]) for n in range(len(lines))]
+    seen: list[tuple[int, int, int | None]] = []
+    with table.open("rb") as stream:
+        source = open_source(stream, config, "csv", size=len(table.read_bytes()))
+        run_replay(
+            source,
+            Recorder(),
+            every=TICK,
+            batch=100,
+            on_progress=lambda p: seen.append((p.records, p.position, p.size)),
+        )
+    # after k records (lines 2 .. k + 1 of the file), the bar is at the end of line k + 1
+    assert [(position, size) for _, position, size in seen] == [
+        (ends[records], ends[-1]) for records, _, _ in seen
+    ]
+    assert seen[0][0] == 60 and seen[-1][:2] == (720, ends[-1])  # the first tick's records
 
 
 # -- replays -------------------------------------------------------------------------------

@@ -46,13 +46,15 @@ PARQUET_BATCH_ROWS = 4096
 @dataclass(frozen=True, slots=True)
 class ReplayRecord:
     """One row: the prediction as an ingest record (``timestamp`` in Unix seconds), and its
-    label with the time the label became known, if the row has one."""
+    label with the time the label became known, if the row has one. ``position`` is how far
+    the source had read when it gave the row (``Source.position``: the end of the row)."""
 
     line: int
     timestamp: float
     prediction: dict[str, Any]
     label: Any = None
     label_timestamp: float | None = None
+    position: int = 0
 
 
 def format_of(name: str) -> Format | None:
@@ -118,7 +120,9 @@ def _row_error(line: int, field: str, reason: str) -> ReplayInputError:
     return ReplayInputError([RowIssue(line, field, reason)])
 
 
-def _record(line: int, prediction: dict[str, Any], label: Any, label_time: object) -> ReplayRecord:
+def _record(
+    line: int, prediction: dict[str, Any], label: Any, label_time: object, position: int
+) -> ReplayRecord:
     """Take the timestamps out of a row (the replay orders and schedules by them)."""
     if prediction.get("timestamp") is None:
         raise _row_error(line, "timestamp", "is required to replay a record")
@@ -133,7 +137,7 @@ def _record(line: int, prediction: dict[str, Any], label: Any, label_time: objec
             label_timestamp = parse_instant(label_time)
         except ValueError as exc:
             raise _row_error(line, "label_timestamp", str(exc)) from None
-    return ReplayRecord(line, timestamp, prediction, label, label_timestamp)
+    return ReplayRecord(line, timestamp, prediction, label, label_timestamp, position)
 
 
 class _Lines:
@@ -172,7 +176,7 @@ class JsonLinesSource(Source):
                 raise _row_error(line, "", "must be an object")
             label = row.pop("label", None)
             label_time = row.pop("label_timestamp", None)
-            yield _record(line, row, label, label_time)
+            yield _record(line, row, label, label_time, self.position)
 
 
 class _Columns:
@@ -204,7 +208,7 @@ class _Columns:
         if problems:
             raise ReplayInputError(problems)
 
-    def record(self, line: int, row: dict[str, Any]) -> ReplayRecord:
+    def record(self, line: int, row: dict[str, Any], position: int) -> ReplayRecord:
         features = {
             name: self._cell(line, f"features.{name}", row.get(name), name in self.numeric)
             for name in self.features
@@ -223,7 +227,8 @@ class _Columns:
         if scores:
             prediction["scores"] = scores
         label = self._cell(line, "label", row.get("label"), self.regression)
-        return _record(line, prediction, label, self._missing(row.get("label_timestamp")))
+        label_time = self._missing(row.get("label_timestamp"))
+        return _record(line, prediction, label, label_time, position)
 
     @staticmethod
     def _missing(value: Any) -> Any:
@@ -263,7 +268,7 @@ class CsvSource(Source):
             line = reader.line_num
             if len(cells) != len(header):
                 raise _row_error(line, "", f"has {len(cells)} fields, the header {len(header)}")
-            yield columns.record(line, dict(zip(header, cells, strict=True)))
+            yield columns.record(line, dict(zip(header, cells, strict=True)), self.position)
 
 
 class ParquetSource(Source):
@@ -296,7 +301,7 @@ class ParquetSource(Source):
             for row in batch.to_pylist():
                 line += 1
                 self.position = line
-                yield columns.record(line, row)
+                yield columns.record(line, row, line)
 
 
 def open_source(
