@@ -168,7 +168,12 @@ def test_state_history_and_outbox_move_together(engine: Engine) -> None:
     resolved = next(e for e in queued if e["type"] == "alert.resolved")
     assert resolved["episode"] == history[-1].event_id  # the firing event's id
     assert (resolved["model"], resolved["statistic"], resolved["feature"]) == ("m", "psi", "a")
-    assert resolved["window"] == {"start": 220.0 - 3600, "end": 220.0, "n": 500}
+    # 220 - 3600 s and 220 s after the epoch
+    assert resolved["window"] == {
+        "start": "1969-12-31T23:03:40Z",
+        "end": "1970-01-01T00:03:40Z",
+        "n": 500,
+    }
     assert resolved["reference"] == {"version": 1}
     assert resolved["top_features"][0]["feature"] in {"a", "b", "c"}
     service.stop()
@@ -301,8 +306,10 @@ def test_a_retraining_route_gets_one_trigger_per_episode(engine: Engine, cooldow
         for d in reversed(service.deliveries(status=None, limit=100))  # oldest first
         if d.route == "pipeline"
     )
-    assert trigger["window"] == {"start": 1000.0 - 3600, "end": 1000.0, "n": 500}
-    assert trigger["links"]["export"] == "/v1/models/m/export?start=-2600.0&end=1000.0"
+    # 1000 - 3600 s and 1000 s after the epoch
+    start, end = "1969-12-31T23:16:40Z", "1970-01-01T00:16:40Z"
+    assert trigger["window"] == {"start": start, "end": end, "n": 500}
+    assert trigger["links"]["export"] == f"/v1/models/m/export?start={start}&end={end}"
     service.stop()
 
 

@@ -166,7 +166,7 @@ def test_timestamps_null_features_and_scores(client: TestClient, service: Servic
     assert post(client, "/v1/models/credit/predictions", batch).status_code == 202
     counts = client.get("/v1/models/credit").json()["counts"]
     assert counts["predictions"] == 3
-    assert counts["first_timestamp"] == 1767225600.0  # 2026-01-01T00:00:00Z
+    assert counts["first_timestamp"] == "2026-01-01T00:00:00Z"  # 1767225600
 
 
 def test_naive_timestamp_and_bad_scores_are_refused(client: TestClient) -> None:
