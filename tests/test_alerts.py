@@ -360,12 +360,22 @@ models:
         table = client.get("/v1/models/m/export", params={**window, "format": "csv"})
         assert table.headers["content-type"].startswith("text/csv")
         rows = list(csv.reader(io.StringIO(table.text)))
-        assert rows[0] == ["id", "timestamp", "x", "c", "prediction", "label", "label_timestamp"]
-        assert rows[1:3] == [
-            ["r2", "1970-01-01T00:01:42Z", "1.0", "", "yes", "", ""],
-            ["r3", "1970-01-01T00:01:43Z", "", "u", "no", "", ""],
+        assert rows[0] == [
+            "id",
+            "timestamp",
+            "x",
+            "c",
+            "prediction",
+            "score_no",  # the classes in config order
+            "score_yes",
+            "label",
+            "label_timestamp",
         ]
-        assert rows[3][5:] == ["no", "1970-01-01T00:08:20Z"] and len(rows) == 6
+        assert rows[1:3] == [
+            ["r2", "1970-01-01T00:01:42Z", "1.0", "", "yes", "0.75", "0.25", "", ""],
+            ["r3", "1970-01-01T00:01:43Z", "", "u", "no", "0.75", "0.25", "", ""],
+        ]
+        assert rows[3][7:] == ["no", "1970-01-01T00:08:20Z"] and len(rows) == 6
         bad = client.get("/v1/models/m/export", params={"start": "yesterday", "end": "1"})
         assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "query.start"
     service.stop()

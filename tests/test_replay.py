@@ -506,3 +506,91 @@ def test_usage_errors_exit_2(
     assert code == 2 and "no model named 'nope'" in err
     monkeypatch.delenv("MONITOR_CONFIG", raising=False)
     assert replay(capsys, str(data), "--model", "m", "--format", "jsonl")[0] == 2
+
+
+SCORED = """
+models:
+  - name: m
+    task: classification
+    classes: [a, b]
+    features: [{name: x, type: numeric}, {name: c, type: categorical}]
+    reference: {path: reference.jsonl}
+    window: {duration: 1h}
+    schedule: 10m
+    min_samples: 50
+"""
+
+
+def scored_record(rng: Any, i: int) -> dict[str, Any]:
+    """A record whose scores are calibrated: its label is ``a`` with probability P(a)."""
+    p = round(float(rng.uniform(0.05, 0.95)), 6)
+    return {
+        "id": f"r{i}",
+        "features": {"x": round(float(rng.normal(p * 4, 1)), 6), "c": "uv"[i % 2]},
+        "prediction": "a" if p >= 0.5 else "b",
+        "scores": {"a": p, "b": round(1 - p, 6)},
+        "label": "a" if rng.uniform() < p else "b",
+    }
+
+
+def test_an_exported_window_replays_with_its_scores(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """GET .../export?format=csv, replayed into a fresh store, gives the evaluation the
+    original gave: roc_auc and the label-free estimate need the scores."""
+    import numpy as np
+    from fastapi.testclient import TestClient
+    from prometheus_client import CollectorRegistry
+
+    from monitor.api import create_app
+    from monitor.evaluation.document import to_document
+    from monitor.service import Service
+
+    rng = np.random.default_rng(7)
+    with (tmp_path / "reference.jsonl").open("w") as out:
+        for i in range(500):
+            out.write(json.dumps({k: v for k, v in scored_record(rng, i).items() if k != "id"}))
+            out.write("\n")
+    (tmp_path / "monitor.yaml").write_text(SCORED)
+    config = load_config(tmp_path / "monitor.yaml")
+    end = T0 + HOUR  # a tick; the last record is at it, so the replay evaluates there
+    records = [{**scored_record(rng, i), "timestamp": end - 15 * (199 - i)} for i in range(200)]
+    original = Service(
+        config,
+        engine=create_database_engine(f"sqlite:///{tmp_path / 'original.db'}"),
+        registry=CollectorRegistry(),
+    )
+    original.start(run_jobs=False)
+    original.store_predictions("m", [{k: v for k, v in r.items() if k != "label"} for r in records])
+    # each label known at its prediction's time, so the replay has them all by the last tick
+    labels = [{"id": r["id"], "label": r["label"], "timestamp": r["timestamp"]} for r in records]
+    original.store_labels("m", labels)
+    expected = to_document(original.evaluate("m", at=end, webhooks=False))
+    with TestClient(create_app(original, manage_service=False)) as client:
+        window = {"start": repr(end - HOUR), "end": repr(end), "format": "csv"}
+        exported = client.get("/v1/models/m/export", params=window)
+        assert exported.status_code == 200
+        # and the same file is a reference as it is
+        as_reference = client.put(
+            "/v1/models/m/reference", content=exported.content, headers={"content-type": "text/csv"}
+        )
+        assert as_reference.status_code == 201 and as_reference.json()["n"] == 200
+    original.stop()
+    table = tmp_path / "window.csv"
+    table.write_bytes(exported.content)
+
+    fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
+    code, _, err = replay(
+        capsys, str(table), "--model", "m", "--config", str(tmp_path / "monitor.yaml"),
+        "--database", fresh, "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    replayed = Service(config, engine=create_database_engine(fresh), registry=CollectorRegistry())
+    replayed.start(run_jobs=False)
+    found = replayed.latest_evaluation("m")
+    replayed.stop()
+    assert found is not None and found["window"] == expected["window"]
+    performance = expected["performance"]
+    assert performance["roc_auc"] is not None and performance["estimated_accuracy"] is not None
+    assert found["performance"] == performance
+    assert (found["features"], found["outputs"]) == (expected["features"], expected["outputs"])

@@ -332,7 +332,8 @@ def body_doc(
             content[media_type] = {
                 "schema": {
                     "type": "string",
-                    "description": "header: feature names, optional prediction, label",
+                    "description": "header: feature names, optional prediction, label and"
+                    " score_<class> columns",
                 }
             }
         else:

@@ -8,9 +8,10 @@ replay applies to every batch exactly as the HTTP API does.
 
 JSON Lines: one object per line, shaped like an ingest record (``id``, ``timestamp``,
 ``features``, ``prediction``, ``scores``) plus optional ``label`` and ``label_timestamp``.
-CSV and Parquet: columns ``id``, ``timestamp``, ``prediction``, optional ``label``,
-``label_timestamp`` and ``score_<class>``; every other column is a feature of the model.
-An empty CSV cell (a Parquet null or NaN) is a missing value.
+CSV and Parquet: the columns of ``monitor.csv_columns`` (what the CSV export writes): ``id``,
+``timestamp``, ``prediction``, optional ``label``, ``label_timestamp`` and ``score_<class>``,
+and one column per feature of the model. An empty CSV cell (a Parquet null or NaN) is a
+missing value.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import orjson
 
 from monitor import timestamps
 from monitor.config import ModelConfig
+from monitor.csv_columns import kind_of, score_class
 from monitor.errors import ReplayInputError, RowIssue
 
 Format = Literal["csv", "jsonl", "parquet"]
@@ -38,8 +40,6 @@ _SUFFIXES: dict[str, Format] = {
     ".parquet": "parquet",
     ".pq": "parquet",
 }
-_RESERVED = ("id", "timestamp", "prediction", "label", "label_timestamp")
-SCORE_PREFIX = "score_"
 PARQUET_BATCH_ROWS = 4096
 
 
@@ -193,11 +193,12 @@ class _Columns:
         self.scores: dict[str, str] = {}
         self.features: list[str] = []
         for column in columns:
-            if column in _RESERVED:
+            kind = kind_of(column, features)
+            if kind == "record":
                 continue
-            if column.startswith(SCORE_PREFIX):
-                self.scores[column] = column.removeprefix(SCORE_PREFIX)
-            elif column in features:
+            if kind == "score":
+                self.scores[column] = score_class(column)
+            elif kind == "feature":
                 self.features.append(column)
             else:
                 problems.append(
