@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     health = commands.add_parser(
         "healthcheck",
-        help="exit 0 when the `monitor serve` of this machine answers /healthz, 1 otherwise"
+        help="exit 0 when the server of this machine (monitor serve) answers /healthz, 1 otherwise"
         " (the container image's HEALTHCHECK)",
     )
     health.add_argument("--config", help="config file (default: $MONITOR_CONFIG)")
