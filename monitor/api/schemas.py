@@ -191,8 +191,23 @@ class WindowOut(BaseModel):
     n: int = Field(description="Records in the window.")
 
 
+class LineageWindowOut(WindowOut):
+    labelled: int
+    digest: str | None
+
+
+class LineageOut(BaseModel):
+    """What the evaluation compared (``evaluation.document.lineage_document``)."""
+
+    config_digest: str
+    reference: dict[str, Any]
+    window: LineageWindowOut
+    model_versions: dict[str, int]
+    monitor_version: str
+
+
 class EvaluationOut(BaseModel):
-    """An evaluation (README: Evaluation JSON). Documents the answer, which
+    """An evaluation (docs: drift.md, Evaluation JSON). Documents the answer, which
     ``evaluation.document`` writes; each feature's statistics are named in it."""
 
     model: str
@@ -206,11 +221,17 @@ class EvaluationOut(BaseModel):
     outputs: dict[str, dict[str, Any]]
     performance: dict[str, Any] | None = None
     labels: dict[str, Any] | None = None
+    lineage: LineageOut | None = None
+    versions: dict[str, Any] | None = Field(None, description="Canary against stable.")
+
+
+class StoredEvaluationOut(EvaluationOut):
+    id: int = Field(description="The stored evaluation's id (monitor reproduce).")
 
 
 class EvaluationHistoryOut(BaseModel):
     model: str
-    evaluations: list[EvaluationOut] = Field(description="Oldest first.")
+    evaluations: list[StoredEvaluationOut] = Field(description="Oldest first.")
 
 
 class PerformanceEntryOut(BaseModel):
