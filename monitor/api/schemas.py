@@ -223,6 +223,9 @@ class EvaluationOut(BaseModel):
     labels: dict[str, Any] | None = None
     lineage: LineageOut | None = None
     versions: dict[str, Any] | None = Field(None, description="Canary against stable.")
+    segments: dict[str, Any] | None = Field(None, description="Per segment value (when set).")
+    fairness: dict[str, Any] | None = Field(None, description="Per sensitive feature.")
+    groups_skipped: str | None = Field(None, description="Why segments or fairness were skipped.")
 
 
 class StoredEvaluationOut(EvaluationOut):
