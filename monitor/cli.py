@@ -14,9 +14,16 @@ from collections.abc import Sequence
 from monitor import __version__, runtime
 from monitor.errors import ConfigError, MissingExtraError
 
+#: ``monitor --help``'s description: plain text, as a terminal shows it as is.
+DESCRIPTION = (
+    "drift-monitor: drift and performance monitoring for machine-learning models. "
+    "Run 'monitor COMMAND --help' for a command's options."
+)
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="monitor", description=__doc__)
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every command. Help texts are plain text (no reStructuredText)."""
+    parser = argparse.ArgumentParser(prog="monitor", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"drift-monitor {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -38,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     health = commands.add_parser(
         "healthcheck",
-        help="exit 0 when the `monitor serve` of this machine answers /healthz, 1 otherwise"
+        help="exit 0 when the server of this machine (monitor serve) answers /healthz, 1 otherwise"
         " (the container image's HEALTHCHECK)",
     )
     health.add_argument("--config", help="config file (default: $MONITOR_CONFIG)")
@@ -158,8 +165,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="send the alert events to the model's webhook routes (default: record them only)",
     )
     replay.add_argument("--json", action="store_true", help="print the timeline as JSON")
+    return parser
 
-    args = parser.parse_args(argv)
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         return run_command(args)
     except MissingExtraError as exc:

@@ -510,7 +510,12 @@ class Service:
     ) -> ReferenceInfo:
         with self.database.write() as connection:
             info = repo.store_reference(
-                connection, model=model, batch=batch, source=source, digest=digest
+                connection,
+                model=model,
+                batch=batch,
+                source=source,
+                digest=digest,
+                created_at=self.clock(),
             )
         self.metrics.reference_version.labels(model).set(info.version)
         return info

@@ -7,8 +7,11 @@ second RFC 3339 can write) and ``now + max_future_seconds`` (``server.max_timest
 ``DEFAULT_MAX_FUTURE_SECONDS``) on the service's clock. Anything else, NaN and infinities
 included, raises ``TimestampRangeError``; each caller names its own field.
 
-``rfc3339`` writes a stored time back; a time stored before these bounds were enforced, which
-RFC 3339 cannot write, comes back as ``None`` instead of raising.
+Every time drift-monitor writes (API answers, evaluations, webhook events, exports, messages)
+is written by ``rfc3339``, and only there: RFC 3339 in UTC with a ``Z``, to the second when
+the time is a whole second, else to the microsecond (``2026-11-23T12:00:00Z``,
+``2026-11-23T12:00:00.500000Z``). A time RFC 3339 cannot write (one stored before these bounds
+were enforced) comes back as ``None`` instead of raising; ``parse`` reads what it wrote.
 """
 
 from __future__ import annotations
@@ -67,12 +70,37 @@ def latest(*, now: float, max_future_seconds: float) -> float:
 
 def rfc3339(seconds: float) -> str | None:
     """``seconds`` as RFC 3339 in UTC; ``None`` when it cannot be written so (NaN, infinite,
-    or outside the years 1 to 9999).
+    or outside the years 1 to 9999). Microseconds are written when there are any.
 
-    >>> rfc3339(1795435200.5), rfc3339(1e300)
-    ('2026-11-23T12:00:00.500000Z', None)
+    >>> rfc3339(1795435200.0), rfc3339(1795435200.5), rfc3339(-0.25), rfc3339(1e300)
+    ('2026-11-23T12:00:00Z', '2026-11-23T12:00:00.500000Z', '1969-12-31T23:59:59.750000Z', None)
     """
     try:
         return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
     except (OverflowError, ValueError, OSError):
         return None
+
+
+def written(seconds: float) -> str:
+    """``rfc3339`` of a time that RFC 3339 can write: the service's clock, a checked time or
+    one computed from them. ``TimestampRangeError`` otherwise.
+
+    >>> written(0)
+    '1970-01-01T00:00:00Z'
+    """
+    text = rfc3339(seconds)
+    if text is None:
+        raise TimestampRangeError(f"{seconds!r} cannot be written as an RFC 3339 date-time")
+    return text
+
+
+def parse(text: str) -> float:
+    """Unix seconds of an RFC 3339 date-time with offset (what ``rfc3339`` writes).
+
+    >>> parse("2026-11-23T12:00:00.500000Z"), parse("2026-11-23T13:00:00+01:00")
+    (1795435200.5, 1795435200.0)
+    """
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        raise ValueError(f"{text!r} has no UTC offset")
+    return parsed.timestamp()

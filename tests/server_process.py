@@ -25,12 +25,20 @@ def free_port() -> int:
 
 
 def start_server(
-    config: Path, port: int, log: Path, *, wait_for: str = "/readyz"
+    config: Path,
+    port: int,
+    log: Path,
+    *,
+    wait_for: str = "/readyz",
+    database_url: str | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``monitor serve`` and return once ``wait_for`` answers 200: ``/readyz`` (the
-    database reached), or ``/healthz`` for a server that may be still without it."""
+    database reached), or ``/healthz`` for a server that may be still without it. The
+    database is the config's, or ``database_url`` (as ``MONITOR_DATABASE_URL``)."""
     env = {**os.environ}
     env.pop("MONITOR_DATABASE_URL", None)  # the config's SQLite file, whatever the caller has
+    if database_url is not None:
+        env["MONITOR_DATABASE_URL"] = database_url
     with log.open("ab") as out:
         process = subprocess.Popen(
             [

@@ -168,7 +168,12 @@ def test_state_history_and_outbox_move_together(engine: Engine) -> None:
     resolved = next(e for e in queued if e["type"] == "alert.resolved")
     assert resolved["episode"] == history[-1].event_id  # the firing event's id
     assert (resolved["model"], resolved["statistic"], resolved["feature"]) == ("m", "psi", "a")
-    assert resolved["window"] == {"start": 220.0 - 3600, "end": 220.0, "n": 500}
+    # 220 - 3600 s and 220 s after the epoch
+    assert resolved["window"] == {
+        "start": "1969-12-31T23:03:40Z",
+        "end": "1970-01-01T00:03:40Z",
+        "n": 500,
+    }
     assert resolved["reference"] == {"version": 1}
     assert resolved["top_features"][0]["feature"] in {"a", "b", "c"}
     service.stop()
@@ -301,8 +306,10 @@ def test_a_retraining_route_gets_one_trigger_per_episode(engine: Engine, cooldow
         for d in reversed(service.deliveries(status=None, limit=100))  # oldest first
         if d.route == "pipeline"
     )
-    assert trigger["window"] == {"start": 1000.0 - 3600, "end": 1000.0, "n": 500}
-    assert trigger["links"]["export"] == "/v1/models/m/export?start=-2600.0&end=1000.0"
+    # 1000 - 3600 s and 1000 s after the epoch
+    start, end = "1969-12-31T23:16:40Z", "1970-01-01T00:16:40Z"
+    assert trigger["window"] == {"start": start, "end": end, "n": 500}
+    assert trigger["links"]["export"] == f"/v1/models/m/export?start={start}&end={end}"
     service.stop()
 
 
@@ -353,12 +360,22 @@ models:
         table = client.get("/v1/models/m/export", params={**window, "format": "csv"})
         assert table.headers["content-type"].startswith("text/csv")
         rows = list(csv.reader(io.StringIO(table.text)))
-        assert rows[0] == ["id", "timestamp", "x", "c", "prediction", "label", "label_timestamp"]
-        assert rows[1:3] == [
-            ["r2", "1970-01-01T00:01:42Z", "1.0", "", "yes", "", ""],
-            ["r3", "1970-01-01T00:01:43Z", "", "u", "no", "", ""],
+        assert rows[0] == [
+            "id",
+            "timestamp",
+            "x",
+            "c",
+            "prediction",
+            "score_no",  # the classes in config order
+            "score_yes",
+            "label",
+            "label_timestamp",
         ]
-        assert rows[3][5:] == ["no", "1970-01-01T00:08:20Z"] and len(rows) == 6
+        assert rows[1:3] == [
+            ["r2", "1970-01-01T00:01:42Z", "1.0", "", "yes", "0.75", "0.25", "", ""],
+            ["r3", "1970-01-01T00:01:43Z", "", "u", "no", "0.75", "0.25", "", ""],
+        ]
+        assert rows[3][7:] == ["no", "1970-01-01T00:08:20Z"] and len(rows) == 6
         bad = client.get("/v1/models/m/export", params={"start": "yesterday", "end": "1"})
         assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "query.start"
     service.stop()

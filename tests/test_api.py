@@ -166,7 +166,7 @@ def test_timestamps_null_features_and_scores(client: TestClient, service: Servic
     assert post(client, "/v1/models/credit/predictions", batch).status_code == 202
     counts = client.get("/v1/models/credit").json()["counts"]
     assert counts["predictions"] == 3
-    assert counts["first_timestamp"] == 1767225600.0  # 2026-01-01T00:00:00Z
+    assert counts["first_timestamp"] == "2026-01-01T00:00:00Z"  # 1767225600
 
 
 def test_naive_timestamp_and_bad_scores_are_refused(client: TestClient) -> None:
@@ -345,6 +345,58 @@ def test_reference_upload_json_and_csv_is_versioned(client: TestClient) -> None:
     assert client.get("/v1/models/credit").json()["reference"]["version"] == 2
 
 
+def test_a_csv_reference_carries_scores_as_replay_reads_them(
+    client: TestClient, service: Service
+) -> None:
+    """``score_<class>`` columns, as ``monitor replay`` and the CSV export have them: the CSV
+    reference stores what the same records as JSON store (the same digest), and the
+    label-free estimate, calibrated on the reference's scores and labels, is the same."""
+    import random
+    import time
+
+    rng = random.Random(5)
+    reference = []
+    for i in range(300):
+        p = round(rng.uniform(0.05, 0.95), 6)
+        reference.append(
+            {
+                "features": {"age": round(rng.gauss(40, 9), 3), "income": i / 7, "country": "DE"},
+                "prediction": "approved" if p >= 0.5 else "rejected",
+                "label": "approved" if rng.random() < p else "rejected",
+                "scores": {"approved": p, "rejected": round(1 - p, 6)},
+            }
+        )
+    reference[3]["scores"] = None  # a row without scores: its score cells are empty
+    rows = ["age,income,country,prediction,score_approved,score_rejected,label"]
+    for r in reference:
+        scores = r["scores"] or {"approved": None, "rejected": None}
+        cells = [*r["features"].values(), r["prediction"], *scores.values(), r["label"]]
+        rows.append(",".join("" if c is None else str(c) for c in cells))
+    as_json = client.put(
+        "/v1/models/credit/reference",
+        content=orjson.dumps([{k: v for k, v in r.items() if v is not None} for r in reference]),
+        headers={"content-type": "application/json"},
+    )
+    assert as_json.status_code == 201
+    records = [
+        record(i, timestamp=None, scores={"approved": 0.7, "rejected": 0.3}) for i in range(40)
+    ]
+    assert post(client, "/v1/models/credit/predictions", records).status_code == 202
+    at = time.time()
+    from_json = service.evaluate("credit", at=at, webhooks=False).performance
+    assert from_json is not None and from_json.estimated_accuracy is not None
+
+    as_csv = client.put(
+        "/v1/models/credit/reference",
+        content="\n".join(rows).encode(),
+        headers={"content-type": "text/csv"},
+    )
+    assert as_csv.status_code == 201, as_csv.json()
+    assert (as_csv.json()["version"], as_csv.json()["digest"]) == (2, as_json.json()["digest"])
+    from_csv = service.evaluate("credit", at=at, webhooks=False).performance
+    assert from_csv == from_json
+
+
 def test_invalid_reference_csv(client: TestClient) -> None:
     header_problem = client.put(
         "/v1/models/credit/reference",
@@ -365,6 +417,25 @@ def test_invalid_reference_csv(client: TestClient) -> None:
         {"index": 1, "field": "features.age", "reason": "'old' is not a finite number"}
     ]
     assert client.get("/v1/models/credit/reference").status_code == 404
+
+
+def test_reference_csv_score_problems_name_the_class(client: TestClient) -> None:
+    body = (
+        b"age,income,country,score_approved,score_maybe\n"
+        b"1,2,DE,high,\n"  # not a number
+        b"1,2,DE,0.5,0.5\n"  # maybe is no class
+        b"1,2,DE,1.5,\n"  # no probability
+        b"1,2,DE,,\n"  # no scores: fine
+    )
+    response = client.put(
+        "/v1/models/credit/reference", content=body, headers={"content-type": "text/csv"}
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {"index": 0, "field": "scores.approved", "reason": "'high' is not a number"},
+        {"index": 1, "field": "scores.maybe", "reason": "not one of the classes"},
+        {"index": 2, "field": "scores.approved", "reason": "must be a probability between 0 and 1"},
+    ]
 
 
 def test_reference_csv_reports_parse_and_validation_problems_together(

@@ -219,6 +219,18 @@ def test_classification_needs_classes() -> None:
     ]
 
 
+def test_a_feature_cannot_take_the_name_of_a_score_column() -> None:
+    """A table of records names a class's probability score_<class> (monitor.csv_columns):
+    a feature of that name would make the export's columns ambiguous."""
+    text = CLASSIFIER + "      - {name: score_no, type: numeric}\n    classes: [yes, no]\n"
+    assert errors_of(text) == [
+        "monitor.yaml:2: models[0]: feature 'score_no' is named like the CSV column of the "
+        "scores of class 'no' (export, replay, reference); rename the feature"
+    ]
+    regression = MINIMAL + "      - {name: score_no, type: numeric}\n"  # no classes, no scores
+    assert [f.name for f in parse_config(regression).models[0].features] == ["x", "score_no"]
+
+
 def test_duplicate_feature_name() -> None:
     text = MINIMAL + "      - {name: x, type: categorical}\n"
     assert errors_of(text) == ["monitor.yaml:4: models[0].features: feature 'x' is listed twice"]

@@ -1,11 +1,20 @@
 """The README is the front door: it opens with the two set-up commands (CI runs the second one
-verbatim), stays short, and its links lead somewhere. The reference is in docs/
-(tests/test_docs.py)."""
+verbatim), stays short, and its links lead somewhere. Its first requests, run as written
+against the example config, give the answers it shows and a record in the current window.
+The reference is in docs/ (tests/test_docs.py)."""
 
 from __future__ import annotations
 
+import json
+import math
 import re
+import subprocess
+import time
 from pathlib import Path
+
+import httpx
+
+from monitor import timestamps
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -13,10 +22,14 @@ ROOT = Path(__file__).resolve().parent.parent
 MAX_README_BYTES = 12 * 1024
 
 
+def sh_blocks(path: Path) -> list[str]:
+    return re.findall(r"```sh\n(.*?)```", path.read_text(), re.S)
+
+
 def first_sh_block(path: Path) -> list[str]:
-    block = re.search(r"```sh\n(.*?)```", path.read_text(), re.S)
-    assert block is not None, f"{path.name} must open with a sh code block"
-    return [line for line in block.group(1).splitlines() if line and not line.startswith("#")]
+    blocks = sh_blocks(path)
+    assert blocks, f"{path.name} must open with a sh code block"
+    return [line for line in blocks[0].splitlines() if line and not line.startswith("#")]
 
 
 def setup_commands() -> list[str]:
@@ -51,3 +64,50 @@ def test_readme_links_lead_to_files_that_exist() -> None:
     assert len(local) > 10
     missing = sorted({t for t in local if not (ROOT / t).exists()})
     assert missing == []
+
+
+def test_the_first_requests_send_a_record_of_now(tmp_path: Path) -> None:
+    """The quick start's curl commands, run by a shell against ``monitor serve --config
+    examples/monitor.yaml``, answer what the README says, and the prediction they send is
+    stamped with the current time: it lies in the model's current window (a fixed date falls
+    out of every window, and retention deletes it). Getting started has the same commands."""
+    from tests.server_process import free_port, start_server
+
+    block = sh_blocks(ROOT / "README.md")[1]
+    assert sh_blocks(ROOT / "docs" / "getting-started.md")[1] == block
+    assert "curl" in block and "http://127.0.0.1:8000/" in block
+    port = free_port()
+    server = start_server(
+        ROOT / "examples" / "monitor.yaml",
+        port,
+        tmp_path / "serve.log",
+        database_url=f"sqlite:///{tmp_path / 'monitor.db'}",
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        before = math.floor(time.time())
+        ran = subprocess.run(
+            ["bash", "-euc", block.replace("http://127.0.0.1:8000", base)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        after = time.time()
+        assert ran.returncode == 0, ran.stderr
+        answers, text, decoder = [], ran.stdout, json.JSONDecoder()
+        while text.strip():
+            answer, end = decoder.raw_decode(text.strip())
+            answers.append(answer)
+            text = text.strip()[end:]
+        shown = [json.loads(line[2:]) for line in block.splitlines() if line.startswith("# {")]
+        assert answers[: len(shown)] == shown
+        counts = answers[-1]["counts"]
+        assert (counts["predictions"], counts["labelled_predictions"]) == (1, 1)
+        stamped = timestamps.parse(counts["last_timestamp"])
+        assert before <= stamped <= after
+        evaluated = httpx.post(f"{base}/v1/models/credit/evaluate", params={"webhooks": "false"})
+        assert evaluated.json()["window"]["n"] == 1  # in the window of 1h ending now
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -227,6 +227,7 @@ def test_every_format_reads_the_same_records(tmp_path: Path) -> None:
         },
         "a",
         T0 + STEP + LABEL_DELAY,
+        len(jsonl_line(data[0])) + 1,  # read to the end of its line
     )
     for name in ("csv", "parquet"):
         assert len(found[name]) == len(data)
@@ -241,6 +242,11 @@ def test_every_format_reads_the_same_records(tmp_path: Path) -> None:
         assert found[name][3].prediction["features"] == {"x": None, "c": None}
     assert [r.line for r in found["csv"][:2]] == [2, 3]
     assert [r.line for r in found["parquet"][:2]] == [1, 2]
+    assert [r.position for r in found["parquet"][:2]] == [1, 2]  # rows
+    assert {name: found[name][-1].position for name in found} == {
+        name: (tmp_path / f"data.{name}").stat().st_size if name != "parquet" else len(data)
+        for name in found
+    }
 
 
 def test_a_file_too_far_out_of_order_is_refused_naming_the_line() -> None:
@@ -298,6 +304,46 @@ def test_the_progress_bar_redraws_one_line() -> None:
     drawn = out.getvalue()
     assert drawn.count("\r") == 3 and drawn.endswith("\n")
     assert "200 records 100/s" in drawn and rfc3339(T0) in drawn
+
+
+class Recorder:
+    """A target that stores nothing and sees no alert."""
+
+    def store_predictions(self, at: float, records: list[dict[str, Any]]) -> None:
+        pass
+
+    def store_labels(self, at: float, records: list[dict[str, Any]]) -> None:
+        pass
+
+    def evaluate(self, at: float) -> tuple[list[Any], int]:
+        return [], 0
+
+
+def test_progress_counts_what_was_replayed_not_what_was_read_ahead(tmp_path: Path) -> None:
+    """The file is read up to the sort buffer ahead of what is replayed (here all of it):
+    the bar shows the records handed on, so it starts near 0 %, not at 100 %."""
+    from monitor.replay import replay as run_replay
+
+    database = f"sqlite:///{tmp_path / 'm.db'}"
+    config = load_config(write_config(tmp_path, database, "http://127.0.0.1:9/")).models[0]
+    table = write_csv(tmp_path / "past.csv", list(rows(T0 + 2 * HOUR)))  # 720 rows
+    lines = table.read_bytes().splitlines(keepends=True)
+    ends = [sum(len(line) for line in lines[: n + 1]) for n in range(len(lines))]
+    seen: list[tuple[int, int, int | None]] = []
+    with table.open("rb") as stream:
+        source = open_source(stream, config, "csv", size=len(table.read_bytes()))
+        run_replay(
+            source,
+            Recorder(),
+            every=TICK,
+            batch=100,
+            on_progress=lambda p: seen.append((p.records, p.position, p.size)),
+        )
+    # after k records (lines 2 .. k + 1 of the file), the bar is at the end of line k + 1
+    assert [(position, size) for _, position, size in seen] == [
+        (ends[records], ends[-1]) for records, _, _ in seen
+    ]
+    assert seen[0][0] == 60 and seen[-1][:2] == (720, ends[-1])  # the first tick's records
 
 
 # -- replays -------------------------------------------------------------------------------
@@ -365,7 +411,7 @@ def test_send_webhooks_delivers_the_replayed_events(
     events = [json.loads(body) for _, body in receiver.requests]
     sent = sorted((e["created_at"], e["rule"], e["type"]) for e in events)
     assert sent == sorted(
-        (rfc3339(at).replace("Z", ".000000Z"), rule, f"alert.{kind}")
+        (rfc3339(at), rule, f"alert.{kind}")  # whole seconds: no fraction written
         for at, rule, _, kind in expected_timeline()
         if kind != "pending"
     )
@@ -460,3 +506,91 @@ def test_usage_errors_exit_2(
     assert code == 2 and "no model named 'nope'" in err
     monkeypatch.delenv("MONITOR_CONFIG", raising=False)
     assert replay(capsys, str(data), "--model", "m", "--format", "jsonl")[0] == 2
+
+
+SCORED = """
+models:
+  - name: m
+    task: classification
+    classes: [a, b]
+    features: [{name: x, type: numeric}, {name: c, type: categorical}]
+    reference: {path: reference.jsonl}
+    window: {duration: 1h}
+    schedule: 10m
+    min_samples: 50
+"""
+
+
+def scored_record(rng: Any, i: int) -> dict[str, Any]:
+    """A record whose scores are calibrated: its label is ``a`` with probability P(a)."""
+    p = round(float(rng.uniform(0.05, 0.95)), 6)
+    return {
+        "id": f"r{i}",
+        "features": {"x": round(float(rng.normal(p * 4, 1)), 6), "c": "uv"[i % 2]},
+        "prediction": "a" if p >= 0.5 else "b",
+        "scores": {"a": p, "b": round(1 - p, 6)},
+        "label": "a" if rng.uniform() < p else "b",
+    }
+
+
+def test_an_exported_window_replays_with_its_scores(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """GET .../export?format=csv, replayed into a fresh store, gives the evaluation the
+    original gave: roc_auc and the label-free estimate need the scores."""
+    import numpy as np
+    from fastapi.testclient import TestClient
+    from prometheus_client import CollectorRegistry
+
+    from monitor.api import create_app
+    from monitor.evaluation.document import to_document
+    from monitor.service import Service
+
+    rng = np.random.default_rng(7)
+    with (tmp_path / "reference.jsonl").open("w") as out:
+        for i in range(500):
+            out.write(json.dumps({k: v for k, v in scored_record(rng, i).items() if k != "id"}))
+            out.write("\n")
+    (tmp_path / "monitor.yaml").write_text(SCORED)
+    config = load_config(tmp_path / "monitor.yaml")
+    end = T0 + HOUR  # a tick; the last record is at it, so the replay evaluates there
+    records = [{**scored_record(rng, i), "timestamp": end - 15 * (199 - i)} for i in range(200)]
+    original = Service(
+        config,
+        engine=create_database_engine(f"sqlite:///{tmp_path / 'original.db'}"),
+        registry=CollectorRegistry(),
+    )
+    original.start(run_jobs=False)
+    original.store_predictions("m", [{k: v for k, v in r.items() if k != "label"} for r in records])
+    # each label known at its prediction's time, so the replay has them all by the last tick
+    labels = [{"id": r["id"], "label": r["label"], "timestamp": r["timestamp"]} for r in records]
+    original.store_labels("m", labels)
+    expected = to_document(original.evaluate("m", at=end, webhooks=False))
+    with TestClient(create_app(original, manage_service=False)) as client:
+        window = {"start": repr(end - HOUR), "end": repr(end), "format": "csv"}
+        exported = client.get("/v1/models/m/export", params=window)
+        assert exported.status_code == 200
+        # and the same file is a reference as it is
+        as_reference = client.put(
+            "/v1/models/m/reference", content=exported.content, headers={"content-type": "text/csv"}
+        )
+        assert as_reference.status_code == 201 and as_reference.json()["n"] == 200
+    original.stop()
+    table = tmp_path / "window.csv"
+    table.write_bytes(exported.content)
+
+    fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
+    code, _, err = replay(
+        capsys, str(table), "--model", "m", "--config", str(tmp_path / "monitor.yaml"),
+        "--database", fresh, "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    replayed = Service(config, engine=create_database_engine(fresh), registry=CollectorRegistry())
+    replayed.start(run_jobs=False)
+    found = replayed.latest_evaluation("m")
+    replayed.stop()
+    assert found is not None and found["window"] == expected["window"]
+    performance = expected["performance"]
+    assert performance["roc_auc"] is not None and performance["estimated_accuracy"] is not None
+    assert found["performance"] == performance
+    assert (found["features"], found["outputs"]) == (expected["features"], expected["outputs"])

@@ -15,6 +15,7 @@ from receiver import SECRET, Receiver
 from sqlalchemy import Engine
 
 from monitor.config import load_config, parse_config
+from monitor.domain import Window
 from monitor.errors import ConfigError
 from monitor.service import Service
 from monitor.webhooks.bodies import alertmanager, fill
@@ -34,7 +35,7 @@ def firing(**overrides: Any) -> dict[str, Any]:
         severity="critical",
         value=0.31,
         threshold=0.25,
-        window={"start": 1_767_222_000.0, "end": 1_767_225_600.0, "n": 1234},
+        window=Window(1_767_222_000.0, 1_767_225_600.0, 1234),
         reference_version=3,
         top_features=[{"feature": "age", "psi": 0.31, "status": "critical"}],
     )
@@ -58,7 +59,7 @@ def test_github_repository_dispatch() -> None:
     assert body["event_type"] == "drift-monitor-alert.firing"
     payload = body["client_payload"]
     assert len(payload) <= 10  # GitHub's limit on client_payload's top-level properties
-    assert payload["feature"] == 'age "years"' and payload["window_end"] == 1_767_225_600.0
+    assert payload["feature"] == 'age "years"' and payload["window_end"] == "2026-01-01T00:00:00Z"
     assert payload["export"] == event["links"]["export"] and payload["event_id"] == event["id"]
 
 
@@ -76,7 +77,11 @@ def test_airflow_dag_run() -> None:
 def test_argo_events_and_kubeflow() -> None:
     event = firing()
     argo = rendered("argo-events.json", event)
-    assert argo["window"] == {"start": 1_767_222_000.0, "end": 1_767_225_600.0, "n": 1234}
+    assert argo["window"] == {
+        "start": "2025-12-31T23:00:00Z",  # 1_767_222_000
+        "end": "2026-01-01T00:00:00Z",
+        "n": 1234,
+    }
     run = rendered("kubeflow-pipelines-run.json", event)
     assert set(run) == {"display_name", "pipeline_version_reference", "runtime_config"}
     assert run["runtime_config"]["parameters"]["model"] == "credit"

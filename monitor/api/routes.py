@@ -28,7 +28,10 @@ from monitor.api.schemas import (
     AlertEventOut,
     AlertOut,
     DeliveryOut,
+    EvaluationHistoryOut,
+    EvaluationOut,
     ModelOut,
+    PerformanceHistoryOut,
     ReadyOut,
     ReferenceOut,
     ReferenceRecordIn,
@@ -133,6 +136,7 @@ def build_router(service: Service, *, slots: DecodeSlots) -> APIRouter:
 
     @router.post(
         "/v1/models/{model}/evaluate",
+        response_model=EvaluationOut,
         dependencies=admin,
         tags=["drift"],
         responses=problems(404, 422, 503),
@@ -166,6 +170,7 @@ def build_router(service: Service, *, slots: DecodeSlots) -> APIRouter:
 
     @router.get(
         "/v1/models/{model}/drift",
+        response_model=EvaluationOut,
         dependencies=read,
         tags=["drift"],
         responses=problems(404, 503, say={404: "No such model, or it was not evaluated yet"}),
@@ -181,6 +186,7 @@ def build_router(service: Service, *, slots: DecodeSlots) -> APIRouter:
 
     @router.get(
         "/v1/models/{model}/drift/history",
+        response_model=EvaluationHistoryOut,
         dependencies=read,
         tags=["drift"],
         responses=problems(404, 422, 503, say={404: "No such model, or no such feature"}),
@@ -213,6 +219,7 @@ def build_router(service: Service, *, slots: DecodeSlots) -> APIRouter:
 
     @router.get(
         "/v1/models/{model}/performance/history",
+        response_model=PerformanceHistoryOut,
         dependencies=read,
         tags=["performance"],
         responses=problems(404, 422, 503),

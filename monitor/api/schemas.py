@@ -1,17 +1,34 @@
-"""Wire schemas: what the API documents and answers. Mapped from domain values here only."""
+"""Wire schemas: what the API documents and answers. Mapped from domain values here only.
+
+Every time is answered as an RFC 3339 date-time in UTC (``DateTime``, written by
+``monitor.timestamps``), never as Unix seconds.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
+from monitor import timestamps
 from monitor.config import ModelConfig, format_duration
 from monitor.domain import ModelCounts, ReferenceInfo
 from monitor.storage.alerts import HistoryEntry
 from monitor.storage.alerts import Stored as StoredAlert
 from monitor.storage.deliveries import Delivery
+
+#: A time as answered: RFC 3339 in UTC, ``Z``; microseconds when there are any.
+DateTime = Annotated[
+    str,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date-time",
+            "description": "RFC 3339 in UTC, e.g. 2026-11-23T12:00:00Z",
+        }
+    ),
+]
 
 
 class PredictionIn(BaseModel):
@@ -66,7 +83,7 @@ class ReferenceOut(BaseModel):
     version: int
     n: int
     source: str
-    created_at: float
+    created_at: DateTime
     digest: str
 
     @classmethod
@@ -76,7 +93,7 @@ class ReferenceOut(BaseModel):
             version=info.version,
             n=info.n,
             source=info.source,
-            created_at=info.created_at,
+            created_at=timestamps.written(info.created_at),
             digest=info.digest,
         )
 
@@ -89,7 +106,7 @@ class AlertOut(BaseModel):
     severity: Literal["warning", "critical"]
     value: float
     threshold: float
-    since: float
+    since: DateTime = Field(description="When the alert entered its state.")
     episode: str | None
     routes: list[str]
 
@@ -104,7 +121,7 @@ class AlertOut(BaseModel):
             severity=alert.severity,
             value=alert.value,
             threshold=alert.threshold,
-            since=alert.since,
+            since=timestamps.written(alert.since),
             episode=stored.episode,
             routes=list(stored.routes),
         )
@@ -120,7 +137,7 @@ class AlertEventOut(BaseModel):
     severity: Literal["warning", "critical"]
     value: float
     threshold: float
-    at: float
+    at: DateTime
     routes: list[str]
 
     @classmethod
@@ -135,7 +152,7 @@ class AlertEventOut(BaseModel):
             severity=entry.severity,
             value=entry.value,
             threshold=entry.threshold,
-            at=entry.at,
+            at=timestamps.written(entry.at),
             routes=list(entry.routes),
         )
 
@@ -146,8 +163,8 @@ class DeliveryOut(BaseModel):
     model: str | None
     status: Literal["pending", "delivered", "failed"]
     attempts: int
-    created_at: float
-    next_attempt_at: float | None
+    created_at: DateTime
+    next_attempt_at: DateTime | None
     last_error: str | None
     event: dict[str, Any]
 
@@ -159,11 +176,77 @@ class DeliveryOut(BaseModel):
             model=delivery.model or None,
             status=delivery.status,
             attempts=delivery.attempts,
-            created_at=delivery.created_at,
-            next_attempt_at=delivery.next_attempt_at if delivery.status == "pending" else None,
+            created_at=timestamps.written(delivery.created_at),
+            next_attempt_at=timestamps.written(delivery.next_attempt_at)
+            if delivery.status == "pending"
+            else None,
             last_error=delivery.last_error,
             event=orjson.loads(delivery.body),
         )
+
+
+class WindowOut(BaseModel):
+    start: DateTime = Field(description="Prediction times after this (excluded) ...")
+    end: DateTime = Field(description="... up to this (included).")
+    n: int = Field(description="Records in the window.")
+
+
+class LineageWindowOut(WindowOut):
+    labelled: int
+    digest: str | None
+
+
+class LineageOut(BaseModel):
+    """What the evaluation compared (``evaluation.document.lineage_document``)."""
+
+    config_digest: str
+    reference: dict[str, Any]
+    window: LineageWindowOut
+    model_versions: dict[str, int]
+    monitor_version: str
+
+
+class EvaluationOut(BaseModel):
+    """An evaluation (docs: drift.md, Evaluation JSON). Documents the answer, which
+    ``evaluation.document`` writes; each feature's statistics are named in it."""
+
+    model: str
+    evaluated_at: DateTime
+    status: Literal["ok", "warning", "critical", "insufficient", "no_reference"]
+    window: WindowOut
+    reference: dict[str, int | None] = Field(description="The reference's version and size.")
+    drifted_share: float | None
+    duration_seconds: float
+    features: dict[str, dict[str, Any]]
+    outputs: dict[str, dict[str, Any]]
+    performance: dict[str, Any] | None = None
+    labels: dict[str, Any] | None = None
+    lineage: LineageOut | None = None
+    versions: dict[str, Any] | None = Field(None, description="Canary against stable.")
+    segments: dict[str, Any] | None = Field(None, description="Per segment value (when set).")
+    fairness: dict[str, Any] | None = Field(None, description="Per sensitive feature.")
+    groups_skipped: str | None = Field(None, description="Why segments or fairness were skipped.")
+
+
+class StoredEvaluationOut(EvaluationOut):
+    id: int = Field(description="The stored evaluation's id (monitor reproduce).")
+
+
+class EvaluationHistoryOut(BaseModel):
+    model: str
+    evaluations: list[StoredEvaluationOut] = Field(description="Oldest first.")
+
+
+class PerformanceEntryOut(BaseModel):
+    evaluated_at: DateTime
+    window: WindowOut
+    performance: dict[str, Any] | None = None
+    labels: dict[str, Any] | None = None
+
+
+class PerformanceHistoryOut(BaseModel):
+    model: str
+    evaluations: list[PerformanceEntryOut] = Field(description="Oldest first.")
 
 
 class ReadyOut(BaseModel):
@@ -177,11 +260,14 @@ class FeatureOut(BaseModel):
 
 
 class CountsOut(BaseModel):
+    """The model's stored records. A record time that RFC 3339 cannot write (stored by a
+    version that did not check the range) is answered as null."""
+
     predictions: int
     labels: int
     labelled_predictions: int
-    first_timestamp: float | None
-    last_timestamp: float | None
+    first_timestamp: DateTime | None
+    last_timestamp: DateTime | None
 
     @classmethod
     def of(cls, counts: ModelCounts) -> CountsOut:
@@ -189,9 +275,13 @@ class CountsOut(BaseModel):
             predictions=counts.predictions,
             labels=counts.labels,
             labelled_predictions=counts.labelled_predictions,
-            first_timestamp=counts.first_timestamp,
-            last_timestamp=counts.last_timestamp,
+            first_timestamp=_stored(counts.first_timestamp),
+            last_timestamp=_stored(counts.last_timestamp),
         )
+
+
+def _stored(seconds: float | None) -> str | None:
+    return None if seconds is None else timestamps.rfc3339(seconds)
 
 
 class ModelOut(BaseModel):
@@ -266,7 +356,8 @@ def body_doc(
             content[media_type] = {
                 "schema": {
                     "type": "string",
-                    "description": "header: feature names, optional prediction, label",
+                    "description": "header: feature names, optional prediction, label and"
+                    " score_<class> columns",
                 }
             }
         else:

@@ -26,6 +26,7 @@ from pydantic import (
 )
 
 from monitor.config.durations import format_duration, parse_duration
+from monitor.csv_columns import score_column
 from monitor.timestamps import DEFAULT_MAX_FUTURE_SECONDS
 from monitor.webhooks.addresses import private_address_reason
 from monitor.webhooks.bodies import check as check_template
@@ -575,6 +576,18 @@ class ModelConfig(_Strict):
                 raise ValueError("classes must be distinct")
         elif self.classes is not None:
             raise ValueError("classes is only for task: classification")
+        return self
+
+    @model_validator(mode="after")
+    def _no_feature_named_like_a_score_column(self) -> ModelConfig:
+        columns = {score_column(label): label for label in self.classes or ()}
+        for feature in self.features:
+            if feature.name in columns:
+                raise ValueError(
+                    f"feature {feature.name!r} is named like the CSV column of the scores of"
+                    f" class {columns[feature.name]!r} (export, replay, reference); rename the"
+                    " feature"
+                )
         return self
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
 from typing import Any, cast
 
 from monitor.domain import (
@@ -19,19 +18,8 @@ from monitor.domain import (
     VersionSummary,
     Window,
 )
-
-
-def rfc3339(seconds: float) -> str:
-    """Unix seconds as an RFC 3339 UTC date-time.
-
-    >>> rfc3339(0.5)
-    '1970-01-01T00:00:00.500000Z'
-    """
-    return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
-
-
-def parse_rfc3339(text: str) -> float:
-    return datetime.fromisoformat(text).timestamp()
+from monitor.timestamps import parse as parse_rfc3339
+from monitor.timestamps import written as rfc3339
 
 
 def to_document(evaluation: Evaluation) -> dict[str, Any]:

@@ -2,8 +2,10 @@
 
 JSON Lines: one object per prediction, ``{"id", "timestamp", "features", "prediction",
 "scores", "label", "label_timestamp"}`` (timestamps RFC 3339 UTC; ``scores``, ``label`` and
-``label_timestamp`` null when absent). CSV: a header ``id,timestamp,<features in config
-order>,prediction,label,label_timestamp``; a missing value is an empty cell.
+``label_timestamp`` null when absent). CSV: the columns of ``monitor.csv_columns``, ``id,
+timestamp, <features in config order>, prediction, score_<class> for each class (classification),
+label, label_timestamp``; a missing value is an empty cell. Either replays (``monitor replay``)
+to the same evaluations, scores included.
 
 A time RFC 3339 cannot write (stored before ingest refused such times: ``1e300``, a year after
 9999) is written as its Unix seconds, a number, rather than failing the export midway.
@@ -20,6 +22,7 @@ import orjson
 
 from monitor import codec, timestamps
 from monitor.config import ModelConfig
+from monitor.csv_columns import header
 
 Row = tuple[Any, ...]  # id, ts, features, prediction, scores, label, label ts
 
@@ -52,18 +55,21 @@ def jsonl(chunks: Iterable[list[Row]]) -> Iterator[bytes]:
 
 def csv_rows(model: ModelConfig, chunks: Iterable[list[Row]]) -> Iterator[bytes]:
     names = [f.name for f in model.features]
+    classes = model.classes or []
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["id", "timestamp", *names, "prediction", "label", "label_timestamp"])
+    writer.writerow(header(names, classes))
     for rows in chunks:
-        for record_id, ts, features, prediction, _scores, label, label_ts in rows:
+        for record_id, ts, features, prediction, scores, label, label_ts in rows:
             values = codec.decode(bytes(features))
+            probabilities = {} if scores is None else codec.decode(bytes(scores))
             writer.writerow(
                 [
                     record_id,
                     _instant(ts),
                     *(_cell(values.get(name)) for name in names),
                     _cell(prediction),
+                    *(_cell(probabilities.get(name)) for name in classes),
                     _cell(label),
                     _instant(label_ts) or "",
                 ]

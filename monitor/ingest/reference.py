@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from monitor import codec
+from monitor.csv_columns import kind_of, score_class
 from monitor.domain import FeatureValue, ReferenceBatch
 from monitor.errors import PayloadError, RecordIssue, RecordIssues
 from monitor.ingest.decode import iter_records
@@ -17,8 +18,7 @@ from monitor.ingest.validate import RecordValidator
 
 _encode = codec.encode
 
-_OPTIONAL_COLUMNS = ("prediction", "label")
-_IGNORED_COLUMNS = ("id", "timestamp")
+_TARGET_COLUMNS = ("prediction", "label")  # read; the record's other columns are ignored
 
 
 def reference_batch(data: bytes, media_type: str, validator: RecordValidator) -> ReferenceBatch:
@@ -71,9 +71,12 @@ def iter_reference_csv(
     """CSV rows as (index, reference record), adding to ``issues`` what the CSV itself gets
     wrong (a row of the wrong length, a numeric cell that is not a finite number).
 
-    The header names the model's features, and optionally ``prediction`` and ``label`` (``id``
-    and ``timestamp`` are ignored). An empty cell is a missing value; a blank line is skipped.
-    Index 0 is the first data row. A header that does not fit the model is a ``PayloadError``.
+    The header names the model's features, and optionally ``prediction``, ``label`` and
+    ``score_<class>`` columns (``monitor.csv_columns``: as the CSV export writes them and
+    ``monitor replay`` reads them; ``id``, ``timestamp`` and ``label_timestamp`` are ignored).
+    An empty cell is a missing value (a row whose score cells are all empty has no scores); a
+    blank line is skipped. Index 0 is the first data row. A header that does not fit the model
+    is a ``PayloadError``.
     """
     # newline="": the reader sees the row ends itself, so a bare CR ends a row as well
     reader = _readable(csv.reader(io.StringIO(text, newline="")))
@@ -84,9 +87,7 @@ def iter_reference_csv(
     header = [column.strip() for column in header]
     model = validator.model
     kinds = {feature.name: feature.type for feature in model.features}
-    unknown = [
-        c for c in header if c not in kinds and c not in _OPTIONAL_COLUMNS + _IGNORED_COLUMNS
-    ]
+    unknown = [c for c in header if kind_of(c, kinds) is None]
     missing = [name for name in kinds if name not in header]
     problems = []
     if unknown:
@@ -102,13 +103,22 @@ def iter_reference_csv(
             issues.append(RecordIssue(index, "", f"has {len(row)} cells, the header {len(header)}"))
             continue
         features: dict[str, FeatureValue] = {}
+        scores: dict[str, float] = {}
         record: dict[str, Any] = {"features": features}
         for column, cell in zip(header, row, strict=False):
             cell = cell.strip()
             kind = kinds.get(column)
             if kind is None:
-                if column in _OPTIONAL_COLUMNS and cell:
+                if column in _TARGET_COLUMNS and cell:
                     record[column] = _target_cell(cell, model.task == "regression")
+                elif kind_of(column, kinds) == "score" and cell:
+                    label = score_class(column)
+                    try:
+                        scores[label] = float(cell)
+                    except ValueError:
+                        issues.append(
+                            RecordIssue(index, f"scores.{label}", f"{cell!r} is not a number")
+                        )
                 continue
             if not cell:
                 features[column] = None
@@ -124,6 +134,8 @@ def iter_reference_csv(
                 features[column] = number
             else:
                 features[column] = cell
+        if scores:
+            record["scores"] = scores
         yield index, record
 
 

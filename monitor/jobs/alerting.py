@@ -110,11 +110,7 @@ class Alerting:
                     value=observation.value if observation.value is not None else emitted.value,
                     threshold=emitted.threshold,
                     threshold_n=observation.n,
-                    window={
-                        "start": evaluation.window.start,
-                        "end": evaluation.window.end,
-                        "n": evaluation.window.n,
-                    },
+                    window=evaluation.window,
                     reference_version=evaluation.reference_version,
                     top_features=top_features,
                     lineage=None if evaluation.lineage is None else lineage_document(evaluation),

@@ -39,7 +39,9 @@ class Transition:
 
 @dataclass(slots=True)
 class Progress:
-    """Counts so far, for a progress bar and the summary."""
+    """Counts so far, for a progress bar and the summary. ``position`` is how far into the
+    source (of ``size``, in ``unit``) the records replayed so far reach: the source reads
+    ahead (up to the sort buffer), and what it has read is not yet replayed."""
 
     records: int = 0
     labels: int = 0
@@ -82,6 +84,7 @@ def replay(
             lines = [r.line for r in step.records]
             _send(target.store_predictions, step.at, [r.prediction for r in step.records], lines)
             progress.records += len(lines)
+            progress.position = max(progress.position, *(r.position for r in step.records))
             if progress.first_time is None:
                 progress.first_time = step.records[0].timestamp
         elif isinstance(step, Labels):
@@ -94,9 +97,9 @@ def replay(
             timeline.extend(found)
             progress.evaluations += 1
         progress.data_time = step.at
-        progress.position = source.position
         if on_progress is not None:
             on_progress(progress)
+    progress.position = source.position  # all read: blank lines at the end included
     return timeline, progress
 
 

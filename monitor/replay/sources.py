@@ -8,9 +8,10 @@ replay applies to every batch exactly as the HTTP API does.
 
 JSON Lines: one object per line, shaped like an ingest record (``id``, ``timestamp``,
 ``features``, ``prediction``, ``scores``) plus optional ``label`` and ``label_timestamp``.
-CSV and Parquet: columns ``id``, ``timestamp``, ``prediction``, optional ``label``,
-``label_timestamp`` and ``score_<class>``; every other column is a feature of the model.
-An empty CSV cell (a Parquet null or NaN) is a missing value.
+CSV and Parquet: the columns of ``monitor.csv_columns`` (what the CSV export writes): ``id``,
+``timestamp``, ``prediction``, optional ``label``, ``label_timestamp`` and ``score_<class>``,
+and one column per feature of the model. An empty CSV cell (a Parquet null or NaN) is a
+missing value.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import orjson
 
 from monitor import timestamps
 from monitor.config import ModelConfig
+from monitor.csv_columns import kind_of, score_class
 from monitor.errors import ReplayInputError, RowIssue
 
 Format = Literal["csv", "jsonl", "parquet"]
@@ -38,21 +40,21 @@ _SUFFIXES: dict[str, Format] = {
     ".parquet": "parquet",
     ".pq": "parquet",
 }
-_RESERVED = ("id", "timestamp", "prediction", "label", "label_timestamp")
-SCORE_PREFIX = "score_"
 PARQUET_BATCH_ROWS = 4096
 
 
 @dataclass(frozen=True, slots=True)
 class ReplayRecord:
     """One row: the prediction as an ingest record (``timestamp`` in Unix seconds), and its
-    label with the time the label became known, if the row has one."""
+    label with the time the label became known, if the row has one. ``position`` is how far
+    the source had read when it gave the row (``Source.position``: the end of the row)."""
 
     line: int
     timestamp: float
     prediction: dict[str, Any]
     label: Any = None
     label_timestamp: float | None = None
+    position: int = 0
 
 
 def format_of(name: str) -> Format | None:
@@ -118,7 +120,9 @@ def _row_error(line: int, field: str, reason: str) -> ReplayInputError:
     return ReplayInputError([RowIssue(line, field, reason)])
 
 
-def _record(line: int, prediction: dict[str, Any], label: Any, label_time: object) -> ReplayRecord:
+def _record(
+    line: int, prediction: dict[str, Any], label: Any, label_time: object, position: int
+) -> ReplayRecord:
     """Take the timestamps out of a row (the replay orders and schedules by them)."""
     if prediction.get("timestamp") is None:
         raise _row_error(line, "timestamp", "is required to replay a record")
@@ -133,7 +137,7 @@ def _record(line: int, prediction: dict[str, Any], label: Any, label_time: objec
             label_timestamp = parse_instant(label_time)
         except ValueError as exc:
             raise _row_error(line, "label_timestamp", str(exc)) from None
-    return ReplayRecord(line, timestamp, prediction, label, label_timestamp)
+    return ReplayRecord(line, timestamp, prediction, label, label_timestamp, position)
 
 
 class _Lines:
@@ -172,7 +176,7 @@ class JsonLinesSource(Source):
                 raise _row_error(line, "", "must be an object")
             label = row.pop("label", None)
             label_time = row.pop("label_timestamp", None)
-            yield _record(line, row, label, label_time)
+            yield _record(line, row, label, label_time, self.position)
 
 
 class _Columns:
@@ -189,11 +193,12 @@ class _Columns:
         self.scores: dict[str, str] = {}
         self.features: list[str] = []
         for column in columns:
-            if column in _RESERVED:
+            kind = kind_of(column, features)
+            if kind == "record":
                 continue
-            if column.startswith(SCORE_PREFIX):
-                self.scores[column] = column.removeprefix(SCORE_PREFIX)
-            elif column in features:
+            if kind == "score":
+                self.scores[column] = score_class(column)
+            elif kind == "feature":
                 self.features.append(column)
             else:
                 problems.append(
@@ -204,7 +209,7 @@ class _Columns:
         if problems:
             raise ReplayInputError(problems)
 
-    def record(self, line: int, row: dict[str, Any]) -> ReplayRecord:
+    def record(self, line: int, row: dict[str, Any], position: int) -> ReplayRecord:
         features = {
             name: self._cell(line, f"features.{name}", row.get(name), name in self.numeric)
             for name in self.features
@@ -223,7 +228,8 @@ class _Columns:
         if scores:
             prediction["scores"] = scores
         label = self._cell(line, "label", row.get("label"), self.regression)
-        return _record(line, prediction, label, self._missing(row.get("label_timestamp")))
+        label_time = self._missing(row.get("label_timestamp"))
+        return _record(line, prediction, label, label_time, position)
 
     @staticmethod
     def _missing(value: Any) -> Any:
@@ -263,7 +269,7 @@ class CsvSource(Source):
             line = reader.line_num
             if len(cells) != len(header):
                 raise _row_error(line, "", f"has {len(cells)} fields, the header {len(header)}")
-            yield columns.record(line, dict(zip(header, cells, strict=True)))
+            yield columns.record(line, dict(zip(header, cells, strict=True)), self.position)
 
 
 class ParquetSource(Source):
@@ -296,7 +302,7 @@ class ParquetSource(Source):
             for row in batch.to_pylist():
                 line += 1
                 self.position = line
-                yield columns.record(line, row)
+                yield columns.record(line, row, line)
 
 
 def open_source(

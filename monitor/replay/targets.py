@@ -10,7 +10,7 @@ from urllib.parse import quote
 import httpx
 import orjson
 
-from monitor import __version__
+from monitor import __version__, timestamps
 from monitor.config import ModelConfig
 from monitor.errors import InvalidRecordsError, RecordIssue, ReplayTargetError
 from monitor.replay.run import Transition
@@ -42,21 +42,24 @@ def transitions(
     first, as ``GET /v1/alerts/history`` answers; those whose ``event_id`` is in ``earlier``,
     seen before this evaluation, were made by an earlier replay) and the active alerts (a
     pending alert whose state began at ``at`` went pending then); and how many alerts fire.
+    Times (``at``, ``since``) are RFC 3339, as the API answers them.
 
-    >>> event = {"event_id": "e1", "type": "alert.firing", "at": 60.0, "model": "m", "rule": "psi",
-    ...          "feature": "x", "severity": "critical", "value": 0.5, "threshold": 0.25}
+    >>> event = {"event_id": "e1", "type": "alert.firing", "at": "1970-01-01T00:01:00Z",
+    ...          "model": "m", "rule": "psi", "feature": "x", "severity": "critical",
+    ...          "value": 0.5, "threshold": 0.25}
     >>> found, firing = transitions(60.0, events=[event], active=[{**event, "state": "firing",
-    ...                             "since": 60.0}])
+    ...                             "since": "1970-01-01T00:01:00Z"}])
     >>> [(t.transition, t.feature) for t in found], firing
     ([('firing', 'x')], 1)
     """
     found = []
     active = list(active)
+    tick = timestamps.written(at)  # both written by ``timestamps``: equal as text
     for alert in active:
-        if alert["state"] == "pending" and alert["since"] == at:
+        if alert["state"] == "pending" and alert["since"] == tick:
             found.append(_transition(at, "pending", alert))
     for event in reversed(list(events)):
-        if event["at"] == at and event["event_id"] not in earlier:
+        if event["at"] == tick and event["event_id"] not in earlier:
             found.append(_transition(at, str(event["type"]).removeprefix("alert."), event))
     firing = sum(1 for alert in active if alert["state"] == "firing")
     return found, firing
@@ -116,7 +119,7 @@ class StoreTarget:
                 {
                     "event_id": e.event_id,
                     "type": e.type,
-                    "at": e.at,
+                    "at": timestamps.written(e.at),
                     "model": e.model,
                     "rule": e.rule,
                     "feature": e.feature,
@@ -129,7 +132,7 @@ class StoreTarget:
             active=(
                 {
                     "state": s.alert.state,
-                    "since": s.alert.since,
+                    "since": timestamps.written(s.alert.since),
                     "model": s.model,
                     "rule": s.alert.rule,
                     "feature": s.alert.feature,

@@ -23,9 +23,9 @@ import heapq
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
+from monitor import timestamps
 from monitor.errors import ReplayInputError, RowIssue
 from monitor.replay.sources import ReplayRecord
 
@@ -66,12 +66,13 @@ Step = Predictions | Labels | Evaluate
 
 
 def iso(seconds: float) -> str:
-    """Unix seconds as RFC 3339 in UTC, to the second.
+    """Unix seconds as RFC 3339 in UTC, to the second (for people: the replay's table, its
+    progress and its messages).
 
-    >>> iso(1795435200.0)
-    '2026-11-23T12:00:00Z'
+    >>> iso(1795435200.0), iso(1795435200.75)
+    ('2026-11-23T12:00:00Z', '2026-11-23T12:00:00Z')
     """
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return timestamps.written(math.floor(seconds))
 
 
 def first_tick(timestamp: float, every: float) -> int:

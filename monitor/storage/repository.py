@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -370,14 +369,19 @@ def _prediction_times(connection: Connection, *, model: str, ids: list[str]) -> 
 
 
 def store_reference(
-    connection: Connection, *, model: str, batch: ReferenceBatch, source: str, digest: str
+    connection: Connection,
+    *,
+    model: str,
+    batch: ReferenceBatch,
+    source: str,
+    digest: str,
+    created_at: float,
 ) -> ReferenceInfo:
-    """Store a reference data set as the model's next version."""
+    """Store a reference data set as the model's next version, created at ``created_at``."""
     latest = connection.execute(
         select(func.max(references.c.version)).where(references.c.model == model)
     ).scalar()
     version = (latest or 0) + 1
-    created_at = time.time()
     connection.execute(
         insert(references).values(
             model=model,

@@ -8,11 +8,12 @@
   that wants its own shape: GitHub ``repository_dispatch``, Airflow's ``dagRuns``, Argo
   Events, Kubeflow Pipelines, Slack (see ``examples/webhooks/``).
 
-In a template, ``${event}`` is the whole event as JSON; ``${value}``, ``${threshold}``,
-``${window_start}``, ``${window_end}`` and ``${window_n}`` are JSON numbers (or ``null``);
-every other placeholder is a string's content, escaped to sit between JSON quotes:
-``"event_type": "drift-${model}"``. A template is checked when the config is loaded: unknown
-placeholders, and a body that is not JSON once filled in, are config errors.
+In a template, ``${event}`` is the whole event as JSON; ``${value}``, ``${threshold}`` and
+``${window_n}`` are JSON numbers, ``${window_start}`` and ``${window_end}`` JSON strings (RFC
+3339, with their quotes), each ``null`` when absent; every other placeholder is a string's
+content, escaped to sit between JSON quotes: ``"event_type": "drift-${model}"``. A template
+is checked when the config is loaded: unknown placeholders, and a body that is not JSON once
+filled in, are config errors.
 """
 
 from __future__ import annotations
@@ -40,15 +41,16 @@ TEXT_FIELDS = (
     "export",
     "summary",
 )
-NUMBER_FIELDS = ("value", "threshold", "window_start", "window_end", "window_n")
-PLACEHOLDERS = frozenset((*TEXT_FIELDS, *NUMBER_FIELDS, "event"))
+#: placeholders that stand for a JSON value (a number, or a time as a quoted string)
+VALUE_FIELDS = ("value", "threshold", "window_start", "window_end", "window_n")
+PLACEHOLDERS = frozenset((*TEXT_FIELDS, *VALUE_FIELDS, "event"))
 
 #: What a template is checked against at load: an alert event with every field set.
 SAMPLE_EVENT: dict[str, Any] = {
     "id": "evt_sample",
     "type": "alert.firing",
     "version": "1",
-    "created_at": "2026-01-01T00:00:00.000000Z",
+    "created_at": "2026-01-01T00:00:00Z",
     "episode": "evt_sample",
     "model": "credit",
     "rule": "psi",
@@ -57,10 +59,12 @@ SAMPLE_EVENT: dict[str, Any] = {
     "severity": "critical",
     "value": 0.31,
     "threshold": 0.25,
-    "window": {"start": 1767222000.0, "end": 1767225600.0, "n": 1000},
+    "window": {"start": "2025-12-31T23:00:00Z", "end": "2026-01-01T00:00:00Z", "n": 1000},
     "reference": {"version": 1},
     "top_features": [{"feature": "age", "psi": 0.31, "status": "critical"}],
-    "links": {"export": "/v1/models/credit/export?start=1767222000.0&end=1767225600.0"},
+    "links": {
+        "export": "/v1/models/credit/export?start=2025-12-31T23:00:00Z&end=2026-01-01T00:00:00Z"
+    },
 }
 
 
@@ -98,11 +102,11 @@ def fill(template: str, event: dict[str, Any], *, route: str) -> bytes:
         "route": _text(route),
         "export": _text((event.get("links") or {}).get("export")),
         "summary": _text(summary(event)),
-        "window_start": _number(window.get("start")),
-        "window_end": _number(window.get("end")),
-        "window_n": _number(window.get("n")),
-        "value": _number(event.get("value")),
-        "threshold": _number(event.get("threshold")),
+        "window_start": _value(window.get("start")),
+        "window_end": _value(window.get("end")),
+        "window_n": _value(window.get("n")),
+        "value": _value(event.get("value")),
+        "threshold": _value(event.get("threshold")),
     }
     for name in TEXT_FIELDS:
         values.setdefault(name, _text(event.get(name)))
@@ -187,8 +191,8 @@ def _text(value: Any) -> str:
     return "" if value is None else orjson.dumps(str(value)).decode()[1:-1]
 
 
-def _number(value: Any) -> str:
-    return "null" if value is None else orjson.dumps(value).decode()
+def _value(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
 class Renderer:

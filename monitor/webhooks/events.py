@@ -1,29 +1,25 @@
 """Webhook event bodies: versioned JSON documents with a unique id.
 
 Every event has ``id`` (also sent as ``webhook-id``, the same on every retry, so a receiver
-can drop duplicates), ``type``, ``version`` and ``created_at`` (RFC 3339, UTC).
+can drop duplicates), ``type``, ``version`` and ``created_at``. Every time in an event is
+RFC 3339 in UTC (``monitor.timestamps.rfc3339``); only the ``webhook-timestamp`` header of a
+delivery is Unix seconds, as Standard Webhooks has it (``signing``).
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
+
+from monitor.domain import Window
+from monitor.timestamps import written as rfc3339
 
 VERSION = "1"
 
 
 def new_event_id() -> str:
     return f"evt_{uuid.uuid4().hex}"
-
-
-def rfc3339(seconds: float) -> str:
-    """Unix seconds as an RFC 3339 UTC date-time.
-
-    >>> rfc3339(0.5)
-    '1970-01-01T00:00:00.500000Z'
-    """
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def event(event_type: str, now: float, **fields: Any) -> dict[str, Any]:
@@ -54,7 +50,7 @@ def alert_event(
     severity: str,
     value: float,
     threshold: float,
-    window: dict[str, Any],
+    window: Window,
     threshold_n: int | None = None,
     reference_version: int | None,
     top_features: list[dict[str, Any]],
@@ -65,7 +61,10 @@ def alert_event(
     escalation or a resolution to what it resolves. ``feature`` is null for a model-level rule.
     ``top_features`` are the evaluation's features with the highest PSI. ``threshold_n`` is the
     window size an ``auto`` threshold was resolved for (null for a level set as a number).
-    ``lineage`` is what the evaluation compared (``evaluation.document.lineage_document``)."""
+    ``lineage`` is what the evaluation compared (``evaluation.document.lineage_document``).
+    ``window`` is the evaluation's; ``links.export`` fetches its records."""
+    start, end = rfc3339(window.start), rfc3339(window.end)
+    export = f"start={quote(start, safe=':')}&end={quote(end, safe=':')}"
     document = event(
         event_type,
         now,
@@ -78,14 +77,12 @@ def alert_event(
         value=value,
         threshold=threshold,
         threshold_n=threshold_n,
-        window=window,
+        window={"start": start, "end": end, "n": window.n},
         reference={"version": reference_version},
         top_features=top_features,
         lineage=lineage,
         links={
-            "export": (
-                f"/v1/models/{model}/export?start={window['start']!r}&end={window['end']!r}"
-            ),
+            "export": f"/v1/models/{model}/export?{export}",
             "drift": f"/v1/models/{model}/drift",
             "alerts": f"/v1/alerts?model={model}",
             "history": f"/v1/alerts/history?model={model}",
