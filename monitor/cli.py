@@ -56,6 +56,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=4.0, help="seconds to wait for the answer (4)"
     )
 
+    supervise = commands.add_parser(
+        "supervise",
+        help="run 'monitor serve ARGS' and keep it running: start it again when it exits and"
+        " replace it when /healthz has not answered for a minute (the Kubernetes sidecar's"
+        " command, so that the container never stops)",
+    )
+    supervise.add_argument(
+        "--check-every", type=float, default=10.0, help="seconds between /healthz checks (10)"
+    )
+    supervise.add_argument(
+        "--hung-after",
+        type=float,
+        default=60.0,
+        help="seconds without a /healthz answer before the server is replaced (60)",
+    )
+    supervise.add_argument(
+        "serve", nargs=argparse.REMAINDER, help="serve and its arguments: serve --host 0.0.0.0"
+    )
+
     calibrate = commands.add_parser(
         "calibrate",
         help="print what each threshold level means: its value at the window size, the false"
@@ -192,6 +211,8 @@ def run_command(args: argparse.Namespace) -> int:
         return check_config(args.path)
     if args.command == "healthcheck":
         return healthcheck_command(args)
+    if args.command == "supervise":
+        return supervise_command(args)
     if args.command == "demo":
         return demo_command(args)
     if args.command == "calibrate":
@@ -218,6 +239,54 @@ def check_config(path: str) -> int:
         f"{path}: OK ({len(config.models)} model(s): {models}; {len(config.webhooks)} webhook(s))"
     )
     return 0
+
+
+def supervise_command(args: argparse.Namespace) -> int:
+    """``monitor supervise serve ...``: see ``monitor.supervisor``."""
+    import signal
+    import subprocess
+
+    from monitor.healthcheck import check, listen_port
+    from monitor.supervisor import Policy, supervise
+
+    if not args.serve or args.serve[0] != "serve":
+        print("monitor supervise: give the command to keep running: serve [ARGS]", file=sys.stderr)
+        return 2
+    served = build_parser().parse_args(args.serve)
+
+    def config_port() -> int:
+        from monitor.config import load_config
+
+        path = served.config or os.environ.get("MONITOR_CONFIG")
+        return load_config(path).server.port if path else 8000
+
+    try:
+        port = listen_port(served.port, config_port, os.environ)
+    except ConfigError as exc:
+        for issue in exc.issues:
+            print(issue, file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"monitor supervise: {exc}", file=sys.stderr)
+        return 1
+    stop: list[int] = []
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda received, _frame: stop.append(received))
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    url = f"http://127.0.0.1:{port}/healthz"
+    status = supervise(
+        lambda: subprocess.Popen([sys.executable, "-m", "monitor", *args.serve]),
+        lambda: check(url, timeout_seconds=5.0) is None,
+        clock=time.monotonic,
+        sleep=time.sleep,
+        stopping=lambda: bool(stop),
+        policy=Policy(check_every=args.check_every, hung_after=args.hung_after),
+    )
+    if stop and status == -stop[0]:
+        return 0  # the stop passed on, obeyed
+    return 128 - status if status < 0 else status  # killed by signal N: 128 + N, as a shell
 
 
 def healthcheck_command(args: argparse.Namespace) -> int:

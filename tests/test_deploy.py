@@ -21,6 +21,7 @@ import pytest
 import yaml
 from server_process import free_port, start_server
 
+from monitor.cli import build_parser
 from monitor.config import Config, load_config, parse_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -309,17 +310,17 @@ def test_native_sidecar_field_is_unknown_before_1_29() -> None:
 
 
 def test_sidecar_probes_cannot_make_the_pod_unready() -> None:
-    """A sidecar's readiness counts towards the pod's, and the model starts only once the
-    sidecar's startup probe has passed: the monitor has neither. Its liveness probe asks
-    ``/healthz`` on its own port, and tolerates a minute without an answer."""
+    """A sidecar's readiness counts towards the pod's, the model starts only once the
+    sidecar's startup probe has passed, and a sidecar that is not running (a liveness restart,
+    a crash) counts as not ready: the monitor has no probe, and its container runs
+    ``monitor supervise serve``, which keeps the server running inside it
+    (tests/test_supervisor.py)."""
     container = monitor_container()
-    assert "readinessProbe" not in container
-    assert "startupProbe" not in container
-    liveness = container["livenessProbe"]
-    assert liveness["httpGet"]["path"] == "/healthz"
-    assert container_port(container, liveness["httpGet"]["port"]) == 8000
-    assert liveness["periodSeconds"] * liveness["failureThreshold"] >= 60
-    assert liveness["timeoutSeconds"] >= 3
+    for probe in ("readinessProbe", "startupProbe", "livenessProbe"):
+        assert probe not in container
+    assert "command" not in container  # the image's entrypoint: monitor
+    assert container["args"][:2] == ["supervise", "serve"]
+    assert build_parser().parse_args(container["args"]).serve[1:] == ["--host", "0.0.0.0"]
 
 
 def test_liveness_probe_answers_while_the_database_is_unreachable(
@@ -335,7 +336,7 @@ def test_liveness_probe_answers_while_the_database_is_unreachable(
     for name, value in container_environ(container).items():
         if name != "MONITOR_DATABASE_URL":
             monkeypatch.setenv(name, value)
-    path = container["livenessProbe"]["httpGet"]["path"]
+    path = "/healthz"  # what monitor supervise asks
     port = free_port()
     process = start_server(config, port, tmp_path / "server.log", wait_for=path)
     try:
