@@ -246,28 +246,15 @@ def supervise_command(args: argparse.Namespace) -> int:
     import signal
     import subprocess
 
-    from monitor.healthcheck import check, listen_port
+    from monitor.healthcheck import check
     from monitor.supervisor import Policy, supervise
 
     if not args.serve or args.serve[0] != "serve":
         print("monitor supervise: give the command to keep running: serve [ARGS]", file=sys.stderr)
         return 2
     served = build_parser().parse_args(args.serve)
-
-    def config_port() -> int:
-        from monitor.config import load_config
-
-        path = served.config or os.environ.get("MONITOR_CONFIG")
-        return load_config(path).server.port if path else 8000
-
-    try:
-        port = listen_port(served.port, config_port, os.environ)
-    except ConfigError as exc:
-        for issue in exc.issues:
-            print(issue, file=sys.stderr)
-        return 1
-    except ValueError as exc:
-        print(f"monitor supervise: {exc}", file=sys.stderr)
+    port = _listen_port(served.port, served.config, "monitor supervise")
+    if port is None:
         return 1
     stop: list[int] = []
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -289,27 +276,36 @@ def supervise_command(args: argparse.Namespace) -> int:
     return 128 - status if status < 0 else status  # killed by signal N: 128 + N, as a shell
 
 
-def healthcheck_command(args: argparse.Namespace) -> int:
-    """``monitor healthcheck``: exit 0 when the server answers ``/healthz`` with 200, else 1
-    (Docker's "unhealthy"), saying why on stderr."""
-    from monitor.healthcheck import check, listen_port
+def _listen_port(flag: int | None, config: str | None, command: str) -> int | None:
+    """The port ``monitor serve`` listens on (``healthcheck.listen_port``: ``--port``, else
+    ``$MONITOR_PORT``, else the config's ``server.port``); None after saying why not."""
+    from monitor.healthcheck import listen_port
 
     def config_port() -> int:
         from monitor.config import load_config
 
-        path = args.config or os.environ.get("MONITOR_CONFIG")
+        path = config or os.environ.get("MONITOR_CONFIG")
         if not path:
             raise ValueError("give --port or --config PATH, or set MONITOR_PORT or MONITOR_CONFIG")
         return load_config(path).server.port
 
     try:
-        port = listen_port(args.port, config_port, os.environ)
+        return listen_port(flag, config_port, os.environ)
     except ConfigError as exc:
         for issue in exc.issues:
             print(issue, file=sys.stderr)
-        return 1
     except ValueError as exc:
-        print(f"monitor healthcheck: {exc}", file=sys.stderr)
+        print(f"{command}: {exc}", file=sys.stderr)
+    return None
+
+
+def healthcheck_command(args: argparse.Namespace) -> int:
+    """``monitor healthcheck``: exit 0 when the server answers ``/healthz`` with 200, else 1
+    (Docker's "unhealthy"), saying why on stderr."""
+    from monitor.healthcheck import check
+
+    port = _listen_port(args.port, args.config, "monitor healthcheck")
+    if port is None:
         return 1
     problem = check(f"http://127.0.0.1:{port}/healthz", timeout_seconds=args.timeout)
     if problem is not None:
