@@ -15,12 +15,14 @@ within ``B`` (critical; warning levels get ``10 B`` unless set as numbers):
   overlapping windows (a window longer than the schedule) consecutive tests are correlated and
   the true rate is lower; the budget is an upper bound, not a target.
 * Each statistic's level at ``alpha`` is its no-drift quantile for the window's ``n`` and the
-  reference's ``m`` (``stats.null_levels``): PSI and Jensen-Shannon from chi-square over the
-  reference's bins or categories, the KS statistic from Kolmogorov's law, p-values at ``alpha``
-  itself, Wasserstein from a Brownian bridge on the reference's quantiles, accuracy from the
-  binomial law around the reference's own accuracy. They are large-sample
-  approximations (checked by simulation in the tests); a level depending on ``n`` is resolved
-  again at every evaluation for the ``n`` it sees.
+  reference's ``m`` (``stats.null_levels``): PSI and Jensen-Shannon from their exact law,
+  simulated over the reference's bins or categories (``binned_draws``), the KS statistic from
+  Kolmogorov's law, p-values at ``alpha`` itself, Wasserstein from a Brownian bridge on the
+  reference's quantiles, accuracy and the missing-value ratio from the binomial law around the
+  reference's own value, and the other performance metrics from the reference's labelled
+  predictions resampled into windows of the size (``resampled_moments``; a skewness-corrected
+  normal quantile). A level depending on ``n`` is resolved again at every evaluation for the
+  ``n`` it sees.
 """
 
 from __future__ import annotations
