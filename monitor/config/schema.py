@@ -447,6 +447,10 @@ FAIRNESS_STATISTICS = (
 )
 
 
+#: Canary against stable statistics: the whole model's versions compared, never a segment's.
+CANARY_STATISTICS = ("canary_psi", "canary_accuracy_delta")
+
+
 class SegmentConfig(_Strict):
     """Drift and performance per value of a categorical feature; values outside ``values``
     (or, without it, outside the reference's categories) are counted as ``__other__``."""

@@ -37,7 +37,12 @@ import numpy as np
 import numpy.typing as npt
 
 from monitor.config import ModelConfig, ThresholdConfig
-from monitor.config.schema import FAIRNESS_STATISTICS, SegmentConfig, StatisticName
+from monitor.config.schema import (
+    CANARY_STATISTICS,
+    FAIRNESS_STATISTICS,
+    SegmentConfig,
+    StatisticName,
+)
 from monitor.domain import FeatureFairness, Performance, SegmentResult, Status, Window
 from monitor.evaluation.columns import Columns
 from monitor.evaluation.evaluate import evaluate_drift
@@ -113,13 +118,16 @@ def _segment_values(
 
 def segment_model(model: ModelConfig, segment: SegmentConfig) -> ModelConfig:
     """The model as one segment is evaluated: its numeric thresholds with the segment's
-    replacing them, the segment's ``min_samples``, no segments or fairness of its own."""
+    replacing them, the segment's ``min_samples``, no segments or fairness of its own, and no
+    canary rules (the versions are compared over the whole window: a segment would only repeat
+    the model's value)."""
     thresholds = {
         statistic: threshold
-        for statistic, threshold in model.thresholds.items()
-        if not threshold.auto and statistic not in FAIRNESS_STATISTICS
+        for statistic, threshold in {**model.thresholds, **segment.thresholds}.items()
+        if statistic not in CANARY_STATISTICS
+        and statistic not in FAIRNESS_STATISTICS
+        and (statistic in segment.thresholds or not threshold.auto)
     }
-    thresholds.update(segment.thresholds)
     return model.model_copy(
         update={
             "thresholds": thresholds,
