@@ -292,6 +292,7 @@ def test_check_config_prints_each_level_error(
 SHIPPED = {
     "examples/monitor.yaml": ROOT / "examples",
     "examples/webhooks/monitor.yaml": ROOT / "examples" / "webhooks",
+    "examples/canary/monitor.yaml": ROOT / "examples" / "canary",
     "monitor/demo/config.yaml": ROOT / "monitor" / "demo",
     # as the compose file mounts it: examples/data next to the config
     "deploy/monitor.compose.yaml": ROOT / "examples",
