@@ -4,9 +4,10 @@
 ``score_<class>`` column per class (a classification model's probabilities: ``scores``),
 ``label`` and ``label_timestamp``. ``GET .../export?format=csv`` writes them in that order
 (``header``), so that a window exported replays with its scores and can be uploaded as a
-reference; ``monitor replay`` reads them in any order; a CSV reference reads the features,
-``prediction``, the scores and ``label``, and ignores ``id``, ``timestamp`` and
-``label_timestamp``.
+reference; ``monitor replay`` reads them in any order, and an optional ``model_version`` (the
+record's, issue 16; the export does not write it); a CSV reference reads the features,
+``prediction``, the scores and ``label``, and ignores ``id``, ``timestamp``,
+``label_timestamp`` and ``model_version``.
 
 A column is what ``kind_of`` says: one of the record's own (``RECORD_COLUMNS``) first, then a
 feature, then a score (``score_`` and a class); a config cannot give a classification model a
@@ -18,7 +19,14 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Final, Literal
 
-RECORD_COLUMNS: Final = ("id", "timestamp", "prediction", "label", "label_timestamp")
+RECORD_COLUMNS: Final = (
+    "id",
+    "timestamp",
+    "prediction",
+    "label",
+    "label_timestamp",
+    "model_version",
+)
 SCORE_PREFIX: Final = "score_"
 
 Kind = Literal["record", "feature", "score"]

@@ -14,8 +14,8 @@ writes ``reference.csv`` (2,000 labelled records of the stable model) and ``pred
   gender F in DE, where it denies everyone: that group's selection rate and true positive rate
   fall to 0 and its accuracy to the share of denials (30 %).
 
-Labels are known 5 minutes after their prediction (``label_timestamp``). JSON Lines, because a
-record there is an ingest record and so carries ``model_version``.
+Labels are known 5 minutes after their prediction (``label_timestamp``). Each line is an ingest
+record with its label (a CSV with a ``model_version`` column would replay the same).
 """
 
 from __future__ import annotations

@@ -9,9 +9,9 @@ replay applies to every batch exactly as the HTTP API does.
 JSON Lines: one object per line, shaped like an ingest record (``id``, ``timestamp``,
 ``features``, ``prediction``, ``scores``) plus optional ``label`` and ``label_timestamp``.
 CSV and Parquet: the columns of ``monitor.csv_columns`` (what the CSV export writes): ``id``,
-``timestamp``, ``prediction``, optional ``label``, ``label_timestamp`` and ``score_<class>``,
-and one column per feature of the model. An empty CSV cell (a Parquet null or NaN) is a
-missing value.
+``timestamp``, ``prediction``, optional ``label``, ``label_timestamp``, ``score_<class>`` and
+``model_version``, and one column per feature of the model. An empty CSV cell (a Parquet null
+or NaN) is a missing value.
 """
 
 from __future__ import annotations
@@ -227,6 +227,9 @@ class _Columns:
                 scores[label] = value
         if scores:
             prediction["scores"] = scores
+        version = self._missing(row.get("model_version"))
+        if version is not None:
+            prediction["model_version"] = version  # the validator checks it
         label = self._cell(line, "label", row.get("label"), self.regression)
         label_time = self._missing(row.get("label_timestamp"))
         return _record(line, prediction, label, label_time, position)
