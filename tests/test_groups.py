@@ -316,7 +316,7 @@ def test_a_segment_on_a_feature_of_too_many_categories_is_refused_unless_listed(
     assert "__other__" in document["fairness"]["country"]["groups"]
 
 
-def test_a_window_evaluated_from_histograms_says_groups_were_skipped(engine: Engine) -> None:
+def test_a_window_evaluated_from_histograms_has_its_groups_too(engine: Engine) -> None:
     service = large_service(engine, 1500)
     try:
         evaluation = service.evaluate("m")
@@ -324,11 +324,14 @@ def test_a_window_evaluated_from_histograms_says_groups_were_skipped(engine: Eng
         service.stop()
     assert evaluation.window.n == 1500  # over exact_max_samples: the histogram path
     document = to_document(evaluation)
-    assert "segments" not in document and "fairness" not in document
-    assert document["groups_skipped"] == (
-        "segments and fairness need each record's features: they are computed for windows of"
-        " at most drift.exact_max_samples (1000) records"
-    )
+    assert document["features"]["x"]["exact"] is False
+    assert "groups_skipped" not in document
+    assert document["segments"]["market"]["refused"].startswith("the reference of 'country'")
+    listed = document["segments"]["listed"]["values"]
+    assert {value: body["n"] for value, body in listed.items()} == {"FR": 300, "__other__": 1200}
+    groups = document["fairness"]["country"]["groups"]
+    assert sum(group["predictions"] for group in groups.values()) == 1500
+    assert groups["__other__"]["selection_rate"] == 1.0  # every prediction approved
 
 
 def test_segment_and_fairness_alerts_fire_through_the_service(service: Service) -> None:

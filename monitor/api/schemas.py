@@ -225,7 +225,9 @@ class EvaluationOut(BaseModel):
     versions: dict[str, Any] | None = Field(None, description="Canary against stable.")
     segments: dict[str, Any] | None = Field(None, description="Per segment value (when set).")
     fairness: dict[str, Any] | None = Field(None, description="Per sensitive feature.")
-    groups_skipped: str | None = Field(None, description="Why segments or fairness were skipped.")
+    groups_skipped: str | None = Field(
+        None, description="Why a comparison of groups (the canary's) was skipped."
+    )
 
 
 class StoredEvaluationOut(EvaluationOut):

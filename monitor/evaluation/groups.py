@@ -1,9 +1,9 @@
 """Segments and fairness of a window: drift and performance per group, and bias across groups.
 
 Pure: the window's columns in (``Columns``, with ``__prediction__`` and ``__label__``), domain
-values out. Both need each record's features, so they run on the exact path only (a window of
-at most ``drift.exact_max_samples`` records); a window evaluated from histograms reports
-``groups_skipped`` instead.
+values out. This is the exact path (a window of at most ``drift.exact_max_samples`` records);
+a larger window's records are folded a chunk at a time by ``evaluation.folded_groups``, with
+the same groups, rules and results (drift from counts, as the histogram path's).
 
 Segments
 --------
@@ -22,9 +22,9 @@ Fairness
 Per sensitive feature, ``monitor.stats.fairness.group_fairness`` over the window's predictions
 (selected: predicted ``positive``) and their labels. Groups are the reference's categories of
 the feature (the rest ``__other__``; missing values ``__missing__``), or without a reference
-the ``drift.max_categories`` most frequent in the window. A disparity is held (None) while any
-group has fewer than ``min_samples`` predictions (demographic parity) or labelled predictions
-(the label-based ones).
+the ``drift.max_categories`` most frequent in the window (ties taken in value order). A
+disparity is held (None) while any group has fewer than ``min_samples`` predictions
+(demographic parity) or labelled predictions (the label-based ones).
 """
 
 from __future__ import annotations
@@ -43,14 +43,21 @@ from monitor.config.schema import (
     SegmentConfig,
     StatisticName,
 )
-from monitor.domain import FeatureFairness, Performance, SegmentResult, Status, Window
+from monitor.domain import (
+    Evaluation,
+    FeatureFairness,
+    Performance,
+    SegmentResult,
+    Status,
+    Window,
+)
 from monitor.evaluation.columns import Columns
 from monitor.evaluation.evaluate import evaluate_drift
 from monitor.evaluation.labelled import Labelled, score_rows
 from monitor.evaluation.performance import evaluate_performance
 from monitor.evaluation.profiles import ReferenceProfiles, build_profiles
 from monitor.stats import OTHER
-from monitor.stats.fairness import group_fairness
+from monitor.stats.fairness import GroupFairness, group_fairness
 from monitor.thresholds import worst_status
 
 MISSING = "__missing__"
@@ -88,7 +95,7 @@ def segment_references(
             continue
         by_group = None
         if profiles is not None and reference is not None and reference.n:
-            buckets = _buckets(reference.categorical.get(segment.feature), reference.n, values)
+            buckets = group_codes(reference.categorical.get(segment.feature), reference.n, values)
             local = segment_model(model, segment)
             by_group = {
                 value: build_profiles(
@@ -149,7 +156,7 @@ def take(columns: Columns, index: npt.NDArray[np.intp]) -> Columns:
     )
 
 
-def _buckets(
+def group_codes(
     values: Sequence[str | None] | None, n: int, groups: tuple[str, ...]
 ) -> npt.NDArray[np.intp]:
     """Each record's group: its index in ``groups``, or ``len(groups)`` for ``__other__``."""
@@ -174,15 +181,10 @@ def evaluate_segments(
     for segment in model.segments:
         reference = references.get(segment.name)
         if reference is None or reference.refused is not None:
-            why = "not evaluated" if reference is None else reference.refused
-            results.append(
-                SegmentResult(
-                    segment.name, segment.feature, OTHER, "insufficient", 0, (), (), None, None, why
-                )
-            )
+            results.append(refused_segment(segment, reference))
             continue
         local = segment_model(model, segment)
-        buckets = _buckets(current.categorical.get(segment.feature), current.n, reference.values)
+        buckets = group_codes(current.categorical.get(segment.feature), current.n, reference.values)
         for i, value in enumerate((*reference.values, OTHER)):
             index = np.flatnonzero(buckets == i)
             part = take(current, index)
@@ -196,27 +198,41 @@ def evaluate_segments(
                 ks_exact_max_n=SEGMENT_KS_EXACT_MAX_N,
             )
             part_scores = None if scores is None else [scores[j] for j in index.tolist()]
-            performance = _performance(local, part, part_scores)
-            results.append(
-                SegmentResult(
-                    segment=segment.name,
-                    feature=segment.feature,
-                    value=value,
-                    status=_combined(drift.status, performance.status),
-                    n=part.n,
-                    features=drift.features,
-                    outputs=drift.outputs,
-                    drifted_share=drift.drifted_share,
-                    performance=performance,
-                )
-            )
+            performance = group_performance(local, group_pairs(local, part, part_scores))
+            results.append(segment_result(segment, value, part.n, drift, performance))
     return tuple(results)
 
 
-def _performance(
+def refused_segment(segment: SegmentConfig, reference: SegmentReference | None) -> SegmentResult:
+    """The result of a segment not evaluated (no groups to take, or no reference)."""
+    why = "not evaluated" if reference is None else reference.refused
+    return SegmentResult(
+        segment.name, segment.feature, OTHER, "insufficient", 0, (), (), None, None, why
+    )
+
+
+def segment_result(
+    segment: SegmentConfig, value: str, n: int, drift: Evaluation, performance: Performance
+) -> SegmentResult:
+    """One group's result from its drift and its performance."""
+    return SegmentResult(
+        segment=segment.name,
+        feature=segment.feature,
+        value=value,
+        status=_combined(drift.status, performance.status),
+        n=n,
+        features=drift.features,
+        outputs=drift.outputs,
+        drifted_share=drift.drifted_share,
+        performance=performance,
+    )
+
+
+def group_pairs(
     model: ModelConfig, part: Columns, scores: Sequence[bytes | None] | None
-) -> Performance:
-    """Metrics over the group's labelled predictions (``evaluation.performance``)."""
+) -> Labelled:
+    """The group's labelled predictions (its ``__prediction__``/``__label__`` columns both
+    present), with their scores for a classifier (NaN rows where a record has none)."""
     if model.task == "classification":
         classes = list(model.classes or ())
         code = {name: i for i, name in enumerate(classes)}
@@ -230,14 +246,17 @@ def _performance(
         else:
             matrix = np.full((keep.size, len(classes)), np.nan)
         times = np.zeros(keep.size)
-        pairs = Labelled(times, times, p[keep], a[keep], matrix)
-    else:
-        empty = np.full(part.n, np.nan)
-        values = part.numeric.get("__prediction__", empty)
-        truth = part.numeric.get("__label__", empty)
-        both = np.isfinite(values) & np.isfinite(truth)
-        times = np.zeros(int(both.sum()))
-        pairs = Labelled(times, times, values[both], truth[both], None)
+        return Labelled(times, times, p[keep], a[keep], matrix)
+    empty = np.full(part.n, np.nan)
+    values = part.numeric.get("__prediction__", empty)
+    truth = part.numeric.get("__label__", empty)
+    both = np.isfinite(values) & np.isfinite(truth)
+    times = np.zeros(int(both.sum()))
+    return Labelled(times, times, values[both], truth[both], None)
+
+
+def group_performance(model: ModelConfig, pairs: Labelled) -> Performance:
+    """Metrics over a group's labelled predictions (``evaluation.performance``)."""
     return evaluate_performance(
         model, pairs=pairs, calibration=None, window_predictions=None, window_scores=None
     )
@@ -259,60 +278,80 @@ def evaluate_fairness(
     fairness = model.fairness
     if fairness is None:
         return ()
+    selected, positive, labelled = decisions(model, current)
+    return tuple(
+        fairness_result(
+            model,
+            feature,
+            group_fairness(
+                fairness_groups(
+                    model, current.categorical.get(feature) or [None] * current.n, profiles, feature
+                ),
+                selected,
+                positive,
+                labelled,
+            ),
+        )
+        for feature in fairness.sensitive
+    )
+
+
+def decisions(
+    model: ModelConfig, current: Columns
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """Each record's ``(selected, positive, labelled)``: predicted the positive class; labelled
+    the positive class; has a prediction and a label of the model's classes."""
+    assert model.fairness is not None
+    positive_class = model.fairness.positive
     n = current.n
     classes = set(model.classes or ())
     predicted = current.categorical.get("__prediction__") or [None] * n
     actual = current.categorical.get("__label__") or [None] * n
-    selected = np.fromiter((p == fairness.positive for p in predicted), bool, n)
+    selected = np.fromiter((p == positive_class for p in predicted), bool, n)
     labelled = np.fromiter(
         (p in classes and a in classes for p, a in zip(predicted, actual, strict=True)), bool, n
     )
-    positive = np.fromiter((a == fairness.positive for a in actual), bool, n)
+    positive = np.fromiter((a == positive_class for a in actual), bool, n)
+    return selected, positive, labelled
+
+
+def fairness_result(model: ModelConfig, feature: str, result: GroupFairness) -> FeatureFairness:
+    """One sensitive feature's fairness, held below ``min_samples`` and judged by the model's
+    fairness thresholds."""
     thresholds: dict[StatisticName, ThresholdConfig] = {
         statistic: threshold
         for statistic, threshold in model.thresholds.items()
         if statistic in FAIRNESS_STATISTICS
     }
-    results = []
-    for feature in fairness.sensitive:
-        groups = _fairness_groups(
-            model, current.categorical.get(feature) or [None] * n, profiles, feature
-        )
-        result = group_fairness(groups, selected, positive, labelled)
-        few_predictions = any(g.predictions < model.min_samples for g in result.groups)
-        few_labels = any(g.labelled < model.min_samples for g in result.groups)
-        metrics: dict[str, float | None] = {}
-        for statistic in FAIRNESS_STATISTICS:
-            held = few_labels if statistic in LABEL_BASED else few_predictions
-            metrics[statistic] = None if held else getattr(result, statistic)
-        held_rules = [
-            s for s in thresholds if (few_labels if s in LABEL_BASED else few_predictions)
-        ]
-        status: Status = "insufficient" if held_rules or not result.groups else "ok"
-        if status == "ok":
-            status = worst_status(metrics, thresholds)
-        results.append(
-            FeatureFairness(
-                feature=feature,
-                status=status,
-                groups={
-                    g.group: {
-                        "predictions": g.predictions,
-                        "labelled": g.labelled,
-                        "selection_rate": g.selection_rate,
-                        "accuracy": g.accuracy,
-                        "true_positive_rate": g.true_positive_rate,
-                        "false_positive_rate": g.false_positive_rate,
-                    }
-                    for g in result.groups
-                },
-                metrics=metrics,
-            )
-        )
-    return tuple(results)
+    few_predictions = any(g.predictions < model.min_samples for g in result.groups)
+    few_labels = any(g.labelled < model.min_samples for g in result.groups)
+    metrics: dict[str, float | None] = {}
+    for statistic in FAIRNESS_STATISTICS:
+        held = few_labels if statistic in LABEL_BASED else few_predictions
+        metrics[statistic] = None if held else getattr(result, statistic)
+    held_rules = [s for s in thresholds if (few_labels if s in LABEL_BASED else few_predictions)]
+    status: Status = "insufficient" if held_rules or not result.groups else "ok"
+    if status == "ok":
+        status = worst_status(metrics, thresholds)
+    return FeatureFairness(
+        feature=feature,
+        status=status,
+        groups={
+            g.group: {
+                "predictions": g.predictions,
+                "labelled": g.labelled,
+                "selection_rate": g.selection_rate,
+                "accuracy": g.accuracy,
+                "true_positive_rate": g.true_positive_rate,
+                "false_positive_rate": g.false_positive_rate,
+            }
+            for g in result.groups
+        },
+        metrics=metrics,
+    )
 
 
-def _fairness_groups(
+def fairness_groups(
     model: ModelConfig,
     values: Sequence[str | None],
     profiles: ReferenceProfiles | None,
@@ -324,7 +363,8 @@ def _fairness_groups(
         known = {value for value in profile.counts if value != OTHER}
     else:
         counts = Counter(v for v in values if v is not None)
-        known = {value for value, _ in counts.most_common(model.drift.max_categories)}
+        ranked = sorted(counts, key=lambda value: (-counts[value], value))  # ties: by value
+        known = set(ranked[: model.drift.max_categories])
     return np.array(
         [MISSING if v is None else v if v in known else OTHER for v in values], dtype=np.str_
     )

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from monitor.config import ModelConfig
-from monitor.evaluation.columns import columns_from_rows
+from monitor.evaluation.columns import Columns, columns_from_rows
 from monitor.evaluation.counts import Counts
 from monitor.evaluation.profiles import ReferenceProfiles
 from monitor.stats import category_counts, grid_counts
@@ -43,16 +43,24 @@ def summarize(
             [features[i] for i in index],
             predictions=[predictions[i] for i in index],
         )
-        key_start = float(start)
-        for name, values in columns.numeric.items():
-            profile = profiles.numeric.get(name)
-            if profile is None:
-                continue
-            counts, missing = grid_counts(profile, values)
-            result[(name, key_start)] = Counts("numeric", counts, None, missing)
-        for name, categories in columns.categorical.items():
-            if name not in profiles.categorical:
-                continue
-            found, missing = category_counts(categories)
-            result[(name, key_start)] = Counts("categorical", None, dict(found), missing)
+        for name, found in column_counts(profiles, columns).items():
+            result[(name, float(start))] = found
+    return result
+
+
+def column_counts(profiles: ReferenceProfiles, columns: Columns) -> dict[str, Counts]:
+    """Each column's counts on its profile's grid (numeric) or per category; columns without
+    a profile are left out. Counts of pieces of a window, added, are the whole window's."""
+    result: dict[str, Counts] = {}
+    for name, values in columns.numeric.items():
+        profile = profiles.numeric.get(name)
+        if profile is None:
+            continue
+        counts, missing = grid_counts(profile, values)
+        result[name] = Counts("numeric", counts, None, missing)
+    for name, categories in columns.categorical.items():
+        if name not in profiles.categorical:
+            continue
+        found, missing = category_counts(categories)
+        result[name] = Counts("categorical", None, dict(found), missing)
     return result

@@ -32,6 +32,7 @@ from monitor.evaluation.canary import compare_versions
 from monitor.evaluation.columns import Columns
 from monitor.evaluation.document import from_document, to_document
 from monitor.evaluation.evaluate import evaluate_drift_counts
+from monitor.evaluation.folded_groups import GroupFolder
 from monitor.evaluation.groups import (
     SegmentReference,
     evaluate_fairness,
@@ -58,6 +59,9 @@ from monitor.storage.evaluations import (
 from monitor.storage.windows import Rows
 
 SaveReference = Callable[..., ReferenceInfo]
+#: Records read and decoded at a time when a large window's segments and fairness are folded
+#: (``evaluation.folded_groups``): bounds memory, not speed (see ``SUMMARY_CHUNK``).
+GROUP_CHUNK = 5_000
 #: (connection, config, evaluation, now, webhooks): ``webhooks=False`` queues no deliveries
 OnEvaluation = Callable[[Connection, ModelConfig, Evaluation, float, bool], None]
 
@@ -196,6 +200,15 @@ class DriftEvaluator:
             assert profiles is not None
             evaluation = self._evaluate_from_histograms(config, profiles, now)
             window_predictions = window_scores = None
+            if config.versions is not None:
+                evaluation = dataclasses.replace(
+                    evaluation,
+                    groups_skipped=(
+                        "the canary comparison profiles the stable version's records as a"
+                        " reference: it is computed for windows of at most"
+                        f" drift.exact_max_samples ({config.drift.exact_max_samples}) records"
+                    ),
+                )
             with self.database.read() as connection:
                 versions = windows.version_counts(
                     connection, model=model, start=evaluation.window.start, end=now
@@ -291,28 +304,40 @@ class DriftEvaluator:
         scores: list[bytes | None] | None,
         evaluation: Evaluation,
     ) -> Evaluation:
-        """The evaluation with its segments and fairness (``evaluation.groups``): on the exact
-        path only, since they need each record's features."""
-        if columns is None:
+        """The evaluation with its segments and fairness (``evaluation.groups``). On the
+        histogram path (``columns`` None) the window's records are read once more, a chunk
+        at a time, and folded (``evaluation.folded_groups``)."""
+        references = self._segment_references(config, profiles)
+        if columns is not None:
             return dataclasses.replace(
                 evaluation,
-                groups_skipped=(
-                    "segments and fairness need each record's features: they are computed for"
-                    f" windows of at most drift.exact_max_samples"
-                    f" ({config.drift.exact_max_samples}) records"
+                segments=evaluate_segments(
+                    config,
+                    references,
+                    columns,
+                    scores=scores,
+                    window=evaluation.window,
+                    evaluated_at=evaluation.evaluated_at,
                 ),
+                fairness=evaluate_fairness(config, profiles, columns),
             )
+        folder = GroupFolder(config, profiles, references)
+        with self.database.read() as connection:
+            for rows in windows.stream_rows_between(
+                connection,
+                model=config.name,
+                start=evaluation.window.start,
+                end=evaluation.window.end,
+                regression=config.task == "regression",
+                chunk=GROUP_CHUNK,
+            ):
+                scored = rows.scores
+                folder.add(_columns(config, rows), scored)
+                del rows, scored
         return dataclasses.replace(
             evaluation,
-            segments=evaluate_segments(
-                config,
-                self._segment_references(config, profiles),
-                columns,
-                scores=scores,
-                window=evaluation.window,
-                evaluated_at=evaluation.evaluated_at,
-            ),
-            fairness=evaluate_fairness(config, profiles, columns),
+            segments=folder.segments(evaluation.window, evaluation.evaluated_at),
+            fairness=folder.fairness(),
         )
 
     def _segment_references(

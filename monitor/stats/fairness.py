@@ -50,6 +50,7 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -97,6 +98,19 @@ class GroupFairness:
     equal_opportunity_difference: float | None
 
 
+#: The counts per group that every rate and disparity is computed from
+#: (:func:`fairness_counts`), in this order; counts of pieces of a window add up.
+COUNTS = (
+    "predictions",
+    "selected",
+    "labelled",
+    "positives",
+    "negatives",
+    "true_positives",
+    "false_positives",
+)
+
+
 def group_fairness(
     groups: npt.ArrayLike,
     selected: Bools,
@@ -117,14 +131,29 @@ def group_fairness(
     labelled : array of bool, optional
         Which predictions have a label (``positive`` is ignored elsewhere); all, when omitted.
     """
+    return fairness_from_counts(fairness_counts(groups, selected, positive, labelled))
+
+
+def fairness_counts(
+    groups: npt.ArrayLike,
+    selected: Bools,
+    positive: Bools | None = None,
+    labelled: Bools | None = None,
+) -> dict[str, npt.NDArray[np.int64]]:
+    """Each group's :data:`COUNTS` (parameters as :func:`group_fairness`'s). Counts of the
+    pieces of a window, added group by group, are the whole window's.
+
+    >>> import numpy as np
+    >>> counts = fairness_counts(np.array(["f", "m", "f"]), np.array([True, False, False]))
+    >>> {group: c.tolist() for group, c in counts.items()}
+    {'f': [2, 1, 0, 0, 0, 0, 0], 'm': [1, 0, 0, 0, 0, 0, 0]}
+    """
     values = np.asarray(groups).astype(str)
     selected = np.asarray(selected, dtype=bool)
     if values.shape != selected.shape or values.ndim != 1:
         raise ValueError("groups and selected must be 1-d arrays of the same length")
     names, codes = np.unique(values, return_inverse=True)
     size = len(names)
-    predictions = np.bincount(codes, minlength=size)
-    chosen = np.bincount(codes, weights=selected, minlength=size)
     if positive is None:
         has_label = np.zeros(len(values), dtype=bool)
         is_positive = has_label
@@ -141,33 +170,54 @@ def group_fairness(
             raise ValueError("labelled must have the length of groups")
         is_positive = is_positive & has_label
     is_negative = has_label & ~is_positive
-    labelled_count = np.bincount(codes, weights=has_label, minlength=size)
-    positives = np.bincount(codes, weights=is_positive, minlength=size)
-    negatives = np.bincount(codes, weights=is_negative, minlength=size)
-    true_positives = np.bincount(codes, weights=is_positive & selected, minlength=size)
-    false_positives = np.bincount(codes, weights=is_negative & selected, minlength=size)
-    true_negatives = negatives - false_positives
-    rates = tuple(
-        GroupRates(
-            group=str(names[i]),
-            predictions=int(predictions[i]),
-            labelled=int(labelled_count[i]),
-            positives=int(positives[i]),
-            negatives=int(negatives[i]),
-            selection_rate=_share(chosen[i], predictions[i]),
-            accuracy=_share(true_positives[i] + true_negatives[i], labelled_count[i]),
-            true_positive_rate=_share(true_positives[i], positives[i]),
-            false_positive_rate=_share(false_positives[i], negatives[i]),
+    columns = [
+        np.ones(len(values), dtype=bool),
+        selected,
+        has_label,
+        is_positive,
+        is_negative,
+        is_positive & selected,
+        is_negative & selected,
+    ]
+    table = np.stack([np.bincount(codes, weights=c, minlength=size) for c in columns], axis=1)
+    return {str(name): table[i].astype(np.int64) for i, name in enumerate(names)}
+
+
+def fairness_from_counts(counts: Mapping[str, npt.NDArray[np.int64]]) -> GroupFairness:
+    """Rates per group and the disparities between groups from each group's :data:`COUNTS`
+    (:func:`fairness_counts`); groups in sorted order."""
+    rates = []
+    for group in sorted(counts):
+        (
+            predictions,
+            chosen,
+            labelled_count,
+            positives,
+            negatives,
+            true_positives,
+            false_positives,
+        ) = (int(c) for c in counts[group])
+        true_negatives = negatives - false_positives
+        rates.append(
+            GroupRates(
+                group=group,
+                predictions=predictions,
+                labelled=labelled_count,
+                positives=positives,
+                negatives=negatives,
+                selection_rate=_share(chosen, predictions),
+                accuracy=_share(true_positives + true_negatives, labelled_count),
+                true_positive_rate=_share(true_positives, positives),
+                false_positive_rate=_share(false_positives, negatives),
+            )
         )
-        for i in range(size)
-    )
     selection = [g.selection_rate for g in rates]
     tpr = [g.true_positive_rate for g in rates]
     fpr = [g.false_positive_rate for g in rates]
     tpr_difference, fpr_difference = _difference(tpr), _difference(fpr)
     tpr_ratio, fpr_ratio = _ratio(tpr), _ratio(fpr)
     return GroupFairness(
-        groups=rates,
+        groups=tuple(rates),
         demographic_parity_difference=_difference(selection),
         demographic_parity_ratio=_ratio(selection),
         equalized_odds_difference=(

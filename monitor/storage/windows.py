@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,6 +115,30 @@ def rows_between(
         predictions.c.ts > start, predictions.c.ts <= end
     )
     return _rows(connection.execute(query))
+
+
+def stream_rows_between(
+    connection: Connection, *, model: str, start: float, end: float, regression: bool, chunk: int
+) -> Iterator[Rows]:
+    """Records with ``start < ts <= end`` (prediction time), as ``rows_between`` reads them,
+    ``chunk`` at a time from a server-side cursor: a window too large to hold, read once."""
+    labelled = has_labels(connection, model=model)
+    query = _window_select(model, regression=regression, labelled=labelled).where(
+        predictions.c.ts > start, predictions.c.ts <= end
+    )
+    result = connection.execution_options(stream_results=True, yield_per=chunk).execute(query)
+    for fetched in result.partitions(chunk):
+        blobs, predicted, labelled_values, times, scored, versioned = zip(*fetched, strict=True)
+        del fetched
+        yield Rows(
+            [bytes(blob) for blob in blobs],
+            list(predicted),
+            list(labelled_values),
+            min(times),
+            max(times),
+            [None if blob is None else bytes(blob) for blob in scored],
+            list(versioned),
+        )
 
 
 def version_counts(

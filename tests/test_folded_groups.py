@@ -1,0 +1,271 @@
+"""Segments and fairness of a window larger than ``drift.exact_max_samples``: folded from the
+window's records a chunk at a time (``evaluation.folded_groups``), on SQLite and PostgreSQL.
+
+Differential: the folded path against the exact path on the same window (fairness and
+performance identical; PSI, Jensen-Shannon and chi-square identical; KS inside the histogram
+path's proven bound), small chunks against one chunk, and the independent references
+(scikit-learn on each subset, fairlearn on the window)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+import sklearn.metrics as skm
+from fairlearn.metrics import demographic_parity_ratio, equalized_odds_difference
+from prometheus_client import CollectorRegistry
+from sqlalchemy import Engine
+
+from monitor.config import parse_config
+from monitor.evaluation.columns import Columns
+from monitor.evaluation.document import to_document
+from monitor.evaluation.folded_groups import GroupFolder
+from monitor.evaluation.groups import evaluate_fairness, take
+from monitor.jobs import evaluate as evaluate_job
+from monitor.service import Service
+
+NOW = 1_800_000_000.0
+CONFIG = """
+models:
+  - name: m
+    task: classification
+    classes: [approved, denied]
+    features:
+      - {name: x, type: numeric}
+      - {name: country, type: categorical}
+      - {name: gender, type: categorical}
+    window: {duration: 1h}
+    min_samples: 30
+    drift: {exact_max_samples: 1000}
+    segments:
+      - {name: market, feature: country, values: [FR, DE]}
+      - {name: sex, feature: gender}
+    fairness: {sensitive: [gender, country], positive: approved}
+    thresholds:
+      psi: {critical: 0.25}
+      accuracy: {warning: 0.6}
+      demographic_parity_ratio: {critical: 0.8}
+"""
+COUNTRIES = np.array(["FR", "DE", "IT", "ES"])
+GENDERS = np.array(["f", "m"])
+N = 2400  # over exact_max_samples (1000): the histogram path
+
+
+@pytest.fixture
+def service(engine: Engine) -> Iterator[Service]:
+    service = Service(
+        parse_config(CONFIG), engine=engine, registry=CollectorRegistry(), clock=lambda: NOW
+    )
+    service.start(run_jobs=False)
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+def records(rng: np.random.Generator, n: int, *, shift: float, bias: float) -> dict[str, Any]:
+    country = rng.choice(COUNTRIES, size=n, p=[0.4, 0.3, 0.2, 0.1])
+    gender = rng.choice(GENDERS, size=n)
+    x = rng.normal(size=n) + np.where(country == "DE", shift, 0.0)
+    truth = np.where(rng.random(n) < 0.5, "approved", "denied")
+    right = rng.random(n) < 0.8
+    predicted = np.where(right, truth, np.where(truth == "approved", "denied", "approved"))
+    flip = (gender == "f") & (predicted == "approved") & (rng.random(n) < bias)
+    predicted = np.where(flip, "denied", predicted)
+    score = np.clip(np.where(predicted == "approved", 0.7, 0.3) + rng.normal(0, 0.15, n), 0, 1)
+    return {
+        "country": country,
+        "gender": gender,
+        "x": x,
+        "truth": truth,
+        "predicted": predicted,
+        "score": score,
+    }
+
+
+def store(service: Service, seed: int, *, labelled: int) -> dict[str, Any]:
+    rng = np.random.default_rng(seed)
+    reference = records(rng, 3000, shift=0.0, bias=0.0)
+    service.store_reference(
+        "m",
+        [
+            {
+                "features": {"x": float(x), "country": str(c), "gender": str(g)},
+                "prediction": str(p),
+                "label": str(t),
+            }
+            for x, c, g, p, t in zip(
+                reference["x"],
+                reference["country"],
+                reference["gender"],
+                reference["predicted"],
+                reference["truth"],
+                strict=True,
+            )
+        ],
+        source="test",
+    )
+    current = records(rng, N, shift=1.5, bias=0.5)
+    service.store_predictions(
+        "m",
+        [
+            {
+                "id": f"r{i}",
+                "timestamp": NOW - 100 - i,
+                "features": {
+                    "x": float(current["x"][i]),
+                    "country": str(current["country"][i]),
+                    "gender": str(current["gender"][i]),
+                },
+                "prediction": str(current["predicted"][i]),
+                "scores": {
+                    "approved": float(current["score"][i]),
+                    "denied": 1.0 - float(current["score"][i]),
+                },
+            }
+            for i in range(N)
+        ],
+    )
+    service.store_labels(
+        "m", [{"id": f"r{i}", "label": str(current["truth"][i])} for i in range(labelled)]
+    )
+    current["labelled"] = np.arange(N) < labelled
+    return current
+
+
+def compute(service: Service, *, exact: bool) -> dict[str, Any]:
+    evaluation = service.evaluator.compute(service.model("m"), now=NOW, exact=exact)
+    assert evaluation.groups_skipped is None
+    return to_document(evaluation)
+
+
+def test_a_large_window_is_evaluated_from_histograms_with_its_groups(service: Service) -> None:
+    store(service, 1, labelled=N)
+    evaluation = service.evaluate("m")
+    document = to_document(evaluation)
+    assert evaluation.window.n == N
+    assert document["features"]["x"]["exact"] is False  # the histogram path was taken
+    assert "groups_skipped" not in document
+    assert set(document["segments"]["market"]["values"]) == {"FR", "DE", "__other__"}
+    assert set(document["fairness"]) == {"gender", "country"}
+    firing = {
+        (stored.alert.rule, stored.alert.feature)
+        for stored in service.active_alerts("m")
+        if stored.alert.state == "firing"
+    }
+    assert ("psi", "market=DE/x") in firing  # x moved in DE only
+    assert ("demographic_parity_ratio", "gender") in firing
+
+
+def test_folded_groups_equal_the_exact_path_on_the_same_window(service: Service) -> None:
+    current = store(service, 2, labelled=N - 400)
+    folded, exact = compute(service, exact=False), compute(service, exact=True)
+    assert folded["features"]["x"]["exact"] is False and exact["features"]["x"]["exact"]
+    assert folded["fairness"] == exact["fairness"]
+    for name, segment in exact["segments"].items():
+        assert set(folded["segments"][name]["values"]) == set(segment["values"])
+        for value, body in segment["values"].items():
+            mine = folded["segments"][name]["values"][value]
+            assert mine["n"] == body["n"]
+            assert mine["performance"] == body["performance"]
+            for feature, drift in body["features"].items():
+                got = mine["features"][feature]
+                for statistic in ("psi", "jensen_shannon", "chi2_statistic", "chi2_pvalue"):
+                    if statistic in drift:
+                        assert got[statistic] == pytest.approx(drift[statistic], abs=1e-12)
+                if "ks_statistic" in drift:  # the histogram path's proven bound
+                    assert got["ks_statistic"] <= drift["ks_statistic"] + 1e-12
+                    assert drift["ks_statistic"] <= got["ks_statistic"] + got["ks_bound"] + 1e-12
+    # and against the independent references
+    labelled = current["labelled"]
+    de = (current["country"] == "DE") & labelled
+    body = folded["segments"]["market"]["values"]["DE"]["performance"]
+    assert body["accuracy"] == pytest.approx(
+        skm.accuracy_score(current["truth"][de], current["predicted"][de]), abs=1e-12
+    )
+    assert body["roc_auc"] == pytest.approx(
+        skm.roc_auc_score(current["truth"][de] == "approved", current["score"][de]), abs=1e-12
+    )
+    y_true = (current["truth"] == "approved").astype(int)
+    y_pred = (current["predicted"] == "approved").astype(int)
+    fairness = folded["fairness"]["gender"]
+    assert fairness["demographic_parity_ratio"] == pytest.approx(
+        demographic_parity_ratio(y_true, y_pred, sensitive_features=current["gender"]),
+        abs=1e-12,
+    )
+    assert fairness["equalized_odds_difference"] == pytest.approx(
+        equalized_odds_difference(
+            y_true[labelled], y_pred[labelled], sensitive_features=current["gender"][labelled]
+        ),
+        abs=1e-12,
+    )
+
+
+def test_small_chunks_fold_to_what_one_chunk_gives(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store(service, 3, labelled=N // 2)
+    monkeypatch.setattr(evaluate_job, "GROUP_CHUNK", 97)
+    small = compute(service, exact=False)
+    monkeypatch.setattr(evaluate_job, "GROUP_CHUNK", 1_000_000)
+    whole = compute(service, exact=False)
+    assert small["segments"] == whole["segments"]
+    assert small["fairness"] == whole["fairness"]
+
+
+def test_fairness_without_a_reference_folds_the_most_frequent_values_as_the_exact_path() -> None:
+    model = parse_config(CONFIG).models[0]
+    drift = model.drift.model_copy(update={"max_categories": 5})
+    config = model.model_copy(update={"segments": [], "drift": drift})
+    rng = np.random.default_rng(4)
+    n = 3000
+    # twelve values, two pairs of them equally frequent across the fifth place: ties
+    values = np.repeat(
+        list("abcdefghijkl"), [400, 350, 300, 280, 250, 250, 240, 240, 200, 190, 150, 150]
+    )
+    rng.shuffle(values)
+    gender: list[str | None] = [str(v) for v in values]
+    for i in range(0, n, 17):
+        gender[i] = None
+    columns = Columns(
+        n,
+        {"x": rng.normal(size=n)},
+        {
+            "gender": gender,
+            "country": [str(c) for c in rng.choice(COUNTRIES, size=n)],
+            "__prediction__": [str(p) for p in rng.choice(["approved", "denied"], size=n)],
+            "__label__": [
+                None if rng.random() < 0.2 else str(p)
+                for p in rng.choice(["approved", "denied"], size=n)
+            ],
+        },
+    )
+    folder = GroupFolder(config, None, {})
+    for start in range(0, n, 250):
+        folder.add(take(columns, np.arange(start, min(start + 250, n))), None)
+    expected = evaluate_fairness(config, None, columns)
+    assert folder.fairness() == expected
+    assert len(expected[0].groups) == config.drift.max_categories + 2  # __other__, __missing__
+
+
+def test_a_large_window_says_the_canary_comparison_was_skipped(engine: Engine) -> None:
+    config = parse_config(
+        CONFIG.replace(
+            "    window: {duration: 1h}", "    window: {duration: 1h}\n    versions: compare"
+        )
+    )
+    service = Service(config, engine=engine, registry=CollectorRegistry(), clock=lambda: NOW)
+    service.start(run_jobs=False)
+    try:
+        store(service, 5, labelled=0)
+        evaluation = service.evaluate("m")
+    finally:
+        service.stop()
+    assert evaluation.window.n == N and evaluation.canary is None
+    assert evaluation.groups_skipped == (
+        "the canary comparison profiles the stable version's records as a reference: it is"
+        " computed for windows of at most drift.exact_max_samples (1000) records"
+    )
+    assert evaluation.segments and evaluation.fairness  # the segments and fairness are there
