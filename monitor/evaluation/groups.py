@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 import numpy.typing as npt
@@ -146,13 +147,24 @@ def segment_model(model: ModelConfig, segment: SegmentConfig) -> ModelConfig:
     )
 
 
-def take(columns: Columns, index: npt.NDArray[np.intp]) -> Columns:
-    """The columns' records at ``index``."""
-    positions = index.tolist()
+def take(
+    columns: Columns,
+    index: npt.NDArray[np.intp],
+    objects: dict[str, npt.NDArray[np.object_]] | None = None,
+) -> Columns:
+    """The columns' records at ``index``; ``objects``, the categorical columns as object
+    arrays, takes many groups from one window without a Python loop per value."""
+    if objects is None:
+        positions = index.tolist()
+        categorical = {
+            name: [values[i] for i in positions] for name, values in columns.categorical.items()
+        }
+    else:
+        categorical = {name: objects[name][index].tolist() for name in columns.categorical}
     return Columns(
-        len(positions),
+        int(index.size),
         {name: values[index] for name, values in columns.numeric.items()},
-        {name: [values[i] for i in positions] for name, values in columns.categorical.items()},
+        categorical,
     )
 
 
@@ -162,9 +174,16 @@ def group_codes(
     """Each record's group: its index in ``groups``, or ``len(groups)`` for ``__other__``."""
     if values is None:
         return np.full(n, len(groups), dtype=np.intp)
-    code = {value: i for i, value in enumerate(groups)}
-    other = len(groups)
-    return np.fromiter((code.get(v, other) for v in values), np.intp, n)  # type: ignore[arg-type]
+    return codes_of(values, groups, len(groups)).astype(np.intp)
+
+
+def codes_of(
+    values: Sequence[str | None], names: Sequence[str], other: int
+) -> npt.NDArray[np.int16]:
+    """Each value's index in ``names``, ``other`` for any other value (None included)."""
+    code: dict[str | None, int] = {name: i for i, name in enumerate(names)}
+    n = len(values)
+    return np.fromiter(map(code.get, values, repeat(other, n)), np.int16, n)
 
 
 def evaluate_segments(
@@ -178,6 +197,8 @@ def evaluate_segments(
 ) -> tuple[SegmentResult, ...]:
     """Every segment's groups, each compared with its reference and scored on its labels."""
     results: list[SegmentResult] = []
+    positions, pairs = labelled_pairs(model, current, scores)  # decoded once, taken per group
+    objects = {name: _objects(values) for name, values in current.categorical.items()}
     for segment in model.segments:
         reference = references.get(segment.name)
         if reference is None or reference.refused is not None:
@@ -185,9 +206,10 @@ def evaluate_segments(
             continue
         local = segment_model(model, segment)
         buckets = group_codes(current.categorical.get(segment.feature), current.n, reference.values)
+        paired = buckets[positions]
         for i, value in enumerate((*reference.values, OTHER)):
             index = np.flatnonzero(buckets == i)
-            part = take(current, index)
+            part = take(current, index, objects)
             profiles = None if reference.profiles is None else reference.profiles.get(value)
             drift = evaluate_drift(
                 local,
@@ -197,10 +219,16 @@ def evaluate_segments(
                 evaluated_at=evaluated_at,
                 ks_exact_max_n=SEGMENT_KS_EXACT_MAX_N,
             )
-            part_scores = None if scores is None else [scores[j] for j in index.tolist()]
-            performance = group_performance(local, group_pairs(local, part, part_scores))
+            performance = group_performance(local, pairs.take(np.flatnonzero(paired == i)))
             results.append(segment_result(segment, value, part.n, drift, performance))
     return tuple(results)
+
+
+def _objects(values: list[str | None]) -> npt.NDArray[np.object_]:
+    """A categorical column as an object array, which ``take`` indexes without a Python loop."""
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    return array
 
 
 def refused_segment(segment: SegmentConfig, reference: SegmentReference | None) -> SegmentResult:
@@ -233,26 +261,32 @@ def group_pairs(
 ) -> Labelled:
     """The group's labelled predictions (its ``__prediction__``/``__label__`` columns both
     present), with their scores for a classifier (NaN rows where a record has none)."""
+    return labelled_pairs(model, part, scores)[1]
+
+
+def labelled_pairs(
+    model: ModelConfig, part: Columns, scores: Sequence[bytes | None] | None
+) -> tuple[npt.NDArray[np.intp], Labelled]:
+    """The positions of the records that have a prediction and a label, and their pairs
+    (``group_pairs``): decoded once for a window, then taken group by group."""
     if model.task == "classification":
         classes = list(model.classes or ())
-        code = {name: i for i, name in enumerate(classes)}
         predicted = part.categorical.get("__prediction__") or [None] * part.n
         actual = part.categorical.get("__label__") or [None] * part.n
-        p = np.fromiter((code.get(v, -1) for v in predicted), np.int16, part.n)  # type: ignore[arg-type]
-        a = np.fromiter((code.get(v, -1) for v in actual), np.int16, part.n)  # type: ignore[arg-type]
+        p, a = codes_of(predicted, classes, -1), codes_of(actual, classes, -1)
         keep = np.flatnonzero((p >= 0) & (a >= 0))
         if scores is not None and any(blob is not None for blob in scores):
             matrix = score_rows([scores[i] for i in keep.tolist()], classes)
         else:
             matrix = np.full((keep.size, len(classes)), np.nan)
         times = np.zeros(keep.size)
-        return Labelled(times, times, p[keep], a[keep], matrix)
+        return keep, Labelled(times, times, p[keep], a[keep], matrix)
     empty = np.full(part.n, np.nan)
     values = part.numeric.get("__prediction__", empty)
     truth = part.numeric.get("__label__", empty)
-    both = np.isfinite(values) & np.isfinite(truth)
-    times = np.zeros(int(both.sum()))
-    return Labelled(times, times, values[both], truth[both], None)
+    keep = np.flatnonzero(np.isfinite(values) & np.isfinite(truth))
+    times = np.zeros(keep.size)
+    return keep, Labelled(times, times, values[keep], truth[keep], None)
 
 
 def group_performance(model: ModelConfig, pairs: Labelled) -> Performance:
@@ -304,14 +338,12 @@ def decisions(
     assert model.fairness is not None
     positive_class = model.fairness.positive
     n = current.n
-    classes = set(model.classes or ())
     predicted = current.categorical.get("__prediction__") or [None] * n
     actual = current.categorical.get("__label__") or [None] * n
-    selected = np.fromiter((p == positive_class for p in predicted), bool, n)
-    labelled = np.fromiter(
-        (p in classes and a in classes for p, a in zip(predicted, actual, strict=True)), bool, n
-    )
-    positive = np.fromiter((a == positive_class for a in actual), bool, n)
+    classes = list(model.classes or ())
+    p, a = codes_of(predicted, classes, -1), codes_of(actual, classes, -1)
+    code = classes.index(positive_class)
+    selected, positive, labelled = p == code, a == code, (p >= 0) & (a >= 0)
     return selected, positive, labelled
 
 

@@ -37,8 +37,11 @@ def attempt_exact_2kssamp(
 
 
 def chi2_sf(statistic: float, dof: int) -> float:
-    """Survival function of the chi-square distribution with ``dof`` degrees of freedom."""
-    return float(_stats.chi2.sf(statistic, dof))
+    """Survival function of the chi-square distribution with ``dof`` degrees of freedom, for a
+    statistic of at least 0: ``scipy.special.chdtrc``, the function ``scipy.stats.chi2.sf``
+    calls after checking its arguments (equal bit for bit; a microsecond instead of about 100,
+    which a window of 30 segment groups of 20 categorical columns pays 600 times)."""
+    return float(_special.chdtrc(dof, statistic))
 
 
 def rel_entr(x: npt.NDArray[np.float64], y: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
