@@ -155,12 +155,9 @@ class Evaluation:
     labels: LabelHealth | None = None
     lineage: Lineage | None = None
     canary: CanaryComparison | None = None
-    # segments and fairness (monitor.evaluation.groups, folded_groups); ``groups_skipped`` says
-    # why a comparison of groups was not computed (the canary's, on a window evaluated from
-    # histograms)
+    # segments and fairness (monitor.evaluation.groups; folded_groups for a large window)
     segments: tuple[SegmentResult, ...] = ()
     fairness: tuple[FeatureFairness, ...] = ()
-    groups_skipped: str | None = None
 
     def feature(self, name: str) -> FeatureDrift | None:
         for item in (*self.features, *self.outputs):

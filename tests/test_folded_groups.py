@@ -85,7 +85,7 @@ def records(rng: np.random.Generator, n: int, *, shift: float, bias: float) -> d
     }
 
 
-def store(service: Service, seed: int, *, labelled: int) -> dict[str, Any]:
+def store(service: Service, seed: int, *, labelled: int, versions: bool = False) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     reference = records(rng, 3000, shift=0.0, bias=0.0)
     service.store_reference(
@@ -120,6 +120,7 @@ def store(service: Service, seed: int, *, labelled: int) -> dict[str, Any]:
                     "gender": str(current["gender"][i]),
                 },
                 "prediction": str(current["predicted"][i]),
+                **({"model_version": "ab"[i % 3 == 0]} if versions else {}),
                 "scores": {
                     "approved": float(current["score"][i]),
                     "denied": 1.0 - float(current["score"][i]),
@@ -137,7 +138,6 @@ def store(service: Service, seed: int, *, labelled: int) -> dict[str, Any]:
 
 def compute(service: Service, *, exact: bool) -> dict[str, Any]:
     evaluation = service.evaluator.compute(service.model("m"), now=NOW, exact=exact)
-    assert evaluation.groups_skipped is None
     return to_document(evaluation)
 
 
@@ -207,9 +207,9 @@ def test_small_chunks_fold_to_what_one_chunk_gives(
     service: Service, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store(service, 3, labelled=N // 2)
-    monkeypatch.setattr(evaluate_job, "GROUP_CHUNK", 97)
+    monkeypatch.setattr(evaluate_job, "FOLD_CHUNK", 97)
     small = compute(service, exact=False)
-    monkeypatch.setattr(evaluate_job, "GROUP_CHUNK", 1_000_000)
+    monkeypatch.setattr(evaluate_job, "FOLD_CHUNK", 1_000_000)
     whole = compute(service, exact=False)
     assert small["segments"] == whole["segments"]
     assert small["fairness"] == whole["fairness"]
@@ -250,22 +250,32 @@ def test_fairness_without_a_reference_folds_the_most_frequent_values_as_the_exac
     assert len(expected[0].groups) == config.drift.max_categories + 2  # __other__, __missing__
 
 
-def test_a_large_window_says_the_canary_comparison_was_skipped(engine: Engine) -> None:
-    config = parse_config(
-        CONFIG.replace(
-            "    window: {duration: 1h}", "    window: {duration: 1h}\n    versions: compare"
-        )
+def test_a_large_window_folds_its_groups_and_its_canary_in_one_read(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = CONFIG.replace(
+        "    window: {duration: 1h}", "    window: {duration: 1h}\n    versions: compare"
     )
-    service = Service(config, engine=engine, registry=CollectorRegistry(), clock=lambda: NOW)
+    service = Service(
+        parse_config(text), engine=engine, registry=CollectorRegistry(), clock=lambda: NOW
+    )
     service.start(run_jobs=False)
+    reads = []
+    stream = evaluate_job.windows.stream_rows_between
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        reads.append(kwargs["start"])
+        return stream(*args, **kwargs)
+
+    monkeypatch.setattr(evaluate_job.windows, "stream_rows_between", counted)
     try:
-        store(service, 5, labelled=0)
+        store(service, 5, labelled=N, versions=True)
         evaluation = service.evaluate("m")
     finally:
         service.stop()
-    assert evaluation.window.n == N and evaluation.canary is None
-    assert evaluation.groups_skipped == (
-        "the canary comparison profiles the stable version's records as a reference: it is"
-        " computed for windows of at most drift.exact_max_samples (1000) records"
-    )
-    assert evaluation.segments and evaluation.fairness  # the segments and fairness are there
+    assert evaluation.window.n == N
+    assert evaluation.segments and evaluation.fairness
+    assert evaluation.canary is not None  # versions: compare, the more frequent one stable
+    assert (evaluation.canary.stable.version, evaluation.canary.stable.n) == ("a", N - N // 3)
+    assert (evaluation.canary.canary.version, evaluation.canary.canary.n) == ("b", N // 3)
+    assert len(reads) == 1  # one read of the window for all of them

@@ -225,9 +225,6 @@ class EvaluationOut(BaseModel):
     versions: dict[str, Any] | None = Field(None, description="Canary against stable.")
     segments: dict[str, Any] | None = Field(None, description="Per segment value (when set).")
     fairness: dict[str, Any] | None = Field(None, description="Per sensitive feature.")
-    groups_skipped: str | None = Field(
-        None, description="Why a comparison of groups (the canary's) was skipped."
-    )
 
 
 class StoredEvaluationOut(EvaluationOut):

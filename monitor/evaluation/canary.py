@@ -2,7 +2,7 @@
 
 A model that declares ``versions: {stable: v1, canary: v2}`` (or ``versions: compare``: the
 window's two most frequent versions, the more frequent one taken as stable) gets, in each
-exactly evaluated window:
+window (held in memory here; a larger one is folded by ``evaluation.folded_canary``):
 
 * per version, its records against the reference: drift status, drifted share, each column's
   PSI, and its accuracy on its labelled records (classification);
@@ -17,7 +17,7 @@ Pure: rows in, a ``CanaryComparison`` out.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from monitor.config import ModelConfig
@@ -38,12 +38,16 @@ def pick_versions(config: ModelConfig, versions: Sequence[str | None]) -> tuple[
     >>> pick_versions(config, ["b", "a", "b", None, "c", "a", "b"])
     ('b', 'a')
     """
+    return pick_from_counts(config, Counter(v for v in versions if v is not None))
+
+
+def pick_from_counts(config: ModelConfig, counts: Mapping[str, int]) -> tuple[str, str] | None:
+    """``pick_versions`` from the window's records per version."""
     declared = config.versions
     if declared is None:
         return None
     if declared != "compare":
         return declared.stable, declared.canary
-    counts = Counter(v for v in versions if v is not None)
     ranked = sorted(counts, key=lambda version: (-counts[version], version))
     if len(ranked) < 2:
         return None

@@ -79,8 +79,6 @@ def _groups(evaluation: Evaluation) -> dict[str, Any]:
             }
             for f in evaluation.fairness
         }
-    if evaluation.groups_skipped is not None:
-        body["groups_skipped"] = evaluation.groups_skipped
     return body
 
 
@@ -130,7 +128,6 @@ def _groups_from(document: dict[str, Any]) -> dict[str, Any]:
     return {
         "segments": tuple(segments),
         "fairness": fairness,
-        "groups_skipped": document.get("groups_skipped"),
     }
 
 

@@ -28,10 +28,11 @@ from monitor.evaluation import (
     evaluate_drift,
     levels,
 )
-from monitor.evaluation.canary import compare_versions
+from monitor.evaluation.canary import compare_versions, pick_from_counts
 from monitor.evaluation.columns import Columns
 from monitor.evaluation.document import from_document, to_document
 from monitor.evaluation.evaluate import evaluate_drift_counts
+from monitor.evaluation.folded_canary import CanaryFolder
 from monitor.evaluation.folded_groups import GroupFolder
 from monitor.evaluation.groups import (
     SegmentReference,
@@ -59,9 +60,10 @@ from monitor.storage.evaluations import (
 from monitor.storage.windows import Rows
 
 SaveReference = Callable[..., ReferenceInfo]
-#: Records read and decoded at a time when a large window's segments and fairness are folded
-#: (``evaluation.folded_groups``): bounds memory, not speed (see ``SUMMARY_CHUNK``).
-GROUP_CHUNK = 5_000
+#: Records read and decoded at a time when a large window's segments, fairness and canary
+#: comparison are folded (``evaluation.folded_groups``, ``folded_canary``): bounds memory, not
+#: speed (see ``SUMMARY_CHUNK``).
+FOLD_CHUNK = 5_000
 #: (connection, config, evaluation, now, webhooks): ``webhooks=False`` queues no deliveries
 OnEvaluation = Callable[[Connection, ModelConfig, Evaluation, float, bool], None]
 
@@ -200,15 +202,6 @@ class DriftEvaluator:
             assert profiles is not None
             evaluation = self._evaluate_from_histograms(config, profiles, now)
             window_predictions = window_scores = None
-            if config.versions is not None:
-                evaluation = dataclasses.replace(
-                    evaluation,
-                    groups_skipped=(
-                        "the canary comparison profiles the stable version's records as a"
-                        " reference: it is computed for windows of at most"
-                        f" drift.exact_max_samples ({config.drift.exact_max_samples}) records"
-                    ),
-                )
             with self.database.read() as connection:
                 versions = windows.version_counts(
                     connection, model=model, start=evaluation.window.start, end=now
@@ -274,10 +267,11 @@ class DriftEvaluator:
                 monitor_version=__version__,
             ),
         )
-        if config.segments or config.fairness is not None:
-            evaluation = self._with_groups(
-                config, profiles, None if large else columns, window_scores, evaluation
-            )
+        if large:
+            assert profiles is not None
+            evaluation = self._folded(config, profiles, versions, evaluation)
+        elif config.segments or config.fairness is not None:
+            evaluation = self._with_groups(config, profiles, columns, window_scores, evaluation)
         return dataclasses.replace(evaluation, duration_seconds=time.perf_counter() - started)
 
     def adopt_stored(self, connection: Connection, config: ModelConfig) -> Evaluation | None:
@@ -300,28 +294,53 @@ class DriftEvaluator:
         self,
         config: ModelConfig,
         profiles: ReferenceProfiles | None,
-        columns: Columns | None,
+        columns: Columns,
         scores: list[bytes | None] | None,
         evaluation: Evaluation,
     ) -> Evaluation:
-        """The evaluation with its segments and fairness (``evaluation.groups``). On the
-        histogram path (``columns`` None) the window's records are read once more, a chunk
-        at a time, and folded (``evaluation.folded_groups``)."""
-        references = self._segment_references(config, profiles)
-        if columns is not None:
-            return dataclasses.replace(
-                evaluation,
-                segments=evaluate_segments(
-                    config,
-                    references,
-                    columns,
-                    scores=scores,
-                    window=evaluation.window,
-                    evaluated_at=evaluation.evaluated_at,
-                ),
-                fairness=evaluate_fairness(config, profiles, columns),
+        """The evaluation with its segments and fairness (``evaluation.groups``)."""
+        return dataclasses.replace(
+            evaluation,
+            segments=evaluate_segments(
+                config,
+                self._segment_references(config, profiles),
+                columns,
+                scores=scores,
+                window=evaluation.window,
+                evaluated_at=evaluation.evaluated_at,
+            ),
+            fairness=evaluate_fairness(config, profiles, columns),
+        )
+
+    def _folded(
+        self,
+        config: ModelConfig,
+        profiles: ReferenceProfiles,
+        versions: dict[str, int],
+        evaluation: Evaluation,
+    ) -> Evaluation:
+        """A large window's segments, fairness and canary comparison: its records read once
+        more, a chunk at a time, and folded (``evaluation.folded_groups``, ``folded_canary``).
+        Nothing is read when the model declares none of them."""
+        groups = (
+            GroupFolder(config, profiles, self._segment_references(config, profiles))
+            if config.segments or config.fairness is not None
+            else None
+        )
+        picked = pick_from_counts(config, versions)
+        canary = (
+            None
+            if picked is None
+            else CanaryFolder(
+                config,
+                profiles,
+                stable=picked[0],
+                canary=picked[1],
+                sample_size=config.drift.exact_max_samples,
             )
-        folder = GroupFolder(config, profiles, references)
+        )
+        if groups is None and canary is None:
+            return evaluation
         with self.database.read() as connection:
             for rows in windows.stream_rows_between(
                 connection,
@@ -329,15 +348,28 @@ class DriftEvaluator:
                 start=evaluation.window.start,
                 end=evaluation.window.end,
                 regression=config.task == "regression",
-                chunk=GROUP_CHUNK,
+                chunk=FOLD_CHUNK,
             ):
-                scored = rows.scores
-                folder.add(_columns(config, rows), scored)
-                del rows, scored
+                features = list(rows.features)
+                columns = _columns(config, rows)
+                if groups is not None:
+                    groups.add(columns, rows.scores)
+                if canary is not None:
+                    canary.add(
+                        columns,
+                        features=features,
+                        predictions=rows.predictions,
+                        labels=rows.labels,
+                        scores=rows.scores,
+                        versions=rows.versions,
+                    )
+                del rows, features, columns
+        at = evaluation.evaluated_at
         return dataclasses.replace(
             evaluation,
-            segments=folder.segments(evaluation.window, evaluation.evaluated_at),
-            fairness=folder.fairness(),
+            segments=() if groups is None else groups.segments(evaluation.window, at),
+            fairness=() if groups is None else groups.fairness(),
+            canary=None if canary is None else canary.result(evaluation.window, at),
         )
 
     def _segment_references(
