@@ -2,10 +2,11 @@
 
 ``id``, ``timestamp``, one column per feature (named after it), ``prediction``, one
 ``score_<class>`` column per class (a classification model's probabilities: ``scores``),
-``label`` and ``label_timestamp``. ``GET .../export?format=csv`` writes them in that order
-(``header``), so that a window exported replays with its scores and can be uploaded as a
-reference; ``monitor replay`` reads them in any order, and an optional ``model_version`` (the
-record's, issue 16; the export does not write it); a CSV reference reads the features,
+``label``, ``label_timestamp`` and ``model_version`` (the model version that made the
+prediction, issue 16; empty when none). ``GET .../export?format=csv`` writes them in that order
+(``header``), so that a window exported replays with its scores and model versions and can be
+uploaded as a reference; ``monitor replay`` reads them in any order (``model_version``
+optional); a CSV reference reads the features,
 ``prediction``, the scores and ``label``, and ignores ``id``, ``timestamp``,
 ``label_timestamp`` and ``model_version``.
 
@@ -45,10 +46,19 @@ def header(features: Sequence[str], classes: Sequence[str] | None) -> list[str]:
     """The columns of a table of a model's records, in the order the export writes them.
 
     >>> header(["age", "country"], ["no", "yes"])
-    ['id', 'timestamp', 'age', 'country', 'prediction', 'score_no', 'score_yes', 'label', 'label_timestamp']
+    ['id', 'timestamp', 'age', 'country', 'prediction', 'score_no', 'score_yes', 'label', 'label_timestamp', 'model_version']
     """  # noqa: E501
     scores = [score_column(label) for label in classes or ()]
-    return ["id", "timestamp", *features, "prediction", *scores, "label", "label_timestamp"]
+    return [
+        "id",
+        "timestamp",
+        *features,
+        "prediction",
+        *scores,
+        "label",
+        "label_timestamp",
+        "model_version",
+    ]
 
 
 def kind_of(column: str, features: Collection[str]) -> Kind | None:

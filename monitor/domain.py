@@ -230,8 +230,10 @@ class Lineage:
 @dataclass(frozen=True, slots=True)
 class VersionSummary:
     """One model version's records in the window, against the reference: drift (``status``,
-    ``drifted_share``, each feature's and output's PSI) and accuracy on its labelled records
-    (None for a regression model or without labels)."""
+    ``drifted_share``, each feature's and output's PSI), accuracy on its labelled records
+    (None for a regression model or without labels; what ``accuracy_delta`` compares), and
+    ``performance``: every metric of its labelled records, as the whole window's (None in an
+    evaluation stored before it was computed)."""
 
     version: str
     n: int
@@ -240,6 +242,7 @@ class VersionSummary:
     psi: dict[str, float | None]
     labelled: int
     accuracy: float | None
+    performance: Performance | None = None
 
 
 @dataclass(frozen=True, slots=True)

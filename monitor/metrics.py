@@ -388,7 +388,10 @@ class DriftCollector(Collector):
 def _version_families(latest: Mapping[str, Evaluation]) -> Iterator[GaugeMetricFamily]:
     """Only the two compared versions are label values (named in the config, or with
     ``versions: compare`` the window's two most frequent): never every version the traffic
-    names, so the series stay bounded."""
+    names, so the series stay bounded. A version's performance metrics are named like the
+    model's (``drift_monitor_model_<metric>``): ``drift_monitor_version_model_<metric>`` with a
+    ``version`` label, one family per metric, so each keeps its direction (accuracy worse when
+    lower, MAE when higher) for the alert rules and dashboards."""
     records = GaugeMetricFamily(
         "drift_monitor_version_records",
         "Records of the compared model versions (stable, canary) in the latest window.",
@@ -405,6 +408,21 @@ def _version_families(latest: Mapping[str, Evaluation]) -> Iterator[GaugeMetricF
         " (bound: value, lower, upper).",
         labels=["model", "stable", "canary", "bound"],
     )
+    performance = {
+        name: GaugeMetricFamily(
+            f"drift_monitor_version_model_{name}",
+            f"Per compared model version: {text}",
+            labels=["model", "version"],
+        )
+        for name, text in PERFORMANCE_METRICS.items()
+        if name != "estimated_accuracy"  # needs a calibration: the whole model's only
+    }
+    labelled = GaugeMetricFamily(
+        "drift_monitor_version_performance_samples",
+        "Labelled predictions of the compared model version in the latest window (those its"
+        " drift_monitor_version_model_* metrics are over).",
+        labels=["model", "version"],
+    )
     for model, evaluation in sorted(latest.items()):
         canary = evaluation.canary
         if canary is None:
@@ -412,6 +430,15 @@ def _version_families(latest: Mapping[str, Evaluation]) -> Iterator[GaugeMetricF
         pair = [canary.stable.version, canary.canary.version]
         for summary in (canary.stable, canary.canary):
             records.add_metric([model, summary.version], summary.n)
+            if summary.performance is None:
+                continue
+            labelled.add_metric([model, summary.version], summary.performance.n)
+            values = dict(summary.performance.metrics)
+            for name, (lower, upper) in summary.performance.intervals.items():
+                values[f"{name}_lower"], values[f"{name}_upper"] = lower, upper
+            for name, value in values.items():
+                if value is not None and name in performance:
+                    performance[name].add_metric([model, summary.version], value)
         for feature in canary.drift:
             value = feature.statistics.get("psi")
             if value is not None:
@@ -427,3 +454,5 @@ def _version_families(latest: Mapping[str, Evaluation]) -> Iterator[GaugeMetricF
     yield records
     yield psi
     yield delta
+    yield from performance.values()
+    yield labelled

@@ -65,10 +65,13 @@ PROPORTIONS = {
     "equalized_odds_difference",
     "equalized_odds_ratio",
     "equal_opportunity_difference",
+    # canary against stable: a difference of accuracies
+    "canary_accuracy_delta",
 }
 COUNT_GAUGES = re.compile(
     r"drift_monitor_(window_samples|feature_samples|performance_samples|labels_unmatched"
     r"|segment_samples|fairness_group_predictions|fairness_group_labelled"
+    r"|version_records|version_performance_samples"
     r"|webhook_outbox_pending|alerts?_firing)"
 )
 STATISTIC = re.compile(r'statistic=~?"([^"]+)"')

@@ -1,9 +1,10 @@
 """A real Prometheus scraping real ``monitor serve`` processes, for the tests that need one
 (``test_prometheus_live.py``: one replica on SQLite; ``test_prometheus_replicas.py``: two on
 PostgreSQL). ``running_stack`` starts the replicas of a config, feeds them a reference,
-predictions with one clearly drifted feature (``age``) and labels (spread over the replicas),
-and starts ``prometheus`` with ``deploy/prometheus/prometheus.yml`` (scraping every second, its
-targets rewritten to the replicas' ports) and ``rules.yml``."""
+predictions with one clearly drifted feature (``age``), made by two model versions (canary
+against stable), and labels (spread over the replicas), and starts ``prometheus`` with
+``deploy/prometheus/prometheus.yml`` (scraping every second, its targets rewritten to the
+replicas' ports) and ``rules.yml``."""
 
 from __future__ import annotations
 
@@ -34,6 +35,9 @@ REGRESSION = "demand"  # so regression panels have a model with data too
 CLASSES = ("approved", "rejected")
 COUNTRIES = ("DE", "FR", "IT")
 DEVICES = ("ios", "android", "web")
+#: Model versions of the current records, by pairs: each version has both labels (``feed``), so
+#: the canary panels and rules (per-version ROC AUC included) have data.
+VERSIONS = ("v1", "v2")
 CONFIG = """
 storage: {{url: "{url}"}}
 models:
@@ -68,8 +72,11 @@ models:
       label_coverage: {{warning: 0.5}}
       demographic_parity_ratio: {{critical: 0.1}}
       equal_opportunity_difference: {{critical: 0.9}}
+      canary_psi: {{warning: 0.1, critical: 0.25}}
+      canary_accuracy_delta: {{warning: -0.02, critical: -0.05}}
     segments: [{{name: market, feature: country}}]
     fairness: {{sensitive: [device], positive: approved}}
+    versions: {{stable: v1, canary: v2}}
     alerts: {{for: 1, routes: [ops]}}
   - name: {regression}
     task: regression
@@ -82,6 +89,7 @@ models:
       mae: {{warning: 1, critical: 2}}
       mape: {{warning: 0.2}}
       r2: {{warning: 0.5}}
+    versions: compare
 webhooks:
   - {{name: ops, url: "http://127.0.0.1:9/hook", allow_private: true}}
 """
@@ -123,7 +131,10 @@ def feed(bases: Sequence[str]) -> None:
             }
         )
     put(bases[0], MODEL, reference)
-    current = [record(rng, index, drifted=True) for index in range(200)]
+    current = [
+        {**record(rng, index, drifted=True), "model_version": VERSIONS[index // 2 % 2]}
+        for index in range(200)
+    ]
     post(bases, MODEL, "predictions", current)
     # about half the labels disagree with the prediction: accuracy ~0.5, below its thresholds
     post(
@@ -139,7 +150,13 @@ def feed(bases: Sequence[str]) -> None:
         [{"features": {"x": x}, "prediction": 3 * x, "label": 3 * x + 0.1} for x in xs],
     )
     current = [
-        {"id": f"r-{i}", "features": {"x": x}, "prediction": 3 * x} for i, x in enumerate(xs)
+        {
+            "id": f"r-{i}",
+            "features": {"x": x},
+            "prediction": 3 * x,
+            "model_version": VERSIONS[i % 2],
+        }
+        for i, x in enumerate(xs)
     ]
     post(bases, REGRESSION, "predictions", current)
     labels = [{"id": f"r-{i}", "label": 3 * x + rng.gauss(5, 1)} for i, x in enumerate(xs)]

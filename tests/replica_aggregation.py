@@ -42,6 +42,7 @@ def statistic_of(metric: str) -> str | None:
         "drift_monitor_model_",
         "drift_monitor_segment_feature_",  # a segment value's, as the model's
         "drift_monitor_segment_model_",
+        "drift_monitor_version_model_",  # a compared model version's, as the model's
         "drift_monitor_fairness_group_",  # a group's rate (accuracy is worse when lower)
         "drift_monitor_fairness_",
     ):

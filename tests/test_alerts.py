@@ -333,6 +333,7 @@ models:
             "features": {"x": None if i == 3 else i / 2, "c": "u" if i % 2 else None},
             "prediction": "yes" if i % 3 else "no",
             "scores": {"yes": 0.25, "no": 0.75},
+            **({"model_version": "v2"} if i == 3 else {}),
         }
         for i in range(8)
     ]
@@ -352,11 +353,13 @@ models:
             "scores": {"yes": 0.25, "no": 0.75},
             "label": None,
             "label_timestamp": None,
+            "model_version": "v2",
         }
         assert (exported[2]["label"], exported[2]["label_timestamp"]) == (
             "no",
             "1970-01-01T00:08:20Z",
         )
+        assert exported[2]["model_version"] is None
         table = client.get("/v1/models/m/export", params={**window, "format": "csv"})
         assert table.headers["content-type"].startswith("text/csv")
         rows = list(csv.reader(io.StringIO(table.text)))
@@ -370,12 +373,13 @@ models:
             "score_yes",
             "label",
             "label_timestamp",
+            "model_version",
         ]
         assert rows[1:3] == [
-            ["r2", "1970-01-01T00:01:42Z", "1.0", "", "yes", "0.75", "0.25", "", ""],
-            ["r3", "1970-01-01T00:01:43Z", "", "u", "no", "0.75", "0.25", "", ""],
+            ["r2", "1970-01-01T00:01:42Z", "1.0", "", "yes", "0.75", "0.25", "", "", ""],
+            ["r3", "1970-01-01T00:01:43Z", "", "u", "no", "0.75", "0.25", "", "", "v2"],
         ]
-        assert rows[3][7:] == ["no", "1970-01-01T00:08:20Z"] and len(rows) == 6
+        assert rows[3][7:] == ["no", "1970-01-01T00:08:20Z", ""] and len(rows) == 6
         bad = client.get("/v1/models/m/export", params={"start": "yesterday", "end": "1"})
         assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "query.start"
     service.stop()

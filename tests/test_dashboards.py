@@ -64,12 +64,14 @@ models:
       demographic_parity_ratio: {critical: 0.8}
     segments: [{name: seg, feature: c}]
     fairness: {sensitive: [c], positive: "yes"}
+    versions: {stable: v1, canary: v2}
     alerts: {for: 1, routes: [hook]}
   - name: reg
     task: regression
     features: [{name: x, type: numeric}]
     min_samples: 5
     thresholds: {mae: {warning: 1.0}}
+    versions: compare
 webhooks:
   - {name: hook, url: "http://127.0.0.1:9/x", secret: "0123456789abcdef", allow_private: true}
 """
@@ -107,6 +109,7 @@ def exposition(tmp_path: Path) -> str:
                     "features": {"x": float(i % 10) + 5, "c": "ab"[(i // 2) % 2]},
                     "prediction": "yes",
                     "scores": {"no": 0.3, "yes": 0.7},
+                    "model_version": ("v1", "v2")[i // 3 % 2],  # both labels in each version
                 }
                 for i in range(50)
             ],
@@ -120,7 +123,13 @@ def exposition(tmp_path: Path) -> str:
         service.store_predictions(
             "reg",
             [
-                {"id": str(i), "timestamp": now - 10, "features": {"x": 2.0 * i}, "prediction": 1.0}
+                {
+                    "id": str(i),
+                    "timestamp": now - 10,
+                    "features": {"x": 2.0 * i},
+                    "prediction": 1.0,
+                    "model_version": "ab"[i % 2],
+                }
                 for i in range(20)
             ],
         )
@@ -181,6 +190,12 @@ def test_the_registry_exports_what_the_dashboards_need(
         "drift_monitor_segment_model_accuracy",
         "drift_monitor_fairness_demographic_parity_ratio",
         "drift_monitor_fairness_group_true_positive_rate",
+        "drift_monitor_version_records",
+        "drift_monitor_canary_psi",
+        "drift_monitor_canary_accuracy_delta",
+        "drift_monitor_version_model_accuracy",
+        "drift_monitor_version_model_roc_auc",
+        "drift_monitor_version_model_mae",
     ):
         assert name in exported
         assert name in labels, f"{name} has no sample: the fixture did not exercise it"
@@ -379,6 +394,13 @@ def test_the_model_dashboard_selects_model_and_feature_from_prometheus() -> None
         "drift_monitor_model_estimated_accuracy",
         "drift_monitor_label_delay_seconds_bucket",
         "drift_monitor_alerts_firing",
+        "drift_monitor_version_records",
+        "drift_monitor_canary_psi",
+        'drift_monitor_canary_accuracy_delta{model="$model",bound="lower",',
+        'drift_monitor_canary_accuracy_delta{model="$model",bound="upper",',
+        "drift_monitor_version_model_accuracy",
+        "drift_monitor_version_model_f1",
+        "drift_monitor_version_model_mae",
     ):
         assert needed in exprs, needed
 

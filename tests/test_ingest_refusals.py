@@ -207,9 +207,10 @@ def test_export_writes_a_time_stored_before_the_range_as_unix_seconds(
     )
     assert csv.status_code == 200
     assert csv.text.splitlines() == [
-        "id,timestamp,age,country,prediction,score_approved,score_rejected,label,label_timestamp",
-        "old,2025-12-31T23:59:50Z,1,DE,approved,,,approved,1e+300",
-        "far,8307-10-01T19:33:20Z,1,DE,rejected,,,,",
+        "id,timestamp,age,country,prediction,score_approved,score_rejected,label,label_timestamp"
+        ",model_version",
+        "old,2025-12-31T23:59:50Z,1,DE,approved,,,approved,1e+300,",
+        "far,8307-10-01T19:33:20Z,1,DE,rejected,,,,,",
     ]
     again = post(client, "/v1/models/credit/predictions", [record(1)])
     assert again.status_code == 202

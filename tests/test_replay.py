@@ -594,3 +594,82 @@ def test_an_exported_window_replays_with_its_scores(
     assert performance["roc_auc"] is not None and performance["estimated_accuracy"] is not None
     assert found["performance"] == performance
     assert (found["features"], found["outputs"]) == (expected["features"], expected["outputs"])
+
+
+@pytest.mark.parametrize("kind", ["csv", "jsonl"])
+def test_an_exported_window_replays_with_its_model_versions(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    """Each record's ``model_version`` (or none) survives export then replay, in CSV (the
+    ``model_version`` column, empty for none) and JSON Lines, and so does the canary
+    comparison of the window."""
+    import numpy as np
+    from fastapi.testclient import TestClient
+    from prometheus_client import CollectorRegistry
+
+    from monitor.api import create_app
+    from monitor.evaluation.document import to_document
+    from monitor.service import Service
+
+    rng = np.random.default_rng(9)
+    with (tmp_path / "reference.jsonl").open("w") as out:
+        for i in range(300):
+            out.write(json.dumps({k: v for k, v in scored_record(rng, i).items() if k != "id"}))
+            out.write("\n")
+    (tmp_path / "monitor.yaml").write_text(SCORED + "    versions: compare\n")
+    config = load_config(tmp_path / "monitor.yaml")
+    end = T0 + HOUR
+    versions = ["v1", "v2", None]  # every third record has no version
+    records = []
+    for i in range(240):
+        record = {**scored_record(rng, i), "timestamp": end - 15 * (239 - i)}
+        if versions[i % 3] is not None:
+            record["model_version"] = versions[i % 3]
+        records.append(record)
+    original = Service(
+        config,
+        engine=create_database_engine(f"sqlite:///{tmp_path / 'original.db'}"),
+        registry=CollectorRegistry(),
+    )
+    original.start(run_jobs=False)
+    original.store_predictions("m", [{k: v for k, v in r.items() if k != "label"} for r in records])
+    labels = [{"id": r["id"], "label": r["label"], "timestamp": r["timestamp"]} for r in records]
+    original.store_labels("m", labels)
+    expected = to_document(original.evaluate("m", at=end, webhooks=False))
+    with TestClient(create_app(original, manage_service=False)) as client:
+        window = {"start": repr(end - HOUR), "end": repr(end), "format": kind}
+        exported = client.get("/v1/models/m/export", params=window)
+        assert exported.status_code == 200
+    original.stop()
+    if kind == "csv":
+        table = list(csv.DictReader(io.StringIO(exported.text)))
+        assert list(table[0])[-1] == "model_version"
+        written = {row["id"]: row["model_version"] for row in table}
+        assert written == {r["id"]: r.get("model_version", "") for r in records}
+    else:
+        lines = [json.loads(line) for line in exported.text.splitlines()]
+        written = {line["id"]: line["model_version"] for line in lines}
+        assert written == {r["id"]: r.get("model_version") for r in records}
+    path = tmp_path / f"window.{kind}"
+    path.write_bytes(exported.content)
+
+    fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
+    code, _, err = replay(
+        capsys, str(path), "--model", "m", "--config", str(tmp_path / "monitor.yaml"),
+        "--database", fresh, "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    engine = create_database_engine(fresh)
+    with engine.connect() as connection:
+        query = select(predictions.c.id, predictions.c.model_version)
+        stored = {row.id: row.model_version for row in connection.execute(query)}
+    engine.dispose()
+    assert stored == {r["id"]: r.get("model_version") for r in records}
+    replayed = Service(config, engine=create_database_engine(fresh), registry=CollectorRegistry())
+    replayed.start(run_jobs=False)
+    found = replayed.latest_evaluation("m")
+    replayed.stop()
+    assert found is not None and found["window"] == expected["window"]
+    assert found["lineage"]["model_versions"] == {"v1": 80, "v2": 80}
+    assert expected["versions"]["stable"]["performance"]["n"] == 80
+    assert found["versions"] == expected["versions"]

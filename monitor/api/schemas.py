@@ -222,7 +222,11 @@ class EvaluationOut(BaseModel):
     performance: dict[str, Any] | None = None
     labels: dict[str, Any] | None = None
     lineage: LineageOut | None = None
-    versions: dict[str, Any] | None = Field(None, description="Canary against stable.")
+    versions: dict[str, Any] | None = Field(
+        None,
+        description="Canary against stable: each compared version's drift, accuracy and"
+        " performance (as the whole window's), and the canary against the stable version.",
+    )
     segments: dict[str, Any] | None = Field(None, description="Per segment value (when set).")
     fairness: dict[str, Any] | None = Field(None, description="Per sensitive feature.")
 

@@ -5,7 +5,11 @@ window's two most frequent versions, the more frequent one taken as stable) gets
 window (held in memory here; a larger one is folded by ``evaluation.folded_canary``):
 
 * per version, its records against the reference: drift status, drifted share, each column's
-  PSI, and its accuracy on its labelled records (classification);
+  PSI, its accuracy on its labelled records (classification), and the performance of those
+  records: every metric the whole window gets (``evaluate_performance`` on the version's
+  labelled pairs, through ``groups.group_pairs`` and ``groups.group_performance`` as for a
+  segment value), with the model's numeric levels for its status (``auto`` levels, resolved
+  around the reference for the whole window, are left out) and no label-free estimate;
 * the canary against the stable version: the same drift statistics as against the reference
   (``evaluate_drift``), the stable version's records profiled as the reference is; and the
   difference in accuracy, canary minus stable, with Newcombe's hybrid score interval
@@ -24,6 +28,7 @@ from monitor.config import ModelConfig
 from monitor.domain import CanaryComparison, Evaluation, VersionSummary, Window
 from monitor.evaluation.columns import columns_from_rows
 from monitor.evaluation.evaluate import evaluate_drift
+from monitor.evaluation.groups import group_pairs, group_performance
 from monitor.evaluation.profiles import ReferenceProfiles, build_profiles
 from monitor.stats.performance.interval import newcombe_difference_interval
 
@@ -86,6 +91,8 @@ def compare_versions(
         for name, rows in parts.items()
     }
 
+    scored = _version_model(config)
+
     def part_window(name: str) -> Window:
         return Window(window.start, window.end, len(parts[name]))
 
@@ -110,6 +117,9 @@ def compare_versions(
                 accuracy=None
                 if config.task != "classification" or not labelled
                 else correct / labelled,
+                performance=group_performance(
+                    scored, group_pairs(scored, columns[name], [scores[i] for i in rows])
+                ),
             ),
             correct,
         )
@@ -154,6 +164,14 @@ def compare_versions(
         accuracy_delta_lower=lower,
         accuracy_delta_upper=upper,
     )
+
+
+def _version_model(config: ModelConfig) -> ModelConfig:
+    """The model as a version's performance is scored: without its ``auto`` levels."""
+    thresholds = {s: t for s, t in config.thresholds.items() if not t.auto}
+    if len(thresholds) == len(config.thresholds):
+        return config
+    return config.model_copy(update={"thresholds": thresholds})
 
 
 def _labelled(config: ModelConfig, predictions: list[Any], labels: list[Any]) -> tuple[int, int]:

@@ -290,8 +290,8 @@ def canary_document(canary: CanaryComparison) -> dict[str, Any]:
     """``versions`` of the evaluation JSON: each version against the reference, and the canary
     against the stable version."""
     return {
-        "stable": dataclasses.asdict(canary.stable),
-        "canary": dataclasses.asdict(canary.canary),
+        "stable": _version(canary.stable),
+        "canary": _version(canary.canary),
         "canary_vs_stable": {
             "status": canary.status,
             "features": {f.name: _feature(f) for f in canary.drift},
@@ -307,11 +307,40 @@ def _canary_from(body: dict[str, Any] | None) -> CanaryComparison | None:
         return None
     compared = body["canary_vs_stable"]
     return CanaryComparison(
-        stable=VersionSummary(**body["stable"]),
-        canary=VersionSummary(**body["canary"]),
+        stable=_version_from(body["stable"]),
+        canary=_version_from(body["canary"]),
         drift=_features_from(compared["features"]),
         status=cast(Status, compared["status"]),
         accuracy_delta=compared["accuracy_delta"],
         accuracy_delta_lower=compared["accuracy_delta_lower"],
         accuracy_delta_upper=compared["accuracy_delta_upper"],
+    )
+
+
+def _version(summary: VersionSummary) -> dict[str, Any]:
+    """One version's entry: its drift and accuracy, and its ``performance`` written as the
+    whole window's."""
+    return {
+        "version": summary.version,
+        "n": summary.n,
+        "status": summary.status,
+        "drifted_share": summary.drifted_share,
+        "psi": dict(summary.psi),
+        "labelled": summary.labelled,
+        "accuracy": summary.accuracy,
+        "performance": None if summary.performance is None else _performance(summary.performance),
+    }
+
+
+def _version_from(body: dict[str, Any]) -> VersionSummary:
+    performance = body.get("performance")  # absent from documents stored before it was
+    return VersionSummary(
+        version=body["version"],
+        n=body["n"],
+        status=cast(Status, body["status"]),
+        drifted_share=body["drifted_share"],
+        psi=dict(body["psi"]),
+        labelled=body["labelled"],
+        accuracy=body["accuracy"],
+        performance=None if performance is None else _performance_from(performance),
     )

@@ -1,11 +1,12 @@
 """A window's records as JSON Lines or CSV, for a retraining pipeline (``GET .../export``).
 
 JSON Lines: one object per prediction, ``{"id", "timestamp", "features", "prediction",
-"scores", "label", "label_timestamp"}`` (timestamps RFC 3339 UTC; ``scores``, ``label`` and
-``label_timestamp`` null when absent). CSV: the columns of ``monitor.csv_columns``, ``id,
-timestamp, <features in config order>, prediction, score_<class> for each class (classification),
-label, label_timestamp``; a missing value is an empty cell. Either replays (``monitor replay``)
-to the same evaluations, scores included.
+"scores", "label", "label_timestamp", "model_version"}`` (timestamps RFC 3339 UTC; ``scores``,
+``label``, ``label_timestamp`` and ``model_version`` null when absent). CSV: the columns of
+``monitor.csv_columns``, ``id, timestamp, <features in config order>, prediction,
+score_<class> for each class (classification), label, label_timestamp, model_version``; a
+missing value is an empty cell. Either replays (``monitor replay``) to the same evaluations,
+scores and model versions included.
 
 A time RFC 3339 cannot write (stored before ingest refused such times: ``1e300``, a year after
 9999) is written as its Unix seconds, a number, rather than failing the export midway.
@@ -24,7 +25,7 @@ from monitor import codec, timestamps
 from monitor.config import ModelConfig
 from monitor.csv_columns import header
 
-Row = tuple[Any, ...]  # id, ts, features, prediction, scores, label, label ts
+Row = tuple[Any, ...]  # id, ts, features, prediction, scores, label, label ts, model version
 
 
 def _instant(seconds: float | None) -> str | float | None:
@@ -46,9 +47,10 @@ def jsonl(chunks: Iterable[list[Row]]) -> Iterator[bytes]:
                     "scores": None if scores is None else codec.decode(bytes(scores)),
                     "label": label,
                     "label_timestamp": _instant(label_ts),
+                    "model_version": version,
                 }
             )
-            for record_id, ts, features, prediction, scores, label, label_ts in rows
+            for record_id, ts, features, prediction, scores, label, label_ts, version in rows
         ]
         yield b"\n".join(lines) + b"\n"
 
@@ -60,7 +62,7 @@ def csv_rows(model: ModelConfig, chunks: Iterable[list[Row]]) -> Iterator[bytes]
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header(names, classes))
     for rows in chunks:
-        for record_id, ts, features, prediction, scores, label, label_ts in rows:
+        for record_id, ts, features, prediction, scores, label, label_ts, version in rows:
             values = codec.decode(bytes(features))
             probabilities = {} if scores is None else codec.decode(bytes(scores))
             writer.writerow(
@@ -72,6 +74,7 @@ def csv_rows(model: ModelConfig, chunks: Iterable[list[Row]]) -> Iterator[bytes]
                     *(_cell(probabilities.get(name)) for name in classes),
                     _cell(label),
                     _instant(label_ts) or "",
+                    _cell(version),
                 ]
             )
         yield buffer.getvalue().encode()

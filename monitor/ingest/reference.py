@@ -73,7 +73,8 @@ def iter_reference_csv(
 
     The header names the model's features, and optionally ``prediction``, ``label`` and
     ``score_<class>`` columns (``monitor.csv_columns``: as the CSV export writes them and
-    ``monitor replay`` reads them; ``id``, ``timestamp`` and ``label_timestamp`` are ignored).
+    ``monitor replay`` reads them; ``id``, ``timestamp``, ``label_timestamp`` and
+    ``model_version`` are ignored).
     An empty cell is a missing value (a row whose score cells are all empty has no scores); a
     blank line is skipped. Index 0 is the first data row. A header that does not fit the model
     is a ``PayloadError``.

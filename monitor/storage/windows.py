@@ -282,7 +282,8 @@ def export_page(
 ) -> ExportPage:
     """Up to ``limit`` of the model's predictions with prediction time in ``(start, end]``,
     oldest first (by time, then ingest order) and after ``after``, with their labels when
-    they have one: rows of (id, ts, features, prediction, scores, label, label ts).
+    they have one: rows of (id, ts, features, prediction, scores, label, label ts, model
+    version).
 
     Each page is one short query (keyset pagination on ``(ts, seq)``), so an export of any
     length holds no cursor or snapshot open between pages."""
@@ -297,6 +298,7 @@ def export_page(
             predictions.c.scores,
             label,
             labels.c.ts,
+            predictions.c.model_version,
             predictions.c.seq,
         )
         .select_from(
