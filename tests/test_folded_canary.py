@@ -106,7 +106,7 @@ def test_folded_canary_equals_the_exact_path_while_both_versions_fit(service: Se
     folded, exact = canary_of(service, exact=False), canary_of(service, exact=True)
     for side in ("stable", "canary"):
         mine, theirs = folded[side], exact[side]
-        for key in ("version", "n", "labelled", "accuracy"):
+        for key in ("version", "n", "labelled", "accuracy", "performance"):
             assert mine[key] == theirs[key], (side, key)
         assert mine["psi"] == pytest.approx(theirs["psi"], abs=1e-12)  # PSI: identical
     assert folded["stable"]["n"] == 900 and folded["canary"]["n"] == 600

@@ -91,7 +91,7 @@ def compare_versions(
         for name, rows in parts.items()
     }
 
-    scored = _version_model(config)
+    scored = version_model(config)
 
     def part_window(name: str) -> Window:
         return Window(window.start, window.end, len(parts[name]))
@@ -143,6 +143,19 @@ def compare_versions(
         window=part_window(canary_name),
         evaluated_at=evaluated_at,
     )
+    return comparison(config, stable, canary, stable_correct, canary_correct, drift)
+
+
+def comparison(
+    config: ModelConfig,
+    stable: VersionSummary,
+    canary: VersionSummary,
+    stable_correct: int,
+    canary_correct: int,
+    drift: Evaluation,
+) -> CanaryComparison:
+    """The comparison from the two versions' summaries and correct predictions, and the
+    canary's drift against the stable version: the accuracy difference and its interval."""
     delta = lower = upper = None
     if (
         config.task == "classification"
@@ -166,7 +179,7 @@ def compare_versions(
     )
 
 
-def _version_model(config: ModelConfig) -> ModelConfig:
+def version_model(config: ModelConfig) -> ModelConfig:
     """The model as a version's performance is scored: without its ``auto`` levels."""
     thresholds = {s: t for s, t in config.thresholds.items() if not t.auto}
     if len(thresholds) == len(config.thresholds):

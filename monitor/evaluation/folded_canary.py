@@ -6,8 +6,9 @@ and fairness, ``evaluation.folded_groups``), and ``CanaryFolder`` keeps:
 
 * per version, each column's counts on the reference profiles' grids, compared as the
   histogram path compares the whole window (``evaluate_drift_counts``: PSI equals the exact
-  one), and its labelled predictions and correct ones: the version summaries and the accuracy
-  difference with its interval equal the exact path's;
+  one), and its labelled predictions (a class code or value each, and the scores) and correct
+  ones: the version summaries' accuracy and performance, and the accuracy difference with its
+  interval, equal the exact path's;
 * per version, a sample of at most ``drift.exact_max_samples`` of its records: those whose
   content hashes lowest (a bottom-k sample: the same records whatever order the window is read
   in, and all of them while a version has no more). The canary-against-stable statistics are
@@ -31,13 +32,15 @@ import numpy as np
 from monitor import codec
 from monitor.config import ModelConfig
 from monitor.domain import CanaryComparison, VersionSummary, Window
+from monitor.evaluation import labelled as pairs_of
+from monitor.evaluation.canary import comparison, version_model
 from monitor.evaluation.columns import Columns, columns_from_rows
 from monitor.evaluation.counts import Counts
 from monitor.evaluation.evaluate import evaluate_drift, evaluate_drift_counts
-from monitor.evaluation.groups import take
+from monitor.evaluation.groups import group_pairs, group_performance, take
 from monitor.evaluation.histograms import column_counts
+from monitor.evaluation.labelled import Labelled
 from monitor.evaluation.profiles import ReferenceProfiles, build_profiles
-from monitor.stats.performance.interval import newcombe_difference_interval
 
 #: A sampled record: (negated hash, so that the heap's top is the highest kept; features,
 #: prediction, label, scores).
@@ -73,6 +76,9 @@ class CanaryFolder:
         self._labelled: Counter[str] = Counter()
         self._correct: Counter[str] = Counter()
         self._samples: dict[str, list[_Kept]] = {stable: [], canary: []}
+        self._pairs: dict[str, list[Labelled]] = {stable: [], canary: []}
+        self._scored = version_model(config)
+        self._n_classes = len(config.classes or ()) if config.task == "classification" else 0
 
     def add(
         self,
@@ -92,7 +98,10 @@ class CanaryFolder:
             positions = index.tolist()
             self._n[name] += len(positions)
             held = self._counts[name]
-            for column, found in column_counts(self.profiles, take(columns, index)).items():
+            part = take(columns, index)
+            part_scores = [scores[i] for i in positions]
+            self._pairs[name].append(group_pairs(self._scored, part, part_scores))
+            for column, found in column_counts(self.profiles, part).items():
                 if column in held:
                     held[column].add(found)
                 else:
@@ -129,6 +138,9 @@ class CanaryFolder:
             psi={f.name: f.statistics.get("psi") for f in (*against.features, *against.outputs)},
             labelled=labelled,
             accuracy=self._correct[name] / labelled if classification and labelled else None,
+            performance=group_performance(
+                self._scored, pairs_of.concat(self._pairs[name], self._n_classes)
+            ),
         )
 
     def _sample(self, name: str) -> tuple[Columns, list[bytes | None]]:
@@ -160,25 +172,5 @@ class CanaryFolder:
             window=Window(window.start, window.end, canary_columns.n),
             evaluated_at=evaluated_at,
         )
-        delta = lower = upper = None
-        if (
-            self.config.task == "classification"
-            and min(stable.labelled, canary.labelled) >= self.config.min_samples
-        ):
-            canary_correct, stable_correct = self._correct[canary_name], self._correct[stable_name]
-            delta = canary_correct / canary.labelled - stable_correct / stable.labelled
-            lower, upper = newcombe_difference_interval(
-                successes_1=canary_correct,
-                n_1=canary.labelled,
-                successes_2=stable_correct,
-                n_2=stable.labelled,
-            )
-        return CanaryComparison(
-            stable=stable,
-            canary=canary,
-            drift=(*drift.features, *drift.outputs),
-            status=drift.status,
-            accuracy_delta=delta,
-            accuracy_delta_lower=lower,
-            accuracy_delta_upper=upper,
-        )
+        canary_correct, stable_correct = self._correct[canary_name], self._correct[stable_name]
+        return comparison(self.config, stable, canary, stable_correct, canary_correct, drift)
