@@ -452,10 +452,6 @@ def test_chunked_decode_peaks_under_two_and_a_half_times_the_body(
     assert peak < 2.5 * len(text), f"peak {peak / len(text):.2f} times the body"
 
 
-# Under tracemalloc every allocation is traced: on PostgreSQL this test takes 260 to 310 s here
-# (11 s on SQLite), around the suite's 300 s limit; a slowdown of the label path on PostgreSQL
-# to investigate (session 6 note), not a hang.
-@pytest.mark.timeout(900)
 def test_chunked_label_decode_peaks_under_two_and_a_half_times_the_body(
     service: Service,
 ) -> None:

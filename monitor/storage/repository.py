@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Sequence, Set
 from dataclasses import dataclass
 from typing import Any
 
@@ -283,89 +283,218 @@ def _sqlite_insert_predictions(
     return accepted
 
 
+#: Labels on PostgreSQL, a statement a batch with its columns bound as arrays. The lookups
+#: join the batch's ids (``unnest``) to the table instead of listing them in ``IN (...)``:
+#: psycopg prepares a statement run five times, and the generic plan of ``id IN ($2, ...,
+#: $501)`` builds and scans that 500-element array for every row it filters. A table loaded
+#: since its last ``ANALYZE`` (a large body is one transaction) looks a few rows long to the
+#: planner, which then filters every label of the model that way, 8 lookups a chunk: a
+#: 120,000-label body into an empty table took 90 s, quadratic in the body. New labels are
+#: found by ``ON CONFLICT`` on the unique key, which needs no plan, and only the ids that were
+#: already stored are looked up.
+_POSTGRESQL_INSERT_LABELS = (
+    "INSERT INTO labels (model, id, ts, received_at, label_class, label_value)"
+    " SELECT %(model)b::text, id, ts, %(received)b::float8, label_class, label_value"
+    " FROM unnest(%(ids)b::text[], %(ts)b::float8[], %(classes)b::text[], %(values)b::float8[])"
+    " AS batch (id, ts, label_class, label_value)"
+    " ON CONFLICT (model, id) DO NOTHING RETURNING id"
+)
+_POSTGRESQL_STORED_LABELS = (
+    "SELECT labels.id, labels.ts, labels.label_class, labels.label_value"
+    " FROM unnest(%(ids)b::text[]) AS batch (id)"
+    " JOIN labels ON labels.model = %(model)b::text AND labels.id = batch.id"
+)
+_POSTGRESQL_CORRECT_LABELS = (
+    "UPDATE labels SET ts = batch.ts, received_at = %(received)b::float8,"
+    " label_class = batch.label_class, label_value = batch.label_value,"
+    " corrections = labels.corrections + 1"
+    " FROM unnest(%(ids)b::text[], %(ts)b::float8[], %(classes)b::text[], %(values)b::float8[])"
+    " AS batch (id, ts, label_class, label_value)"
+    " WHERE labels.model = %(model)b::text AND labels.id = batch.id"
+)
+_POSTGRESQL_PREDICTION_TIMES = (
+    "SELECT predictions.id, predictions.ts FROM unnest(%(ids)b::text[]) AS batch (id)"
+    " JOIN predictions ON predictions.model = %(model)b::text AND predictions.id = batch.id"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Label:
+    """One label of a batch: its id, time and value (class or number)."""
+
+    record_id: str
+    ts: float
+    label_class: str | None
+    label_value: float | None
+
+
 def upsert_labels(
     connection: Connection, *, model: str, batch: LabelBatch, received_at: float
 ) -> IngestResult:
     """Store labels; a different label for a stored id replaces it and counts as a correction,
     the same label again counts as a duplicate. A correction of a stored prediction's label
     leaves a stale mark for its performance buckets (``storage.labelled``)."""
-    existing: dict[str, tuple[str | None, float | None]] = {}
-    existing_ts: dict[str, float] = {}
-    for ids in _chunks(batch.ids):
-        query = select(labels.c.id, labels.c.label_class, labels.c.label_value, labels.c.ts).where(
-            labels.c.model == model, labels.c.id.in_(ids)
+    rows = [
+        _Label(record_id, float(ts), label_class, None if value is None else float(value))
+        for record_id, ts, label_class, value in zip(
+            batch.ids, batch.timestamps, batch.label_classes, batch.label_values, strict=True
         )
-        for record_id, label_class, label_value, ts in connection.execute(query):
-            existing[record_id] = (label_class, label_value)
-            existing_ts[record_id] = float(ts)
-    new_rows: list[dict[str, Any]] = []
-    changed_rows: list[dict[str, Any]] = []
-    for record_id, ts, label_class, label_value in zip(
-        batch.ids, batch.timestamps, batch.label_classes, batch.label_values, strict=False
-    ):
-        row = {
-            "model": model,
-            "id": record_id,
-            "ts": ts,
-            "received_at": received_at,
-            "label_class": label_class,
-            "label_value": label_value,
-        }
-        if record_id not in existing:
-            new_rows.append(row)
-        elif existing[record_id] != (label_class, label_value):
-            changed_rows.append(row)
-    if new_rows:
-        connection.execute(insert(labels), new_rows)
-    for row in changed_rows:
-        connection.execute(
-            labels.update()
-            .where(labels.c.model == model, labels.c.id == row["id"])
-            .values(
-                ts=row["ts"],
-                received_at=received_at,
-                label_class=row["label_class"],
-                label_value=row["label_value"],
-                corrections=labels.c.corrections + 1,
-            )
+    ]
+    if _is_postgresql(connection):  # insert first: only the ids already stored are looked up
+        new_ids = _postgresql_insert_labels(connection, model, rows, received_at)
+        stored = _stored_labels(connection, model, [r.record_id for r in rows], skip=new_ids)
+    else:
+        stored = _stored_labels(connection, model, batch.ids)
+        new_ids = _insert_labels(
+            connection, model, [r for r in rows if r.record_id not in stored], received_at
         )
+    changed = [
+        r
+        for r in rows
+        if (old := stored.get(r.record_id)) is not None
+        and (old.label_class, old.label_value) != (r.label_class, r.label_value)
+    ]
+    _correct_labels(connection, model, changed, received_at)
     # One lookup of the prediction times, for the new labels' delays and the stale marks.
     predicted_at = _prediction_times(
-        connection, model=model, ids=[str(row["id"]) for row in new_rows + changed_rows]
+        connection, model=model, ids=[*new_ids, *(r.record_id for r in changed)]
     )
     labelled.mark_stale(
         connection,
         model=model,
         rows=[
-            (predicted_at[row["id"]], existing_ts[row["id"]], float(row["ts"]))
-            for row in changed_rows
-            if row["id"] in predicted_at
+            (predicted_at[r.record_id], stored[r.record_id].ts, r.ts)
+            for r in changed
+            if r.record_id in predicted_at
         ],
     )
-    duplicates = len(batch) - len(new_rows) - len(changed_rows) + batch.duplicates_in_batch
-    new_ids = {str(row["id"]) for row in new_rows}
+    duplicates = len(batch) - len(new_ids) - len(changed) + batch.duplicates_in_batch
     delays = tuple(
-        ts - predicted_at[record_id]
-        for record_id, ts in zip(batch.ids, batch.timestamps, strict=True)
-        if record_id in predicted_at and record_id in new_ids
+        r.ts - predicted_at[r.record_id]
+        for r in rows
+        if r.record_id in new_ids and r.record_id in predicted_at
     )
     return IngestResult(
-        accepted=len(new_rows),
+        accepted=len(new_ids),
         duplicates=duplicates,
-        corrections=len(changed_rows),
+        corrections=len(changed),
         label_delays=delays,
     )
 
 
+def _label_columns(model: str, rows: Sequence[_Label], received_at: float) -> dict[str, Any]:
+    return {
+        "model": model,
+        "received": float(received_at),
+        "ids": [r.record_id for r in rows],
+        "ts": [r.ts for r in rows],
+        "classes": [r.label_class for r in rows],
+        "values": [r.label_value for r in rows],
+    }
+
+
+def _postgresql_insert_labels(
+    connection: Connection, model: str, rows: Sequence[_Label], received_at: float
+) -> set[str]:
+    """Insert the labels whose id is not stored yet; their ids."""
+    if not rows:
+        return set()
+    result = connection.exec_driver_sql(
+        _POSTGRESQL_INSERT_LABELS, _label_columns(model, rows, received_at)
+    )
+    return {record_id for (record_id,) in result}
+
+
+def _insert_labels(
+    connection: Connection, model: str, rows: Sequence[_Label], received_at: float
+) -> set[str]:
+    """Insert ``rows`` (ids not stored yet); their ids."""
+    if rows:
+        connection.execute(
+            insert(labels),
+            [
+                {
+                    "model": model,
+                    "id": r.record_id,
+                    "ts": r.ts,
+                    "received_at": received_at,
+                    "label_class": r.label_class,
+                    "label_value": r.label_value,
+                }
+                for r in rows
+            ],
+        )
+    return {r.record_id for r in rows}
+
+
+def _stored_labels(
+    connection: Connection, model: str, ids: Sequence[str], *, skip: Set[str] = frozenset()
+) -> dict[str, _Label]:
+    """The stored label of each of ``ids`` (but those in ``skip``) that has one."""
+    ids = [i for i in ids if i not in skip] if skip else ids
+    if not ids:
+        return {}
+    if _is_postgresql(connection):
+        found = connection.exec_driver_sql(
+            _POSTGRESQL_STORED_LABELS, {"model": model, "ids": list(ids)}
+        )
+        return {row[0]: _stored_label(*row) for row in found}
+    stored: dict[str, _Label] = {}
+    for chunk in _chunks(ids):
+        query = select(labels.c.id, labels.c.ts, labels.c.label_class, labels.c.label_value).where(
+            labels.c.model == model, labels.c.id.in_(chunk)
+        )
+        stored.update((row[0], _stored_label(*row)) for row in connection.execute(query))
+    return stored
+
+
+def _stored_label(
+    record_id: str, ts: float, label_class: str | None, label_value: float | None
+) -> _Label:
+    return _Label(record_id, float(ts), label_class, label_value)
+
+
+def _correct_labels(
+    connection: Connection, model: str, rows: Sequence[_Label], received_at: float
+) -> None:
+    """Replace the stored labels of ``rows`` with theirs, counting a correction each."""
+    if not rows:
+        return
+    if _is_postgresql(connection):
+        connection.exec_driver_sql(
+            _POSTGRESQL_CORRECT_LABELS, _label_columns(model, rows, received_at)
+        )
+        return
+    for r in rows:
+        connection.execute(
+            labels.update()
+            .where(labels.c.model == model, labels.c.id == r.record_id)
+            .values(
+                ts=r.ts,
+                received_at=received_at,
+                label_class=r.label_class,
+                label_value=r.label_value,
+                corrections=labels.c.corrections + 1,
+            )
+        )
+
+
 def _prediction_times(connection: Connection, *, model: str, ids: list[str]) -> dict[str, float]:
     """Prediction time of each of ``ids`` that has a stored prediction."""
-    found: dict[str, float] = {}
+    if not ids:
+        return {}
+    if _is_postgresql(connection):
+        found = connection.exec_driver_sql(
+            _POSTGRESQL_PREDICTION_TIMES, {"model": model, "ids": ids}
+        )
+        return {record_id: float(ts) for record_id, ts in found}
+    times: dict[str, float] = {}
     for chunk in _chunks(ids):
         query = select(predictions.c.id, predictions.c.ts).where(
             predictions.c.model == model, predictions.c.id.in_(chunk)
         )
-        found.update((record_id, float(ts)) for record_id, ts in connection.execute(query))
-    return found
+        times.update((record_id, float(ts)) for record_id, ts in connection.execute(query))
+    return times
 
 
 def store_reference(
