@@ -13,11 +13,10 @@ from typing import Any
 import numpy as np
 import pytest
 import scipy.stats
-from prometheus_client import CollectorRegistry
+from group_records import NOW, running
 from sqlalchemy import Engine
 
 from monitor import codec
-from monitor.config import parse_config
 from monitor.evaluation.document import to_document
 from monitor.evaluation.folded_canary import record_hash
 from monitor.jobs import evaluate as evaluate_job
@@ -25,7 +24,6 @@ from monitor.service import Service
 from monitor.stats.performance.interval import newcombe_difference_interval
 from monitor.storage import windows
 
-NOW = 1_800_000_000.0
 CONFIG = """
 models:
   - name: m
@@ -46,14 +44,8 @@ models:
 
 @pytest.fixture
 def service(engine: Engine) -> Iterator[Service]:
-    service = Service(
-        parse_config(CONFIG), engine=engine, registry=CollectorRegistry(), clock=lambda: NOW
-    )
-    service.start(run_jobs=False)
-    try:
+    with running(engine, CONFIG) as service:
         yield service
-    finally:
-        service.stop()
 
 
 def store(service: Service, seed: int, *, stable: int, canary: int, other: int = 0) -> None:

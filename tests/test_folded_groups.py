@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import group_records
 import numpy as np
 import pytest
 import sklearn.metrics as skm
 from fairlearn.metrics import demographic_parity_ratio, equalized_odds_difference
-from prometheus_client import CollectorRegistry
+from group_records import COUNTRIES, NOW, running
 from sqlalchemy import Engine
 
 from monitor.config import parse_config
@@ -26,7 +27,6 @@ from monitor.evaluation.groups import evaluate_fairness, take
 from monitor.jobs import evaluate as evaluate_job
 from monitor.service import Service
 
-NOW = 1_800_000_000.0
 CONFIG = """
 models:
   - name: m
@@ -48,92 +48,18 @@ models:
       accuracy: {warning: 0.6}
       demographic_parity_ratio: {critical: 0.8}
 """
-COUNTRIES = np.array(["FR", "DE", "IT", "ES"])
-GENDERS = np.array(["f", "m"])
 N = 2400  # over exact_max_samples (1000): the histogram path
 
 
 @pytest.fixture
 def service(engine: Engine) -> Iterator[Service]:
-    service = Service(
-        parse_config(CONFIG), engine=engine, registry=CollectorRegistry(), clock=lambda: NOW
-    )
-    service.start(run_jobs=False)
-    try:
+    with running(engine, CONFIG) as service:
         yield service
-    finally:
-        service.stop()
-
-
-def records(rng: np.random.Generator, n: int, *, shift: float, bias: float) -> dict[str, Any]:
-    country = rng.choice(COUNTRIES, size=n, p=[0.4, 0.3, 0.2, 0.1])
-    gender = rng.choice(GENDERS, size=n)
-    x = rng.normal(size=n) + np.where(country == "DE", shift, 0.0)
-    truth = np.where(rng.random(n) < 0.5, "approved", "denied")
-    right = rng.random(n) < 0.8
-    predicted = np.where(right, truth, np.where(truth == "approved", "denied", "approved"))
-    flip = (gender == "f") & (predicted == "approved") & (rng.random(n) < bias)
-    predicted = np.where(flip, "denied", predicted)
-    score = np.clip(np.where(predicted == "approved", 0.7, 0.3) + rng.normal(0, 0.15, n), 0, 1)
-    return {
-        "country": country,
-        "gender": gender,
-        "x": x,
-        "truth": truth,
-        "predicted": predicted,
-        "score": score,
-    }
 
 
 def store(service: Service, seed: int, *, labelled: int, versions: bool = False) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
-    reference = records(rng, 3000, shift=0.0, bias=0.0)
-    service.store_reference(
-        "m",
-        [
-            {
-                "features": {"x": float(x), "country": str(c), "gender": str(g)},
-                "prediction": str(p),
-                "label": str(t),
-            }
-            for x, c, g, p, t in zip(
-                reference["x"],
-                reference["country"],
-                reference["gender"],
-                reference["predicted"],
-                reference["truth"],
-                strict=True,
-            )
-        ],
-        source="test",
-    )
-    current = records(rng, N, shift=1.5, bias=0.5)
-    service.store_predictions(
-        "m",
-        [
-            {
-                "id": f"r{i}",
-                "timestamp": NOW - 100 - i,
-                "features": {
-                    "x": float(current["x"][i]),
-                    "country": str(current["country"][i]),
-                    "gender": str(current["gender"][i]),
-                },
-                "prediction": str(current["predicted"][i]),
-                **({"model_version": "ab"[i % 3 == 0]} if versions else {}),
-                "scores": {
-                    "approved": float(current["score"][i]),
-                    "denied": 1.0 - float(current["score"][i]),
-                },
-            }
-            for i in range(N)
-        ],
-    )
-    service.store_labels(
-        "m", [{"id": f"r{i}", "label": str(current["truth"][i])} for i in range(labelled)]
-    )
-    current["labelled"] = np.arange(N) < labelled
-    return current
+    return group_records.store(service, rng, n=N, labelled=labelled, scores=True, versions=versions)
 
 
 def compute(service: Service, *, exact: bool) -> dict[str, Any]:
@@ -256,10 +182,6 @@ def test_a_large_window_folds_its_groups_and_its_canary_in_one_read(
     text = CONFIG.replace(
         "    window: {duration: 1h}", "    window: {duration: 1h}\n    versions: compare"
     )
-    service = Service(
-        parse_config(text), engine=engine, registry=CollectorRegistry(), clock=lambda: NOW
-    )
-    service.start(run_jobs=False)
     reads = []
     stream = evaluate_job.windows.stream_rows_between
 
@@ -268,11 +190,9 @@ def test_a_large_window_folds_its_groups_and_its_canary_in_one_read(
         return stream(*args, **kwargs)
 
     monkeypatch.setattr(evaluate_job.windows, "stream_rows_between", counted)
-    try:
+    with running(engine, text) as service:
         store(service, 5, labelled=N, versions=True)
         evaluation = service.evaluate("m")
-    finally:
-        service.stop()
     assert evaluation.window.n == N
     assert evaluation.segments and evaluation.fairness
     assert evaluation.canary is not None  # versions: compare, the more frequent one stable

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import group_records
 import numpy as np
 import pytest
 import sklearn.metrics as skm
@@ -17,6 +18,7 @@ from fairlearn.metrics import (
     equalized_odds_difference,
     equalized_odds_ratio,
 )
+from group_records import NOW, running
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 
@@ -25,7 +27,6 @@ from monitor.config import parse_config
 from monitor.evaluation.document import from_document, to_document
 from monitor.service import Service
 
-NOW = 1_800_000_000.0
 CONFIG = """
 models:
   - name: m
@@ -47,79 +48,16 @@ models:
       demographic_parity_ratio: {critical: 0.8}
       equal_opportunity_difference: {warning: 0.1}
 """
-COUNTRIES = np.array(["FR", "DE", "IT", "ES"])
-GENDERS = np.array(["f", "m"])
 
 
 @pytest.fixture
 def service(engine: Engine) -> Iterator[Service]:
-    service = Service(
-        parse_config(CONFIG), engine=engine, registry=CollectorRegistry(), clock=lambda: NOW
-    )
-    service.start(run_jobs=False)
-    try:
+    with running(engine, CONFIG) as service:
         yield service
-    finally:
-        service.stop()
-
-
-def records(rng: np.random.Generator, n: int, *, de_shift: float, bias: float) -> dict[str, Any]:
-    country = rng.choice(COUNTRIES, size=n, p=[0.4, 0.3, 0.2, 0.1])
-    gender = rng.choice(GENDERS, size=n)
-    x = rng.normal(size=n) + np.where(country == "DE", de_shift, 0.0)
-    truth = np.where(rng.random(n) < 0.5, "approved", "denied")
-    # right 80% of the time, and approving women less often by ``bias``
-    right = rng.random(n) < 0.8
-    predicted = np.where(right, truth, np.where(truth == "approved", "denied", "approved"))
-    flip = (gender == "f") & (predicted == "approved") & (rng.random(n) < bias)
-    predicted = np.where(flip, "denied", predicted)
-    return {"country": country, "gender": gender, "x": x, "truth": truth, "predicted": predicted}
 
 
 def store(service: Service, rng: np.random.Generator, *, labelled: int) -> dict[str, Any]:
-    reference = records(rng, 3000, de_shift=0.0, bias=0.0)
-    service.store_reference(
-        "m",
-        [
-            {
-                "features": {"x": float(x), "country": str(c), "gender": str(g)},
-                "prediction": str(p),
-                "label": str(t),
-            }
-            for x, c, g, p, t in zip(
-                reference["x"],
-                reference["country"],
-                reference["gender"],
-                reference["predicted"],
-                reference["truth"],
-                strict=True,
-            )
-        ],
-        source="test",
-    )
-    current = records(rng, 2000, de_shift=1.5, bias=0.5)
-    service.store_predictions(
-        "m",
-        [
-            {
-                "id": f"r{i}",
-                "timestamp": NOW - 100,
-                "features": {
-                    "x": float(current["x"][i]),
-                    "country": str(current["country"][i]),
-                    "gender": str(current["gender"][i]),
-                },
-                "prediction": str(current["predicted"][i]),
-            }
-            for i in range(2000)
-        ],
-    )
-    service.store_labels(
-        "m",
-        [{"id": f"r{i}", "label": str(current["truth"][i])} for i in range(labelled)],
-    )
-    current["labelled"] = np.arange(2000) < labelled
-    return current
+    return group_records.store(service, rng, n=2000, labelled=labelled)
 
 
 def test_segments_equal_scikit_learn_on_each_subset(service: Service) -> None:

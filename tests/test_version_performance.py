@@ -11,14 +11,12 @@ from typing import Any
 import numpy as np
 import pytest
 import sklearn.metrics as skm
-from prometheus_client import CollectorRegistry
+from group_records import NOW, running
 from sqlalchemy import Engine
 
-from monitor.config import parse_config
 from monitor.evaluation.document import from_document, to_document
 from monitor.service import Service
 
-NOW = 1_800_000_000.0
 CONFIG = """
 models:
   - name: credit
@@ -45,14 +43,8 @@ CLASSES = np.array(["approved", "rejected"])
 
 @pytest.fixture
 def service(engine: Engine) -> Iterator[Service]:
-    service = Service(
-        parse_config(CONFIG), engine=engine, registry=CollectorRegistry(), clock=lambda: NOW
-    )
-    service.start(run_jobs=False)
-    try:
+    with running(engine, CONFIG) as service:
         yield service
-    finally:
-        service.stop()
 
 
 def classification(service: Service, rng: np.random.Generator) -> dict[str, dict[str, Any]]:
