@@ -533,12 +533,12 @@ def scored_record(rng: Any, i: int) -> dict[str, Any]:
     }
 
 
-def test_an_exported_window_replays_with_its_scores(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """GET .../export?format=csv, replayed into a fresh store, gives the evaluation the
-    original gave: roc_auc and the label-free estimate need the scores."""
-    import numpy as np
+def export_window(
+    tmp_path: Path, config_text: str, records: list[dict[str, Any]], *, end: float, kind: str
+) -> tuple[dict[str, Any], Any]:
+    """Store ``records`` (and their labels) in a fresh service over ``config_text`` (written to
+    ``monitor.yaml``), evaluate at ``end`` and export the hour before it as ``kind``: the
+    evaluation's document and the export's response."""
     from fastapi.testclient import TestClient
     from prometheus_client import CollectorRegistry
 
@@ -546,17 +546,9 @@ def test_an_exported_window_replays_with_its_scores(
     from monitor.evaluation.document import to_document
     from monitor.service import Service
 
-    rng = np.random.default_rng(7)
-    with (tmp_path / "reference.jsonl").open("w") as out:
-        for i in range(500):
-            out.write(json.dumps({k: v for k, v in scored_record(rng, i).items() if k != "id"}))
-            out.write("\n")
-    (tmp_path / "monitor.yaml").write_text(SCORED)
-    config = load_config(tmp_path / "monitor.yaml")
-    end = T0 + HOUR  # a tick; the last record is at it, so the replay evaluates there
-    records = [{**scored_record(rng, i), "timestamp": end - 15 * (199 - i)} for i in range(200)]
+    (tmp_path / "monitor.yaml").write_text(config_text)
     original = Service(
-        config,
+        load_config(tmp_path / "monitor.yaml"),
         engine=create_database_engine(f"sqlite:///{tmp_path / 'original.db'}"),
         registry=CollectorRegistry(),
     )
@@ -567,15 +559,47 @@ def test_an_exported_window_replays_with_its_scores(
     original.store_labels("m", labels)
     expected = to_document(original.evaluate("m", at=end, webhooks=False))
     with TestClient(create_app(original, manage_service=False)) as client:
-        window = {"start": repr(end - HOUR), "end": repr(end), "format": "csv"}
+        window = {"start": repr(end - HOUR), "end": repr(end), "format": kind}
         exported = client.get("/v1/models/m/export", params=window)
         assert exported.status_code == 200
-        # and the same file is a reference as it is
+    original.stop()
+    return expected, exported
+
+
+def test_an_exported_window_replays_with_its_scores(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """GET .../export?format=csv, replayed into a fresh store, gives the evaluation the
+    original gave: roc_auc and the label-free estimate need the scores."""
+    import numpy as np
+    from fastapi.testclient import TestClient
+    from prometheus_client import CollectorRegistry
+
+    from monitor.api import create_app
+    from monitor.service import Service
+
+    rng = np.random.default_rng(7)
+    with (tmp_path / "reference.jsonl").open("w") as out:
+        for i in range(500):
+            out.write(json.dumps({k: v for k, v in scored_record(rng, i).items() if k != "id"}))
+            out.write("\n")
+    end = T0 + HOUR  # a tick; the last record is at it, so the replay evaluates there
+    records = [{**scored_record(rng, i), "timestamp": end - 15 * (199 - i)} for i in range(200)]
+    expected, exported = export_window(tmp_path, SCORED, records, end=end, kind="csv")
+    # and the same file is a reference as it is
+    again = Service(
+        load_config(tmp_path / "monitor.yaml"),
+        engine=create_database_engine(f"sqlite:///{tmp_path / 'original.db'}"),
+        registry=CollectorRegistry(),
+    )
+    again.start(run_jobs=False)
+    with TestClient(create_app(again, manage_service=False)) as client:
         as_reference = client.put(
             "/v1/models/m/reference", content=exported.content, headers={"content-type": "text/csv"}
         )
         assert as_reference.status_code == 201 and as_reference.json()["n"] == 200
-    original.stop()
+    again.stop()
+    config = load_config(tmp_path / "monitor.yaml")
     table = tmp_path / "window.csv"
     table.write_bytes(exported.content)
 
@@ -604,11 +628,8 @@ def test_an_exported_window_replays_with_its_model_versions(
     ``model_version`` column, empty for none) and JSON Lines, and so does the canary
     comparison of the window."""
     import numpy as np
-    from fastapi.testclient import TestClient
     from prometheus_client import CollectorRegistry
 
-    from monitor.api import create_app
-    from monitor.evaluation.document import to_document
     from monitor.service import Service
 
     rng = np.random.default_rng(9)
@@ -616,8 +637,6 @@ def test_an_exported_window_replays_with_its_model_versions(
         for i in range(300):
             out.write(json.dumps({k: v for k, v in scored_record(rng, i).items() if k != "id"}))
             out.write("\n")
-    (tmp_path / "monitor.yaml").write_text(SCORED + "    versions: compare\n")
-    config = load_config(tmp_path / "monitor.yaml")
     end = T0 + HOUR
     versions = ["v1", "v2", None]  # every third record has no version
     records = []
@@ -626,21 +645,9 @@ def test_an_exported_window_replays_with_its_model_versions(
         if versions[i % 3] is not None:
             record["model_version"] = versions[i % 3]
         records.append(record)
-    original = Service(
-        config,
-        engine=create_database_engine(f"sqlite:///{tmp_path / 'original.db'}"),
-        registry=CollectorRegistry(),
-    )
-    original.start(run_jobs=False)
-    original.store_predictions("m", [{k: v for k, v in r.items() if k != "label"} for r in records])
-    labels = [{"id": r["id"], "label": r["label"], "timestamp": r["timestamp"]} for r in records]
-    original.store_labels("m", labels)
-    expected = to_document(original.evaluate("m", at=end, webhooks=False))
-    with TestClient(create_app(original, manage_service=False)) as client:
-        window = {"start": repr(end - HOUR), "end": repr(end), "format": kind}
-        exported = client.get("/v1/models/m/export", params=window)
-        assert exported.status_code == 200
-    original.stop()
+    text = SCORED + "    versions: compare\n"
+    expected, exported = export_window(tmp_path, text, records, end=end, kind=kind)
+    config = load_config(tmp_path / "monitor.yaml")
     if kind == "csv":
         table = list(csv.DictReader(io.StringIO(exported.text)))
         assert list(table[0])[-1] == "model_version"
