@@ -107,8 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
         " lineage, evaluates the model again as of the same time with the same reference"
         " version from the records stored now, and prints a JSON report: identical, or the"
         " parts that differ (config, reference, window, model_versions, status, drifted_share,"
-        " features, outputs, performance, labels) with both values. Exit 0 when identical, 1"
-        " when a part differs or on an error, 2 on a usage error.",
+        " features, outputs, performance, labels, versions, segments, fairness) with both"
+        " values. Exit 0 when identical, 1 when a part differs or on an error, 2 on a usage"
+        " error.",
     )
     again.add_argument("--config", help="config file (default: $MONITOR_CONFIG)")
     again.add_argument("--model", required=True, help="the model evaluated")

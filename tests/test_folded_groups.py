@@ -17,7 +17,7 @@ import pytest
 import sklearn.metrics as skm
 from fairlearn.metrics import demographic_parity_ratio, equalized_odds_difference
 from group_records import COUNTRIES, NOW, running
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select, update
 
 from monitor.config import parse_config
 from monitor.evaluation.columns import Columns
@@ -26,6 +26,7 @@ from monitor.evaluation.folded_groups import GroupFolder
 from monitor.evaluation.groups import evaluate_fairness, take
 from monitor.jobs import evaluate as evaluate_job
 from monitor.service import Service
+from monitor.storage.tables import evaluations, predictions
 
 CONFIG = """
 models:
@@ -199,3 +200,25 @@ def test_a_large_window_folds_its_groups_and_its_canary_in_one_read(
     assert (evaluation.canary.stable.version, evaluation.canary.stable.n) == ("a", N - N // 3)
     assert (evaluation.canary.canary.version, evaluation.canary.canary.n) == ("b", N // 3)
     assert len(reads) == 1  # one read of the window for all of them
+
+
+def test_a_large_window_with_groups_is_reproduced_and_a_changed_group_is_told(
+    service: Service, engine: Engine
+) -> None:
+    store(service, 6, labelled=N, versions=True)
+    service.evaluate("m")
+    with service.database.read() as connection:
+        [stored_id] = [row.seq for row in connection.execute(select(evaluations.c.seq))]
+    assert service.reproduce("m", stored_id).identical
+    # a denied prediction turned to approved: its groups' rates change, and it says so
+    with engine.begin() as connection:
+        row = connection.execute(
+            select(predictions.c.id).where(predictions.c.prediction_class == "denied").limit(1)
+        ).one()
+        connection.execute(
+            update(predictions)
+            .where(predictions.c.id == row.id)
+            .values(prediction_class="approved")
+        )
+    changed = service.reproduce("m", stored_id)
+    assert "fairness" in changed.differences and "segments" in changed.differences
