@@ -355,3 +355,47 @@ def test_a_window_from_histograms_records_no_digest_and_is_reproduced(
         assert stored["lineage"]["model_versions"] == {"v1": 250, "v2": 750}
         result = service.reproduce("credit", stored["id"]).to_document()
     assert result["identical"] is True, result["differs"]
+
+
+def test_a_label_correction_that_moves_only_groups_is_told(engine: Engine, clock: Clock) -> None:
+    """Two label corrections that cancel out over the whole window (one right prediction made
+    wrong in FR, one wrong made right in DE: the same confusion matrix) change only the
+    segments' performance and the fairness by country: the reproduction says so."""
+    grouped = CONFIG.replace(
+        "    thresholds:\n",
+        "    segments: [{name: market, feature: country, values: [DE, FR]}]\n"
+        "    fairness: {sensitive: [country], positive: approved}\n"
+        "    thresholds:\n",
+    )
+    service = Service(
+        parse_config(grouped), engine=engine, registry=CollectorRegistry(), clock=clock
+    )
+    with serving(service) as client:
+        window = [
+            {
+                "id": f"p{i}",
+                "timestamp": NOW - 10 - i,
+                "features": {"age": 40.0 + i % 9, "country": "DE" if i % 2 else "FR"},
+                "prediction": "approved",
+            }
+            for i in range(200)
+        ]
+        send(client, "predictions", window, 202)
+        labels = [{"id": f"p{i}", "label": "approved" if i % 5 else "rejected"} for i in range(200)]
+        send(client, "labels", labels, 202)
+        assert client.post("/v1/models/credit/evaluate").status_code == 200
+        [stored] = history(client)
+        # p2 (FR) was right and p5 (DE) wrong; now the other way round
+        corrections = [{"id": "p2", "label": "rejected"}, {"id": "p5", "label": "approved"}]
+        send(client, "labels", corrections, 202)
+        result = service.reproduce("credit", stored["id"]).to_document()
+    assert result["differs"] == ["segments", "fairness"]
+    segments = result["differences"]["segments"]
+    accuracy = [
+        {value: doc["market"]["values"][value]["performance"]["accuracy"] for value in ("DE", "FR")}
+        for doc in (segments["stored"], segments["reproduced"])
+    ]
+    # FR: 100 records, 20 wrong (every fifth) then 21; DE: 20 wrong then 19
+    assert accuracy == [{"DE": 80 / 100, "FR": 80 / 100}, {"DE": 81 / 100, "FR": 79 / 100}]
+    fairness = result["differences"]["fairness"]
+    assert [doc["country"]["groups"]["FR"]["accuracy"] for doc in fairness.values()] == [0.8, 0.79]

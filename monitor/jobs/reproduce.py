@@ -9,7 +9,8 @@ and compares the results part by part. Parts:
 * inputs: ``config``, ``reference``, ``window``, ``model_versions``;
 * results: ``status``, ``drifted_share``, ``features``, ``outputs``, ``performance``,
   ``labels`` (without ``unmatched``, a count of the labels stored now, not in the window),
-  ``versions`` (canary against stable).
+  ``versions`` (canary against stable), ``segments`` and ``fairness`` (a label corrected
+  under the window can move them alone: the whole window's confusion matrix may not change).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ RESULT_PARTS = (
     "performance",
     "labels",
     "versions",
+    "segments",
+    "fairness",
 )
 
 
