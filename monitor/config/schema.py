@@ -14,12 +14,14 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     ModelWrapValidatorHandler,
     PlainSerializer,
     PlainValidator,
     PrivateAttr,
     SecretStr,
+    Tag,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -430,6 +432,32 @@ class VersionsConfig(_Strict):
         return self
 
 
+#: The tags of ``versions``'s two forms. pydantic puts the tag in an error's path
+#: (``versions.compare``); the loader leaves it out, so the error names the key as written.
+VERSIONS_FORMS = ("{stable, canary}", "compare")
+
+
+def _versions_form(value: object) -> str | None:
+    """Which form a ``versions`` value is written in: one error from that form only, not one
+    from each member of the union."""
+    if isinstance(value, str):
+        return VERSIONS_FORMS[1]
+    if isinstance(value, dict | VersionsConfig):
+        return VERSIONS_FORMS[0]
+    return None
+
+
+Versions = Annotated[
+    Annotated[VersionsConfig, Tag(VERSIONS_FORMS[0])]
+    | Annotated[Literal["compare"], Tag(VERSIONS_FORMS[1])],
+    Discriminator(
+        _versions_form,
+        custom_error_type="versions_form",
+        custom_error_message="must be compare or {stable: <version>, canary: <version>}",
+    ),
+]
+
+
 class PerformanceConfig(_Strict):
     window_by: Literal["prediction_time", "label_time"] = "prediction_time"
     """Select a window's labelled predictions by their prediction time or their label time."""
@@ -520,7 +548,7 @@ class ModelConfig(_Strict):
     inference_service: str | None = None
     """The KServe InferenceService / SeldonDeployment whose logged CloudEvents are this model's;
     unset, the model's name."""
-    versions: VersionsConfig | Literal["compare"] | None = None
+    versions: Versions | None = None
     """Canary against stable: `{stable, canary}` names the two `model_version` values to compare;
     `compare` takes the window's two most frequent (the more frequent as stable)."""
     segments: list[SegmentConfig] = []
