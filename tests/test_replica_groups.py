@@ -13,11 +13,11 @@ from typing import Any
 import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
-from test_ticks import Clock, model_gauges
 
 from monitor.config import parse_config
 from monitor.service import Service
 from monitor.storage import create_database_engine
+from tests.test_ticks import Clock, model_gauges
 
 CONFIG = """
 models:
