@@ -265,3 +265,21 @@ def test_seldon_events_give_their_predictor_as_the_version(
         "puid-1-0": "canary-predictor",
         "puid-1-1": "canary-predictor",
     }
+
+
+def test_the_openapi_document_declares_model_version(client: TestClient) -> None:
+    """The prediction record's schema forbids unknown keys, so a generated client (or
+    schemathesis) took ``model_version`` for one unless the document declares it."""
+    import jsonschema
+
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["PredictionIn"]
+    version = schema["properties"]["model_version"]
+    assert version["anyOf"] == [
+        {"type": "string", "minLength": 1, "maxLength": 128},
+        {"type": "null"},
+    ]
+    jsonschema.validate(record(0, "v1"), schema)
+    jsonschema.validate(record(0, None) | {"model_version": None}, schema)
+    for refused in ("", "x" * 129, 5):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(record(0, None) | {"model_version": refused}, schema)
