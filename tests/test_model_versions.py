@@ -283,3 +283,44 @@ def test_the_openapi_document_declares_model_version(client: TestClient) -> None
     for refused in ("", "x" * 129, 5):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(record(0, None) | {"model_version": refused}, schema)
+
+
+@pytest.mark.parametrize("large", [False, True])
+@pytest.mark.parametrize("declared", ["", "    versions: {stable: v1, canary: v5}\n"])
+def test_the_lineage_names_at_most_max_categories_versions(
+    engine: Engine, large: bool, declared: str
+) -> None:
+    """A client that writes a build id or a pod name into ``model_version`` names a version
+    per record: the lineage (stored with every evaluation, sent with every alert event) keeps
+    the ``drift.max_categories`` most frequent by name (ties in name order) and the compared
+    ones, and sums the rest as ``__other__``, on the exact and the histogram path alike."""
+    drift = "    drift: {max_categories: 3, exact_max_samples: 1000}\n"
+    service = Service(
+        parse_config(CONFIG + drift + declared),
+        engine=engine,
+        registry=CollectorRegistry(),
+        clock=Clock(),
+    )
+    counts = {"v1": 5, "v2": 4, "v3": 4, "v4": 2, "v5": 1} | {f"w{i:02d}": 1 for i in range(10)}
+    versions = [v for v, n in counts.items() for _ in range(n)]
+    versions += [None] * (1200 if large else 0)
+    with serving(service) as client:
+        reference = [{"features": r["features"]} for r in (record(i, None) for i in range(50))]
+        service.store_reference("credit", reference, source="test")  # the histograms' grids
+        # older than the histograms' summary lag
+        body = orjson.dumps(
+            [record(i, v) | {"timestamp": NOW - 300 - i} for i, v in enumerate(versions)]
+        )
+        assert post(client, body).status_code == 202
+        evaluation = client.post("/v1/models/credit/evaluate").json()
+        [stored] = client.get("/v1/models/credit/drift/history").json()["evaluations"]
+    assert (evaluation["lineage"]["window"]["digest"] is None) is large
+    # v1, then v2 and v3 (4 each); the rest, 2 + 1 + 10: 13
+    expected = {"v1": 5, "v2": 4, "v3": 4, "__other__": 13}
+    if declared:  # the canary is named too
+        expected = {"v1": 5, "v2": 4, "v3": 4, "v5": 1, "__other__": 12}
+    assert evaluation["lineage"]["model_versions"] == expected
+    assert stored["lineage"]["model_versions"] == expected
+    if declared:
+        assert evaluation["versions"]["canary"]["n"] == 1
+        assert service.reproduce("credit", stored["id"]).identical

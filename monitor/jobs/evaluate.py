@@ -28,7 +28,7 @@ from monitor.evaluation import (
     evaluate_drift,
     levels,
 )
-from monitor.evaluation.canary import compare_versions, pick_from_counts
+from monitor.evaluation.canary import compare_versions, lineage_versions, pick_from_counts
 from monitor.evaluation.columns import Columns
 from monitor.evaluation.document import from_document, to_document
 from monitor.evaluation.evaluate import evaluate_drift_counts
@@ -263,7 +263,7 @@ class DriftEvaluator:
                 window_n=evaluation.window.n,
                 window_digest=window_digest,
                 labelled=len(pairs),
-                model_versions=dict(sorted(versions.items())),
+                model_versions=lineage_versions(config, versions),
                 monitor_version=__version__,
             ),
         )
