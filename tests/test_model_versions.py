@@ -324,3 +324,26 @@ def test_the_lineage_names_at_most_max_categories_versions(
     if declared:
         assert evaluation["versions"]["canary"]["n"] == 1
         assert service.reproduce("credit", stored["id"]).identical
+
+
+@pytest.mark.parametrize("first", ["request", "response"])
+@pytest.mark.parametrize("version", ["x" * 129, "v\u00001"])
+def test_a_response_naming_a_version_that_cannot_be_stored_is_refused_itself(
+    client: TestClient, engine: Engine, first: str, version: str
+) -> None:
+    """The response is answered 422 naming its ``model_version``; it never waits, so the
+    request half is not refused for it (nor its prediction lost after the response was
+    acknowledged), and the response sent again with a usable version completes the pair."""
+    bad = V2_RESPONSE | {"model_version": version}
+    if first == "request":
+        assert kserve(client, "request", V2_REQUEST).json()["status"] == "pending"
+    answer = kserve(client, "response", bad)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["type"] == "urn:drift-monitor:problem:invalid-cloudevent"
+    assert "'model_version'" in answer.json()["detail"]
+    if first == "response":
+        assert kserve(client, "request", V2_REQUEST).json()["status"] == "pending"
+    assert stored_versions(engine) == {}
+    again = kserve(client, "response", V2_RESPONSE | {"model_version": "v1"})
+    assert again.status_code == 200 and again.json()["status"] == "stored", again.text
+    assert stored_versions(engine) == {"ev-1": "v1"}
