@@ -178,3 +178,18 @@ def test_a_canary_threshold_needs_versions_and_a_classifier_for_accuracy() -> No
         "monitor.yaml:13: models[0].segments[0].thresholds.canary_psi: the versions are compared"
         " for the whole model"
     ]
+
+
+def test_a_segment_threshold_on_a_statistic_no_segment_has_is_refused() -> None:
+    """A segment computes neither label coverage nor the label-free estimate (the whole
+    model's only): a level for them there would never be compared with anything."""
+    assert errors_of(
+        "    segments:\n      - name: a\n        feature: country\n        thresholds:\n"
+        "          label_coverage: {warning: 0.5}\n"
+        "          estimated_accuracy: {warning: 0.8}\n"
+    ) == [
+        "monitor.yaml:13: models[0].segments[0].thresholds.label_coverage: label coverage is"
+        " the whole model's (its labels arrive for every segment alike)",
+        "monitor.yaml:14: models[0].segments[0].thresholds.estimated_accuracy: the label-free"
+        " estimate is the whole model's (it needs the model's calibration)",
+    ]

@@ -6,7 +6,8 @@ a classifier and its ``positive`` class must be one of ``classes``; a fairness t
 ``fairness:``; a segment's own levels are numbers (``auto`` levels are resolved for the whole
 model only). Model versions alike: a canary threshold needs ``versions:`` (else the rule could
 never fire), ``canary_accuracy_delta`` a classifier, and neither is a segment's (the versions
-are compared over the whole window).
+are compared over the whole window). Nor is a segment's level for a statistic only the whole
+model has (label coverage, the label-free estimate) accepted: it would never be compared.
 """
 
 from __future__ import annotations
@@ -14,6 +15,14 @@ from __future__ import annotations
 from monitor.config.paths import PathKey, format_path, line_for
 from monitor.config.schema import CANARY_STATISTICS, FAIRNESS_STATISTICS, Config, ModelConfig
 from monitor.errors import ConfigIssue
+
+#: Statistics a segment does not compute (``alerts.observe`` leaves them out of its groups).
+WHOLE_MODEL_ONLY = {
+    "label_coverage": "label coverage is the whole model's (its labels arrive for every segment"
+    " alike)",
+    "estimated_accuracy": "the label-free estimate is the whole model's (it needs the model's"
+    " calibration)",
+}
 
 
 def group_issues(config: Config, lines: dict[PathKey, int], file: str) -> list[ConfigIssue]:
@@ -58,6 +67,8 @@ def _segments(m: int, model: ModelConfig) -> list[tuple[PathKey, str]]:
                 found.append(
                     ((*at, "thresholds", statistic), "fairness is evaluated for the whole model")
                 )
+            if statistic in WHOLE_MODEL_ONLY:
+                found.append(((*at, "thresholds", statistic), WHOLE_MODEL_ONLY[statistic]))
             if statistic in CANARY_STATISTICS:
                 found.append(
                     (
