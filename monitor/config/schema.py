@@ -28,7 +28,7 @@ from pydantic import (
 )
 
 from monitor.config.durations import format_duration, parse_duration
-from monitor.csv_columns import score_column
+from monitor.csv_columns import RECORD_COLUMNS, score_column
 from monitor.timestamps import DEFAULT_MAX_FUTURE_SECONDS
 from monitor.webhooks.addresses import private_address_reason
 from monitor.webhooks.bodies import check as check_template
@@ -614,6 +614,12 @@ class ModelConfig(_Strict):
     def _no_feature_named_like_a_score_column(self) -> ModelConfig:
         columns = {score_column(label): label for label in self.classes or ()}
         for feature in self.features:
+            if feature.name in RECORD_COLUMNS:
+                raise ValueError(
+                    f"feature {feature.name!r} is named like a column of the records' CSV"
+                    f" ({', '.join(RECORD_COLUMNS)}: export, replay, reference); rename the"
+                    " feature"
+                )
             if feature.name in columns:
                 raise ValueError(
                     f"feature {feature.name!r} is named like the CSV column of the scores of"
