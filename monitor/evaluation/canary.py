@@ -75,7 +75,8 @@ def lineage_versions(config: ModelConfig, counts: Mapping[str, int]) -> dict[str
     if len(counts) <= config.drift.max_categories:
         return dict(sorted(counts.items()))
     ranked = sorted(counts, key=lambda version: (-counts[version], version))
-    kept = set(ranked[: config.drift.max_categories]) | set(pick_from_counts(config, counts) or ())
+    compared = set(pick_from_counts(config, counts) or ()) & counts.keys()  # those with records
+    kept = set(ranked[: config.drift.max_categories]) | compared
     named = {version: counts[version] for version in kept}
     rest = sum(n for version, n in counts.items() if version not in kept)
     named[OTHER] = named.get(OTHER, 0) + rest  # a version named __other__ is counted in it
