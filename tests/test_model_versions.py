@@ -350,3 +350,24 @@ def test_a_response_naming_a_version_that_cannot_be_stored_is_refused_itself(
     again = kserve(client, "response", V2_RESPONSE | {"model_version": "v1"})
     assert again.status_code == 200 and again.json()["status"] == "stored", again.text
     assert stored_versions(engine) == {"ev-1": "v1"}
+
+
+def test_the_client_rejects_a_version_the_service_would_refuse_alone() -> None:
+    """As it does for an id: a record whose ``model_version`` the service refuses (empty,
+    over 128 characters, a NUL) is counted in ``rejected`` when logged and never sent, so it
+    cannot make the service refuse the whole batch of good records it would travel with
+    (``MODEL_VERSION=""`` in the environment would otherwise lose every prediction)."""
+    sent: list[dict[str, Any]] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        sent.extend(orjson.loads(request.content))
+        return httpx.Response(202, json={"accepted": 1, "duplicates": 0})
+
+    monitor = Monitor(
+        "http://monitor", "credit", batch_size=10, transport=httpx.MockTransport(handle)
+    )
+    for record_id, version in [("a", "v1"), ("b", ""), ("c", "v" * 129), ("d", "v\x002"), ("e", 3)]:
+        monitor.log_prediction(record_id, {"age": 1}, "approved", model_version=version)  # type: ignore[arg-type]
+    assert monitor.close(timeout=None) is True
+    assert [(r["id"], r["model_version"]) for r in sent] == [("a", "v1"), ("e", "3")]
+    assert monitor.rejected == 3
