@@ -416,3 +416,27 @@ def test_a_label_correction_that_moves_only_groups_is_told(
         (half - wrong) / half,
         (half - wrong - 1) / half,
     ]
+
+
+def test_an_evaluation_made_without_a_reference_is_reproduced_without_one(
+    client: TestClient, service: Service
+) -> None:
+    """Its lineage names no reference version: the reproduction compares with none, not with
+    a reference uploaded since (which changed none of its inputs)."""
+    window = [
+        {
+            "id": f"p{i}",
+            "timestamp": NOW - 10 - i,
+            "features": {"age": 60.0 + i % 7, "country": "DE"},
+            "prediction": "approved",
+        }
+        for i in range(100)
+    ]
+    send(client, "predictions", window, 202)
+    assert client.post("/v1/models/credit/evaluate").json()["status"] == "no_reference"
+    [stored] = history(client)
+    assert stored["lineage"]["reference"] == {"version": None, "digest": None}
+    reference = [{"features": {"age": 30.0 + i % 5, "country": "FR"}} for i in range(100)]
+    send(client, "reference", reference, 201)
+    result = reproduce(service, stored["id"])
+    assert result["identical"] is True, result["differs"]

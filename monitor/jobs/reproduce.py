@@ -100,6 +100,9 @@ def reproduce(evaluator: DriftEvaluator, config: ModelConfig, evaluation_id: int
             config,
             now=at,
             reference_version=reference_version or None,
+            # made before the model had a reference (none uploaded, or not yet its first
+            # records): none now either, not one stored since
+            without_reference=reference_version is None and not _previous_window(config),
             exact=lineage["window"]["digest"] is not None,
             records_bounds=None if config.window.records is None else (start, end),
         )
@@ -121,6 +124,10 @@ def reproduce(evaluator: DriftEvaluator, config: ModelConfig, evaluation_id: int
     return Reproduction(
         evaluation_id, differences, (lineage["monitor_version"], redo["monitor_version"])
     )
+
+
+def _previous_window(config: ModelConfig) -> bool:
+    return config.reference is not None and config.reference.previous_window
 
 
 def _result(document: dict[str, Any], part: str) -> Any:
