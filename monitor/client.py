@@ -26,8 +26,8 @@ ones behind it only once that many are being retried. Delivery:
   and its first errors); it is not retried. The service stores all or nothing of a batch, so
   one invalid record loses its whole batch.
 - A record that cannot be serialized (a naive ``datetime``, an id that is not a string of 1-256
-  characters or an integer, a value JSON cannot represent) is counted in ``rejected`` when it
-  is logged and never queued.
+  characters or an integer, a ``model_version`` that is not 1-128 characters without NUL, a
+  value JSON cannot represent) is counted in ``rejected`` when it is logged and never queued.
 - A record logged while ``max_queue`` records are held (waiting or being sent: the client's
   memory is bounded by it), or after ``close()``, is counted in ``dropped``.
 
@@ -239,6 +239,17 @@ def _record_id(value: str | int) -> str:
     return value
 
 
+def _model_version(value: object) -> str:
+    """The service's rule (1 to 128 characters, no NUL), checked here as the id's is: a record
+    it would refuse is rejected alone, not with the whole batch it would travel with."""
+    version = str(value)
+    if not 1 <= len(version) <= 128 or "\x00" in version:
+        raise ValueError(
+            f"model_version must be 1-128 characters without NUL, not {version[:40]!r}"
+        )
+    return version
+
+
 def _dumps(record: dict[str, Any]) -> bytes:
     text = json.dumps(record, default=_json_default, allow_nan=False, separators=(",", ":"))
     return text.encode()
@@ -382,7 +393,7 @@ class _Base:
         if scores is not None:
             record["scores"] = dict(scores)
         if model_version is not None:
-            record["model_version"] = str(model_version)
+            record["model_version"] = _model_version(model_version)
         stamp = _timestamp(timestamp)
         if stamp is not None:
             record["timestamp"] = stamp

@@ -11,8 +11,9 @@ optional); a CSV reference reads the features,
 ``label_timestamp`` and ``model_version``.
 
 A column is what ``kind_of`` says: one of the record's own (``RECORD_COLUMNS``) first, then a
-feature, then a score (``score_`` and a class); a config cannot give a classification model a
-feature named like one of its score columns (``monitor.config``).
+feature, then a score (``score_`` and a class); a config cannot give a model a feature named
+like one of the record's columns, nor a classification model one named like one of its score
+columns (``monitor.config``).
 """
 
 from __future__ import annotations

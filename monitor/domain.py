@@ -211,7 +211,8 @@ class Lineage:
     ``reference_digest``: the reference's data as stored (``ingest.reference.digest_batch``),
     None for a ``previous_window`` reference; ``window_digest``: the window's stored records
     (None when the window was evaluated from histograms); ``labelled``: labelled predictions
-    the performance counted; ``model_versions``: records per ``model_version`` in the window.
+    the performance counted; ``model_versions``: records per ``model_version`` in the window
+    (``evaluation.canary.lineage_versions``: bounded by the config, the rest as ``__other__``).
     """
 
     config_digest: str

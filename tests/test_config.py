@@ -231,6 +231,19 @@ def test_a_feature_cannot_take_the_name_of_a_score_column() -> None:
     assert [f.name for f in parse_config(regression).models[0].features] == ["x", "score_no"]
 
 
+@pytest.mark.parametrize("name", ["model_version", "label", "id"])
+def test_a_feature_cannot_take_the_name_of_a_record_column(name: str) -> None:
+    """The export's CSV has a column per feature besides the record's own ones: a feature
+    named like one of those (``model_version`` since issue 16) wrote the column twice, and
+    ``monitor replay`` refused the export ("no column for this feature")."""
+    text = MINIMAL + f"      - {{name: {name}, type: categorical}}\n"
+    assert errors_of(text) == [
+        f"monitor.yaml:2: models[0]: feature {name!r} is named like a column of the records'"
+        " CSV (id, timestamp, prediction, label, label_timestamp, model_version: export,"
+        " replay, reference); rename the feature"
+    ]
+
+
 def test_duplicate_feature_name() -> None:
     text = MINIMAL + "      - {name: x, type: categorical}\n"
     assert errors_of(text) == ["monitor.yaml:4: models[0].features: feature 'x' is listed twice"]

@@ -118,3 +118,78 @@ def test_fairness_levels_have_a_range_and_no_auto() -> None:
         + "    thresholds:\n      demographic_parity_ratio: {critical: auto}\n"
     )
     assert len(errors) == 1 and "auto is not available for demographic_parity_ratio" in errors[0]
+
+
+REGRESSION = """\
+models:
+  - name: m
+    task: regression
+    features:
+      - {name: x, type: numeric}
+      - {name: country, type: categorical}
+"""
+
+
+def test_a_bad_versions_is_one_error_at_its_key() -> None:
+    """Not pydantic's union branches (``versions.function-after[...]``, and a second error
+    from the ``compare`` branch for a mapping that was never meant to be it)."""
+    assert errors_of("    versions: {stable: v1, canary: v1}\n") == [
+        "monitor.yaml:9: models[0].versions: stable and canary must be two different versions"
+    ]
+    assert errors_of("    versions: {stable: v1}\n") == [
+        "monitor.yaml:9: models[0].versions.canary: required key is missing"
+    ]
+    assert errors_of("    versions:\n      stable: v1\n      canary: ''\n") == [
+        "monitor.yaml:11: models[0].versions.canary: string should have at least 1 character"
+    ]
+    assert errors_of("    versions: compair\n") == [
+        "monitor.yaml:9: models[0].versions: must be 'compare'"
+    ]
+    assert errors_of("    versions: [v1, v2]\n") == [
+        "monitor.yaml:9: models[0].versions: must be compare or {stable: <version>, canary:"
+        " <version>}"
+    ]
+
+
+def test_a_canary_threshold_needs_versions_and_a_classifier_for_accuracy() -> None:
+    """Without ``versions`` there is nothing to compare: the rule would never fire, as a
+    fairness threshold without ``fairness`` would not (refused alike); the accuracy difference
+    is a classifier's; a segment does not compare versions."""
+    assert errors_of(
+        "    thresholds:\n      canary_psi: {warning: 0.1}\n"
+        "      canary_accuracy_delta: {critical: -0.05}\n"
+    ) == [
+        "monitor.yaml:10: models[0].thresholds.canary_psi: canary_psi needs versions:"
+        " {stable: <version>, canary: <version>} or versions: compare",
+        "monitor.yaml:11: models[0].thresholds.canary_accuracy_delta: canary_accuracy_delta"
+        " needs versions: {stable: <version>, canary: <version>} or versions: compare",
+    ]
+    assert errors_of(
+        "    versions: compare\n    thresholds:\n      canary_accuracy_delta: {critical: -0.05}\n",
+        REGRESSION,
+    ) == [
+        "monitor.yaml:9: models[0].thresholds.canary_accuracy_delta: canary_accuracy_delta is"
+        " for task: classification (a regression has no accuracy to compare)"
+    ]
+    assert errors_of(
+        "    versions: compare\n    segments:\n      - name: a\n        feature: country\n"
+        "        thresholds: {canary_psi: {warning: 0.1}}\n"
+    ) == [
+        "monitor.yaml:13: models[0].segments[0].thresholds.canary_psi: the versions are compared"
+        " for the whole model"
+    ]
+
+
+def test_a_segment_threshold_on_a_statistic_no_segment_has_is_refused() -> None:
+    """A segment computes neither label coverage nor the label-free estimate (the whole
+    model's only): a level for them there would never be compared with anything."""
+    assert errors_of(
+        "    segments:\n      - name: a\n        feature: country\n        thresholds:\n"
+        "          label_coverage: {warning: 0.5}\n"
+        "          estimated_accuracy: {warning: 0.8}\n"
+    ) == [
+        "monitor.yaml:13: models[0].segments[0].thresholds.label_coverage: label coverage is"
+        " the whole model's (its labels arrive for every segment alike)",
+        "monitor.yaml:14: models[0].segments[0].thresholds.estimated_accuracy: the label-free"
+        " estimate is the whole model's (it needs the model's calibration)",
+    ]

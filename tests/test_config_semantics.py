@@ -29,8 +29,8 @@ models:
     features: [{name: x, type: numeric}, {name: c, type: categorical}]
     thresholds:
 """
-# after the thresholds, so that their line numbers stay; lets fairness thresholds be set
-FAIRNESS = "    fairness: {sensitive: [c], positive: a}\n"
+# after the thresholds, so that their line numbers stay; lets fairness and canary thresholds be set
+FAIRNESS = "    fairness: {sensitive: [c], positive: a}\n    versions: compare\n"
 
 
 def errors_of(thresholds: str) -> list[str]:

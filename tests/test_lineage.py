@@ -355,3 +355,88 @@ def test_a_window_from_histograms_records_no_digest_and_is_reproduced(
         assert stored["lineage"]["model_versions"] == {"v1": 250, "v2": 750}
         result = service.reproduce("credit", stored["id"]).to_document()
     assert result["identical"] is True, result["differs"]
+
+
+@pytest.mark.parametrize("n", [200, 1200])  # exact, and from histograms (folded groups)
+def test_a_label_correction_that_moves_only_groups_is_told(
+    engine: Engine, clock: Clock, n: int
+) -> None:
+    """Two label corrections that cancel out over the whole window (one right prediction made
+    wrong in FR, one wrong made right in DE: the same confusion matrix) change only the
+    segments' performance and the fairness by country: the reproduction says so."""
+    grouped = CONFIG.replace(
+        "    thresholds:\n",
+        "    segments: [{name: market, feature: country, values: [DE, FR]}]\n"
+        "    fairness: {sensitive: [country], positive: approved}\n"
+        "    drift: {exact_max_samples: 1000}\n"
+        "    thresholds:\n",
+    )
+    service = Service(
+        parse_config(grouped), engine=engine, registry=CollectorRegistry(), clock=clock
+    )
+    with serving(service) as client:
+        reference = [
+            {"features": {"age": 40.0 + i % 9, "country": "DE" if i % 2 else "FR"}}
+            for i in range(100)
+        ]
+        send(client, "reference", reference, 201)
+        window = [
+            {
+                "id": f"p{i}",
+                "timestamp": NOW - 300 - i,  # past the histograms' summary lag
+                "features": {"age": 40.0 + i % 9, "country": "DE" if i % 2 else "FR"},
+                "prediction": "approved",
+            }
+            for i in range(n)
+        ]
+        send(client, "predictions", window, 202)
+        labels = [{"id": f"p{i}", "label": "approved" if i % 5 else "rejected"} for i in range(n)]
+        send(client, "labels", labels, 202)
+        assert client.post("/v1/models/credit/evaluate").status_code == 200
+        [stored] = history(client)
+        assert (stored["lineage"]["window"]["digest"] is None) is (n > 1000)
+        # p2 (FR) was right and p5 (DE) wrong; now the other way round
+        corrections = [{"id": "p2", "label": "rejected"}, {"id": "p5", "label": "approved"}]
+        send(client, "labels", corrections, 202)
+        result = service.reproduce("credit", stored["id"]).to_document()
+    assert result["differs"] == ["segments", "fairness"]
+    segments = result["differences"]["segments"]
+    accuracy = [
+        {value: doc["market"]["values"][value]["performance"]["accuracy"] for value in ("DE", "FR")}
+        for doc in (segments["stored"], segments["reproduced"])
+    ]
+    # n / 2 records each; every fifth wrong: n / 10 in FR and DE, then one more and one less
+    half, wrong = n // 2, n // 10
+    assert accuracy == [
+        {"DE": (half - wrong) / half, "FR": (half - wrong) / half},
+        {"DE": (half - wrong + 1) / half, "FR": (half - wrong - 1) / half},
+    ]
+    fairness = result["differences"]["fairness"]
+    assert [doc["country"]["groups"]["FR"]["accuracy"] for doc in fairness.values()] == [
+        (half - wrong) / half,
+        (half - wrong - 1) / half,
+    ]
+
+
+def test_an_evaluation_made_without_a_reference_is_reproduced_without_one(
+    client: TestClient, service: Service
+) -> None:
+    """Its lineage names no reference version: the reproduction compares with none, not with
+    a reference uploaded since (which changed none of its inputs)."""
+    window = [
+        {
+            "id": f"p{i}",
+            "timestamp": NOW - 10 - i,
+            "features": {"age": 60.0 + i % 7, "country": "DE"},
+            "prediction": "approved",
+        }
+        for i in range(100)
+    ]
+    send(client, "predictions", window, 202)
+    assert client.post("/v1/models/credit/evaluate").json()["status"] == "no_reference"
+    [stored] = history(client)
+    assert stored["lineage"]["reference"] == {"version": None, "digest": None}
+    reference = [{"features": {"age": 30.0 + i % 5, "country": "FR"}} for i in range(100)]
+    send(client, "reference", reference, 201)
+    result = reproduce(service, stored["id"])
+    assert result["identical"] is True, result["differs"]

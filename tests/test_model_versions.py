@@ -265,3 +265,109 @@ def test_seldon_events_give_their_predictor_as_the_version(
         "puid-1-0": "canary-predictor",
         "puid-1-1": "canary-predictor",
     }
+
+
+def test_the_openapi_document_declares_model_version(client: TestClient) -> None:
+    """The prediction record's schema forbids unknown keys, so a generated client (or
+    schemathesis) took ``model_version`` for one unless the document declares it."""
+    import jsonschema
+
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["PredictionIn"]
+    version = schema["properties"]["model_version"]
+    assert version["anyOf"] == [
+        {"type": "string", "minLength": 1, "maxLength": 128},
+        {"type": "null"},
+    ]
+    jsonschema.validate(record(0, "v1"), schema)
+    jsonschema.validate(record(0, None) | {"model_version": None}, schema)
+    for refused in ("", "x" * 129, 5):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(record(0, None) | {"model_version": refused}, schema)
+
+
+@pytest.mark.parametrize("large", [False, True])
+@pytest.mark.parametrize(
+    "declared",
+    ["", "    versions: {stable: v1, canary: v5}\n", "    versions: {stable: v1, canary: v9}\n"],
+)
+def test_the_lineage_names_at_most_max_categories_versions(
+    engine: Engine, large: bool, declared: str
+) -> None:
+    """A client that writes a build id or a pod name into ``model_version`` names a version
+    per record: the lineage (stored with every evaluation, sent with every alert event) keeps
+    the ``drift.max_categories`` most frequent by name (ties in name order) and the compared
+    ones, and sums the rest as ``__other__``, on the exact and the histogram path alike."""
+    drift = "    drift: {max_categories: 3, exact_max_samples: 1000}\n"
+    service = Service(
+        parse_config(CONFIG + drift + declared),
+        engine=engine,
+        registry=CollectorRegistry(),
+        clock=Clock(),
+    )
+    counts = {"v1": 5, "v2": 4, "v3": 4, "v4": 2, "v5": 1} | {f"w{i:02d}": 1 for i in range(10)}
+    versions = [v for v, n in counts.items() for _ in range(n)]
+    versions += [None] * (1200 if large else 0)
+    with serving(service) as client:
+        reference = [{"features": r["features"]} for r in (record(i, None) for i in range(50))]
+        service.store_reference("credit", reference, source="test")  # the histograms' grids
+        # older than the histograms' summary lag
+        body = orjson.dumps(
+            [record(i, v) | {"timestamp": NOW - 300 - i} for i, v in enumerate(versions)]
+        )
+        assert post(client, body).status_code == 202
+        evaluation = client.post("/v1/models/credit/evaluate").json()
+        [stored] = client.get("/v1/models/credit/drift/history").json()["evaluations"]
+    assert (evaluation["lineage"]["window"]["digest"] is None) is large
+    # v1, then v2 and v3 (4 each); the rest, 2 + 1 + 10: 13
+    expected = {"v1": 5, "v2": 4, "v3": 4, "__other__": 13}
+    if "v5" in declared:  # the canary is named too (v9, without records, is not)
+        expected = {"v1": 5, "v2": 4, "v3": 4, "v5": 1, "__other__": 12}
+    assert evaluation["lineage"]["model_versions"] == expected
+    assert stored["lineage"]["model_versions"] == expected
+    if declared:
+        assert evaluation["versions"]["canary"]["n"] == (1 if "v5" in declared else 0)
+        assert service.reproduce("credit", stored["id"]).identical
+
+
+@pytest.mark.parametrize("first", ["request", "response"])
+@pytest.mark.parametrize("version", ["x" * 129, "v\u00001"])
+def test_a_response_naming_a_version_that_cannot_be_stored_is_refused_itself(
+    client: TestClient, engine: Engine, first: str, version: str
+) -> None:
+    """The response is answered 422 naming its ``model_version``; it never waits, so the
+    request half is not refused for it (nor its prediction lost after the response was
+    acknowledged), and the response sent again with a usable version completes the pair."""
+    bad = V2_RESPONSE | {"model_version": version}
+    if first == "request":
+        assert kserve(client, "request", V2_REQUEST).json()["status"] == "pending"
+    answer = kserve(client, "response", bad)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["type"] == "urn:drift-monitor:problem:invalid-cloudevent"
+    assert "'model_version'" in answer.json()["detail"]
+    if first == "response":
+        assert kserve(client, "request", V2_REQUEST).json()["status"] == "pending"
+    assert stored_versions(engine) == {}
+    again = kserve(client, "response", V2_RESPONSE | {"model_version": "v1"})
+    assert again.status_code == 200 and again.json()["status"] == "stored", again.text
+    assert stored_versions(engine) == {"ev-1": "v1"}
+
+
+def test_the_client_rejects_a_version_the_service_would_refuse_alone() -> None:
+    """As it does for an id: a record whose ``model_version`` the service refuses (empty,
+    over 128 characters, a NUL) is counted in ``rejected`` when logged and never sent, so it
+    cannot make the service refuse the whole batch of good records it would travel with
+    (``MODEL_VERSION=""`` in the environment would otherwise lose every prediction)."""
+    sent: list[dict[str, Any]] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        sent.extend(orjson.loads(request.content))
+        return httpx.Response(202, json={"accepted": 1, "duplicates": 0})
+
+    monitor = Monitor(
+        "http://monitor", "credit", batch_size=10, transport=httpx.MockTransport(handle)
+    )
+    for record_id, version in [("a", "v1"), ("b", ""), ("c", "v" * 129), ("d", "v\x002"), ("e", 3)]:
+        monitor.log_prediction(record_id, {"age": 1}, "approved", model_version=version)  # type: ignore[arg-type]
+    assert monitor.close(timeout=None) is True
+    assert [(r["id"], r["model_version"]) for r in sent] == [("a", "v1"), ("e", "3")]
+    assert monitor.rejected == 3

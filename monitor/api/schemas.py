@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from monitor import timestamps
 from monitor.config import ModelConfig, format_duration
 from monitor.domain import ModelCounts, ReferenceInfo
+from monitor.ingest.validate import MAX_VERSION_LENGTH
 from monitor.storage.alerts import HistoryEntry
 from monitor.storage.alerts import Stored as StoredAlert
 from monitor.storage.deliveries import Delivery
@@ -45,6 +46,9 @@ class PredictionIn(BaseModel):
     )
     prediction: str | float | int | bool = Field(description="Class label, or a number.")
     scores: dict[str, float] | None = Field(None, description="Class -> probability.")
+    model_version: Annotated[str, Field(min_length=1, max_length=MAX_VERSION_LENGTH)] | None = (
+        Field(None, description="The version of the model that made the prediction.")
+    )
 
 
 class LabelIn(BaseModel):

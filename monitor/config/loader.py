@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from monitor.config.groups import group_issues
 from monitor.config.paths import PathKey, format_path, line_for
-from monitor.config.schema import Config, StatisticName
+from monitor.config.schema import VERSIONS_FORMS, Config, StatisticName
 from monitor.config.semantics import level_issues
 from monitor.config.yaml_reader import read_yaml
 from monitor.errors import ConfigError, ConfigIssue
@@ -116,11 +116,22 @@ def _issues_from_validation(
 ) -> list[ConfigIssue]:
     issues = []
     for error in exc.errors(include_url=False):
-        loc: PathKey = tuple(part for part in error["loc"] if part != "[key]")
+        loc = _key_path(error["loc"])
         issues.append(
             ConfigIssue(file, line_for(loc, lines), format_path(loc), _message(error, loc))
         )
     return issues
+
+
+def _key_path(loc: tuple[str | int, ...]) -> PathKey:
+    """An error's key path in the file: without pydantic's ``[key]`` marks, nor the tag of
+    the form ``versions`` was read as (``schema.VERSIONS_FORMS``)."""
+    path: list[str | int] = []
+    for part in loc:
+        if part == "[key]" or (path and path[-1] == "versions" and part in VERSIONS_FORMS):
+            continue
+        path.append(part)
+    return tuple(path)
 
 
 def _message(error: Any, loc: PathKey) -> str:

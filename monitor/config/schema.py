@@ -14,19 +14,21 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     ModelWrapValidatorHandler,
     PlainSerializer,
     PlainValidator,
     PrivateAttr,
     SecretStr,
+    Tag,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from monitor.config.durations import format_duration, parse_duration
-from monitor.csv_columns import score_column
+from monitor.csv_columns import RECORD_COLUMNS, score_column
 from monitor.timestamps import DEFAULT_MAX_FUTURE_SECONDS
 from monitor.webhooks.addresses import private_address_reason
 from monitor.webhooks.bodies import check as check_template
@@ -430,6 +432,32 @@ class VersionsConfig(_Strict):
         return self
 
 
+#: The tags of ``versions``'s two forms. pydantic puts the tag in an error's path
+#: (``versions.compare``); the loader leaves it out, so the error names the key as written.
+VERSIONS_FORMS = ("{stable, canary}", "compare")
+
+
+def _versions_form(value: object) -> str | None:
+    """Which form a ``versions`` value is written in: one error from that form only, not one
+    from each member of the union."""
+    if isinstance(value, str):
+        return VERSIONS_FORMS[1]
+    if isinstance(value, dict | VersionsConfig):
+        return VERSIONS_FORMS[0]
+    return None
+
+
+Versions = Annotated[
+    Annotated[VersionsConfig, Tag(VERSIONS_FORMS[0])]
+    | Annotated[Literal["compare"], Tag(VERSIONS_FORMS[1])],
+    Discriminator(
+        _versions_form,
+        custom_error_type="versions_form",
+        custom_error_message="must be compare or {stable: <version>, canary: <version>}",
+    ),
+]
+
+
 class PerformanceConfig(_Strict):
     window_by: Literal["prediction_time", "label_time"] = "prediction_time"
     """Select a window's labelled predictions by their prediction time or their label time."""
@@ -520,7 +548,7 @@ class ModelConfig(_Strict):
     inference_service: str | None = None
     """The KServe InferenceService / SeldonDeployment whose logged CloudEvents are this model's;
     unset, the model's name."""
-    versions: VersionsConfig | Literal["compare"] | None = None
+    versions: Versions | None = None
     """Canary against stable: `{stable, canary}` names the two `model_version` values to compare;
     `compare` takes the window's two most frequent (the more frequent as stable)."""
     segments: list[SegmentConfig] = []
@@ -586,6 +614,12 @@ class ModelConfig(_Strict):
     def _no_feature_named_like_a_score_column(self) -> ModelConfig:
         columns = {score_column(label): label for label in self.classes or ()}
         for feature in self.features:
+            if feature.name in RECORD_COLUMNS:
+                raise ValueError(
+                    f"feature {feature.name!r} is named like a column of the records' CSV"
+                    f" ({', '.join(RECORD_COLUMNS)}: export, replay, reference); rename the"
+                    " feature"
+                )
             if feature.name in columns:
                 raise ValueError(
                     f"feature {feature.name!r} is named like the CSV column of the scores of"

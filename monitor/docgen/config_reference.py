@@ -50,6 +50,8 @@ def _model_in(annotation: Any) -> tuple[type[BaseModel], str] | None:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation, ""
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _model_in(args[0])
     if origin in (typing.Union, types.UnionType):
         found = [_model_in(arg) for arg in args if arg is not type(None)]
         return next((item for item in found if item is not None), None)

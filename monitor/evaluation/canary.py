@@ -30,6 +30,7 @@ from monitor.evaluation.columns import columns_from_rows
 from monitor.evaluation.evaluate import evaluate_drift
 from monitor.evaluation.groups import group_pairs, group_performance
 from monitor.evaluation.profiles import ReferenceProfiles, build_profiles
+from monitor.stats import OTHER
 from monitor.stats.performance.interval import newcombe_difference_interval
 
 
@@ -57,6 +58,29 @@ def pick_from_counts(config: ModelConfig, counts: Mapping[str, int]) -> tuple[st
     if len(ranked) < 2:
         return None
     return ranked[0], ranked[1]
+
+
+def lineage_versions(config: ModelConfig, counts: Mapping[str, int]) -> dict[str, int]:
+    """The window's records per version as its lineage records them: the
+    ``drift.max_categories`` most frequent versions by name (ties in name order) and the
+    compared ones, the rest summed as ``__other__``, so that neither a stored evaluation nor
+    an alert event grows with the number of versions the traffic names.
+
+    >>> from monitor.config import parse_config
+    >>> yaml = "models: [{name: m, task: regression, features: [{name: a, type: numeric}],"
+    >>> config = parse_config(yaml + " drift: {max_categories: 2}}]").models[0]
+    >>> lineage_versions(config, {"c": 1, "a": 3, "b": 3, "d": 1})
+    {'__other__': 2, 'a': 3, 'b': 3}
+    """
+    if len(counts) <= config.drift.max_categories:
+        return dict(sorted(counts.items()))
+    ranked = sorted(counts, key=lambda version: (-counts[version], version))
+    compared = set(pick_from_counts(config, counts) or ()) & counts.keys()  # those with records
+    kept = set(ranked[: config.drift.max_categories]) | compared
+    named = {version: counts[version] for version in kept}
+    rest = sum(n for version, n in counts.items() if version not in kept)
+    named[OTHER] = named.get(OTHER, 0) + rest  # a version named __other__ is counted in it
+    return dict(sorted(named.items()))
 
 
 def compare_versions(

@@ -55,11 +55,24 @@ def jsonl(chunks: Iterable[list[Row]]) -> Iterator[bytes]:
         yield b"\n".join(lines) + b"\n"
 
 
+class _RowsEndingInLineFeed:
+    """What ``csv.writer(lineterminator="\\r\\n")`` writes to, each row ending in ``"\\n"``
+    instead. The writer quotes a cell that holds a character of its line terminator: with
+    ``"\\n"`` alone it left a bare ``"\\r"`` (an id, a category, a ``model_version``)
+    unquoted, and a reader ends the row there."""
+
+    def __init__(self, buffer: io.StringIO) -> None:
+        self.buffer = buffer
+
+    def write(self, row: str) -> int:
+        return self.buffer.write(row[:-2] + "\n")  # one call per row, ending in "\r\n"
+
+
 def csv_rows(model: ModelConfig, chunks: Iterable[list[Row]]) -> Iterator[bytes]:
     names = [f.name for f in model.features]
     classes = model.classes or []
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csv.writer(_RowsEndingInLineFeed(buffer), lineterminator="\r\n")
     writer.writerow(header(names, classes))
     for rows in chunks:
         for record_id, ts, features, prediction, scores, label, label_ts, version in rows:

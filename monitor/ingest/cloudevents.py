@@ -22,7 +22,7 @@ import orjson
 
 from monitor import codec
 from monitor.config import ModelConfig
-from monitor.ingest.validate import MAX_ID_LENGTH, NUL, NUL_REASON
+from monitor.ingest.validate import MAX_ID_LENGTH, MAX_VERSION_LENGTH, NUL, NUL_REASON
 
 Kind = Literal["request", "response", "feedback"]
 Flavor = Literal["kserve", "seldon"]
@@ -238,10 +238,23 @@ def response_version(event: Event) -> str | None:
     if isinstance(data, dict):
         version = data.get("model_version")
         if isinstance(version, str) and version:
-            return version
+            return _storable(version, "'model_version'")
     if event.flavor == "seldon" or event.endpoint in KSERVE_VERSION_ENDPOINTS:
-        return event.endpoint
+        return _storable(event.endpoint, "'ce-endpoint'") if event.endpoint else None
     return None
+
+
+def _storable(version: str, where: str) -> str:
+    """``version``, refused (422, naming ``where``) when a record could not carry it: the
+    response half is refused itself, never waits, and so never makes its request's
+    prediction refused after it was acknowledged."""
+    if len(version) > MAX_VERSION_LENGTH or NUL in version:
+        raise CloudEventError(
+            f"{where} names the model version, which must be 1 to {MAX_VERSION_LENGTH}"
+            " characters without NUL",
+            422,
+        )
+    return version
 
 
 def truth_rows(model: ModelConfig, event: Event) -> list[Any]:

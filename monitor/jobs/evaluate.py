@@ -28,7 +28,7 @@ from monitor.evaluation import (
     evaluate_drift,
     levels,
 )
-from monitor.evaluation.canary import compare_versions, pick_from_counts
+from monitor.evaluation.canary import compare_versions, lineage_versions, pick_from_counts
 from monitor.evaluation.columns import Columns
 from monitor.evaluation.document import from_document, to_document
 from monitor.evaluation.evaluate import evaluate_drift_counts
@@ -163,16 +163,18 @@ class DriftEvaluator:
         *,
         now: float,
         reference_version: int | None = None,
+        without_reference: bool = False,
         exact: bool | None = None,
         records_bounds: tuple[float, float] | None = None,
     ) -> Evaluation:
         """The evaluation as of ``now``, with its lineage; nothing is stored.
 
         ``reference_version`` compares with that stored reference instead of the newest;
+        ``without_reference`` with none (an evaluation made before the model had one);
         ``exact`` forces the exact path (True) or the histograms' (False) instead of choosing
         by the window's size; ``records_bounds`` reads a ``window.records`` window as the
         records with prediction times in those bounds (both included) rather than the last N
-        ingested (``jobs.reproduce`` replays an evaluation with all three pinned).
+        ingested (``jobs.reproduce`` replays an evaluation with them pinned).
         """
         model = config.name
         by_label_time = config.performance.window_by == "label_time"
@@ -180,7 +182,11 @@ class DriftEvaluator:
         window_digest: str | None = None
         versions: dict[str, int] = {}
         with self.database.read() as connection:
-            profiles = self.reference_profiles(connection, config, now, version=reference_version)
+            profiles = (
+                None
+                if without_reference
+                else self.reference_profiles(connection, config, now, version=reference_version)
+            )
             reference = (
                 None
                 if profiles is None or profiles.version == 0
@@ -263,7 +269,7 @@ class DriftEvaluator:
                 window_n=evaluation.window.n,
                 window_digest=window_digest,
                 labelled=len(pairs),
-                model_versions=dict(sorted(versions.items())),
+                model_versions=lineage_versions(config, versions),
                 monitor_version=__version__,
             ),
         )

@@ -9,7 +9,8 @@ and compares the results part by part. Parts:
 * inputs: ``config``, ``reference``, ``window``, ``model_versions``;
 * results: ``status``, ``drifted_share``, ``features``, ``outputs``, ``performance``,
   ``labels`` (without ``unmatched``, a count of the labels stored now, not in the window),
-  ``versions`` (canary against stable), ``segments``, ``fairness``.
+  ``versions`` (canary against stable), ``segments`` and ``fairness`` (a label corrected
+  under the window can move them alone: the whole window's confusion matrix may not change).
 """
 
 from __future__ import annotations
@@ -99,6 +100,9 @@ def reproduce(evaluator: DriftEvaluator, config: ModelConfig, evaluation_id: int
             config,
             now=at,
             reference_version=reference_version or None,
+            # made before the model had a reference (none uploaded, or not yet its first
+            # records): none now either, not one stored since
+            without_reference=reference_version is None and not _previous_window(config),
             exact=lineage["window"]["digest"] is not None,
             records_bounds=None if config.window.records is None else (start, end),
         )
@@ -120,6 +124,10 @@ def reproduce(evaluator: DriftEvaluator, config: ModelConfig, evaluation_id: int
     return Reproduction(
         evaluation_id, differences, (lineage["monitor_version"], redo["monitor_version"])
     )
+
+
+def _previous_window(config: ModelConfig) -> bool:
+    return config.reference is not None and config.reference.previous_window
 
 
 def _result(document: dict[str, Any], part: str) -> Any:
