@@ -76,6 +76,23 @@ def test_segment_names_are_distinct_and_values_exclude_other() -> None:
     ]
 
 
+def test_a_segment_value_no_record_can_carry_is_refused() -> None:
+    long = "v" * 257
+    assert errors_of(
+        f"    segments:\n      - {{name: a, feature: country, values: [FR, {long}]}}\n"
+    ) == [
+        f"monitor.yaml:10: models[0].segments[0].values: {'v' * 40!r}... can never match a"
+        " record: a category holds at most 256 characters and no NUL"
+    ]
+    assert errors_of('    segments:\n      - {name: a, feature: country, values: ["F\\0R"]}\n') == [
+        "monitor.yaml:10: models[0].segments[0].values: 'F\\x00R' can never match a record: a"
+        " category holds no NUL"
+    ]
+    parse_config(
+        MODEL + f"    segments:\n      - {{name: a, feature: country, values: [{'v' * 256}]}}\n"
+    )
+
+
 def test_a_segment_level_is_checked_like_a_model_level() -> None:
     assert errors_of(
         "    segments:\n      - name: a\n        feature: country\n        thresholds:\n"

@@ -245,8 +245,8 @@ def test_a_segment_on_a_feature_of_too_many_categories_is_refused_unless_listed(
         service.stop()
     assert document["segments"]["market"]["values"] == {}
     assert document["segments"]["market"]["refused"] == (
-        "the reference of 'country' has more than drift.max_categories (3) categories:"
-        " list the segment's values"
+        "the reference of 'country' has more than drift.max_categories (3) categories (or one"
+        " named __other__): list the segment's values"
     )
     assert set(document["segments"]["listed"]["values"]) == {"FR", "__other__"}
     # fairness groups: the reference's three most frequent categories, the rest __other__

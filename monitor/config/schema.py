@@ -89,6 +89,9 @@ def _class_label(value: object) -> str:
 
 
 ClassLabel = Annotated[str, BeforeValidator(_class_label)]
+#: The longest categorical value a record may carry (``ingest.validate``): a segment value
+#: longer than it could never match a record.
+MAX_CATEGORY_LENGTH = 256
 
 
 class _Named(Protocol):
@@ -503,6 +506,14 @@ class SegmentConfig(_Strict):
             raise ValueError("values must be distinct")
         if values is not None and "__other__" in values:
             raise ValueError("__other__ is the bucket of the values not listed")
+        for value in values or ():
+            if len(value) > MAX_CATEGORY_LENGTH or "\x00" in value:
+                raise ValueError(
+                    f"{value[:40]!r}... can never match a record: a category holds at most"
+                    f" {MAX_CATEGORY_LENGTH} characters and no NUL"
+                    if len(value) > MAX_CATEGORY_LENGTH
+                    else f"{value!r} can never match a record: a category holds no NUL"
+                )
         return values
 
 

@@ -119,7 +119,8 @@ def _segment_values(
     if OTHER in profile.counts:
         return (), (
             f"the reference of {segment.feature!r} has more than drift.max_categories"
-            f" ({model.drift.max_categories}) categories: list the segment's values"
+            f" ({model.drift.max_categories}) categories (or one named {OTHER}): list the"
+            " segment's values"
         )
     return tuple(profile.counts), None
 

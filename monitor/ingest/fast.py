@@ -24,11 +24,10 @@ import msgspec
 
 from monitor import codec
 from monitor import timestamps as times
-from monitor.config.schema import ModelConfig
+from monitor.config.schema import MAX_CATEGORY_LENGTH, ModelConfig
 from monitor.domain import PredictionBatch
 from monitor.ingest.decode import NDJSON_TYPES
 from monitor.ingest.validate import (
-    MAX_CATEGORY_LENGTH,
     MAX_ID_LENGTH,
     MAX_VERSION_LENGTH,
     class_label,

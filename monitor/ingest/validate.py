@@ -17,14 +17,13 @@ from typing import Any
 import msgspec
 
 from monitor import codec, timestamps
-from monitor.config.schema import ModelConfig
+from monitor.config.schema import MAX_CATEGORY_LENGTH, ModelConfig
 from monitor.domain import FeatureValue, LabelBatch, PredictionBatch
 from monitor.errors import RecordIssue, RecordIssues
 
 _encode = codec.encode
 
 MAX_ID_LENGTH = 256
-MAX_CATEGORY_LENGTH = 256
 NUL = "\x00"
 NUL_REASON = "must not contain the NUL character (\\u0000)"
 _PREDICTION_KEYS = frozenset(
