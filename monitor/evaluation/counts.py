@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import msgspec
@@ -37,3 +38,12 @@ class Counts:
         if kind == "numeric":
             return cls(kind, np.frombuffer(blob, dtype="<i8").astype(np.int64), None, missing)
         return cls(kind, None, dict(orjson.loads(blob)), missing)
+
+
+def merge_into(into: dict[str, Counts], additions: Mapping[str, Counts]) -> None:
+    """Add each column's counts to ``into`` (pieces of a window added up)."""
+    for name, found in additions.items():
+        if name in into:
+            into[name].add(found)
+        else:
+            into[name] = found

@@ -35,9 +35,9 @@ from monitor.domain import CanaryComparison, VersionSummary, Window
 from monitor.evaluation import labelled as pairs_of
 from monitor.evaluation.canary import comparison, version_model
 from monitor.evaluation.columns import Columns, columns_from_rows
-from monitor.evaluation.counts import Counts
+from monitor.evaluation.counts import Counts, merge_into
 from monitor.evaluation.evaluate import evaluate_drift, evaluate_drift_counts
-from monitor.evaluation.groups import group_pairs, group_performance, take
+from monitor.evaluation.groups import GroupSplitter, codes_of, group_performance
 from monitor.evaluation.histograms import column_counts
 from monitor.evaluation.labelled import Labelled
 from monitor.evaluation.profiles import ReferenceProfiles, build_profiles
@@ -91,21 +91,15 @@ class CanaryFolder:
         versions: Sequence[str | None],
     ) -> None:
         """Fold one chunk in: its decoded ``columns`` and the stored records they came from."""
-        for name in self.names:
-            index = np.flatnonzero(np.fromiter((v == name for v in versions), bool, len(versions)))
-            if not index.size:
+        codes = codes_of(versions, self.names, len(self.names)).astype(np.intp)
+        parts = GroupSplitter(self._scored, columns, scores).split(codes, len(self.names))
+        for i, (name, (part, pairs)) in enumerate(zip(self.names, parts, strict=True)):
+            positions = np.flatnonzero(codes == i).tolist()
+            if not positions:
                 continue
-            positions = index.tolist()
             self._n[name] += len(positions)
-            held = self._counts[name]
-            part = take(columns, index)
-            part_scores = [scores[i] for i in positions]
-            self._pairs[name].append(group_pairs(self._scored, part, part_scores))
-            for column, found in column_counts(self.profiles, part).items():
-                if column in held:
-                    held[column].add(found)
-                else:
-                    held[column] = found
+            self._pairs[name].append(pairs)
+            merge_into(self._counts[name], column_counts(self.profiles, part))
             for i in positions:
                 if labels[i] is not None:
                     self._labelled[name] += 1

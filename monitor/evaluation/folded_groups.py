@@ -29,20 +29,19 @@ from monitor.config import ModelConfig
 from monitor.domain import FeatureFairness, SegmentResult, Window
 from monitor.evaluation import labelled as pairs_of
 from monitor.evaluation.columns import Columns
-from monitor.evaluation.counts import Counts
+from monitor.evaluation.counts import Counts, merge_into
 from monitor.evaluation.evaluate import evaluate_drift, evaluate_drift_counts
 from monitor.evaluation.groups import (
     MISSING,
+    GroupSplitter,
     SegmentReference,
     decisions,
     fairness_result,
     group_codes,
-    group_pairs,
     group_performance,
     refused_segment,
     segment_model,
     segment_result,
-    take,
 )
 from monitor.evaluation.histograms import column_counts
 from monitor.evaluation.labelled import Labelled
@@ -74,29 +73,24 @@ class GroupFolder:
     def add(self, part: Columns, scores: Sequence[bytes | None] | None) -> None:
         """Fold one chunk of the window's records (with their ``__prediction__`` and
         ``__label__`` columns, and their stored scores) in."""
+        splitter = GroupSplitter(self.model, part, scores) if self.model.segments else None
         for segment in self.model.segments:
             reference = self.references.get(segment.name)
-            if reference is None or reference.refused is not None:
+            if splitter is None or reference is None or reference.refused is not None:
                 continue
-            local = segment_model(self.model, segment)
-            buckets = group_codes(part.categorical.get(segment.feature), part.n, reference.values)
-            for i, value in enumerate((*reference.values, OTHER)):
-                index = np.flatnonzero(buckets == i)
+            codes = group_codes(part.categorical.get(segment.feature), part.n, reference.values)
+            named = (*reference.values, OTHER)
+            for value, (members, pairs) in zip(
+                named, splitter.split(codes, len(named)), strict=True
+            ):
                 key = (segment.name, value)
-                self._sizes[key] += int(index.size)
-                if not index.size:
+                self._sizes[key] += members.n
+                if not members.n:
                     continue
-                members = take(part, index)
                 profiles = None if reference.profiles is None else reference.profiles.get(value)
                 if profiles is not None:
-                    held = self._counts.setdefault(key, {})
-                    for name, found in column_counts(profiles, members).items():
-                        if name in held:
-                            held[name].add(found)
-                        else:
-                            held[name] = found
-                group_scores = None if scores is None else [scores[j] for j in index.tolist()]
-                self._pairs.setdefault(key, []).append(group_pairs(local, members, group_scores))
+                    merge_into(self._counts.setdefault(key, {}), column_counts(profiles, members))
+                self._pairs.setdefault(key, []).append(pairs)
         if self.model.fairness is not None:
             selected, positive, labelled = decisions(self.model, part)
             for feature in self.model.fairness.sensitive:

@@ -30,7 +30,7 @@ disparity is held (None) while any group has fewer than ``min_samples`` predicti
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import repeat
 
@@ -198,19 +198,16 @@ def evaluate_segments(
 ) -> tuple[SegmentResult, ...]:
     """Every segment's groups, each compared with its reference and scored on its labels."""
     results: list[SegmentResult] = []
-    positions, pairs = labelled_pairs(model, current, scores)  # decoded once, taken per group
-    objects = {name: _objects(values) for name, values in current.categorical.items()}
+    splitter = GroupSplitter(model, current, scores)
     for segment in model.segments:
         reference = references.get(segment.name)
         if reference is None or reference.refused is not None:
             results.append(refused_segment(segment, reference))
             continue
         local = segment_model(model, segment)
-        buckets = group_codes(current.categorical.get(segment.feature), current.n, reference.values)
-        paired = buckets[positions]
-        for i, value in enumerate((*reference.values, OTHER)):
-            index = np.flatnonzero(buckets == i)
-            part = take(current, index, objects)
+        codes = group_codes(current.categorical.get(segment.feature), current.n, reference.values)
+        values = (*reference.values, OTHER)
+        for value, (part, pairs) in zip(values, splitter.split(codes, len(values)), strict=True):
             profiles = None if reference.profiles is None else reference.profiles.get(value)
             drift = evaluate_drift(
                 local,
@@ -220,13 +217,35 @@ def evaluate_segments(
                 evaluated_at=evaluated_at,
                 ks_exact_max_n=SEGMENT_KS_EXACT_MAX_N,
             )
-            performance = group_performance(local, pairs.take(np.flatnonzero(paired == i)))
+            performance = group_performance(local, pairs)
             results.append(segment_result(segment, value, part.n, drift, performance))
     return tuple(results)
 
 
+class GroupSplitter:
+    """Splits records into groups, their columns and their labelled pairs (``group_pairs``),
+    each decoded once for all the groupings of the records and then taken group by group."""
+
+    def __init__(
+        self, model: ModelConfig, columns: Columns, scores: Sequence[bytes | None] | None
+    ) -> None:
+        self.columns = columns
+        self._positions, self._pairs = labelled_pairs(model, columns, scores)
+        # object arrays, which ``take`` indexes without a Python loop per value
+        self._objects = {name: _objects(values) for name, values in columns.categorical.items()}
+
+    def split(
+        self, codes: npt.NDArray[np.intp], n_groups: int
+    ) -> Iterator[tuple[Columns, Labelled]]:
+        """Each group's records and labelled pairs, for groups ``0 .. n_groups - 1`` of
+        ``codes`` (each record's group)."""
+        paired = codes[self._positions]
+        for i in range(n_groups):
+            part = take(self.columns, np.flatnonzero(codes == i), self._objects)
+            yield part, self._pairs.take(np.flatnonzero(paired == i))
+
+
 def _objects(values: list[str | None]) -> npt.NDArray[np.object_]:
-    """A categorical column as an object array, which ``take`` indexes without a Python loop."""
     array = np.empty(len(values), dtype=object)
     array[:] = values
     return array

@@ -22,7 +22,13 @@ import orjson
 
 from monitor import codec
 from monitor.config import ModelConfig
-from monitor.ingest.validate import MAX_ID_LENGTH, MAX_VERSION_LENGTH, NUL, NUL_REASON
+from monitor.ingest.validate import (
+    MAX_ID_LENGTH,
+    MAX_VERSION_LENGTH,
+    NUL,
+    NUL_REASON,
+    storable_version,
+)
 
 Kind = Literal["request", "response", "feedback"]
 Flavor = Literal["kserve", "seldon"]
@@ -248,7 +254,7 @@ def _storable(version: str, where: str) -> str:
     """``version``, refused (422, naming ``where``) when a record could not carry it: the
     response half is refused itself, never waits, and so never makes its request's
     prediction refused after it was acknowledged."""
-    if len(version) > MAX_VERSION_LENGTH or NUL in version:
+    if not storable_version(version):
         raise CloudEventError(
             f"{where} names the model version, which must be 1 to {MAX_VERSION_LENGTH}"
             " characters without NUL",

@@ -115,9 +115,7 @@ class RecordValidator:
         if score_map is not None:
             self._scores(score_map, index, issues)
         version = record.get("model_version")
-        if version is not None and (
-            type(version) is not str or not 0 < len(version) <= MAX_VERSION_LENGTH or NUL in version
-        ):
+        if version is not None and not storable_version(version):
             issues.append(
                 RecordIssue(
                     index,
@@ -361,3 +359,9 @@ def class_label(value: Any) -> str | None:
     if kind is int:
         return str(value)
     return None
+
+
+def storable_version(version: object) -> bool:
+    """Whether a record can carry ``version`` as its ``model_version``: a string of 1 to
+    ``MAX_VERSION_LENGTH`` characters without NUL."""
+    return type(version) is str and 0 < len(version) <= MAX_VERSION_LENGTH and NUL not in version

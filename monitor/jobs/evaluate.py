@@ -356,7 +356,8 @@ class DriftEvaluator:
                 regression=config.task == "regression",
                 chunk=FOLD_CHUNK,
             ):
-                features = list(rows.features)
+                # the encoded records, for the canary's sample: decoding releases the rows'
+                features = [] if canary is None else list(rows.features)
                 columns = _columns(config, rows)
                 if groups is not None:
                     groups.add(columns, rows.scores)

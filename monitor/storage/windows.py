@@ -88,11 +88,8 @@ def _rows(result: Any) -> Rows:
         fetched = cursor.fetchmany(FETCH_ROWS)
         if not fetched:
             break
-        blobs, predicted, labelled, times, scored, versioned = zip(*fetched, strict=True)
+        blobs, predicted, labelled, times, scored, versioned = _transposed(fetched)
         del fetched
-        if type(blobs[0]) is not bytes:  # drivers that hand out memoryview
-            blobs = tuple(bytes(blob) for blob in blobs)
-            scored = tuple(None if blob is None else bytes(blob) for blob in scored)
         features.extend(blobs)
         prediction_values.extend(predicted)
         label_values.extend(labelled)
@@ -106,14 +103,29 @@ def _rows(result: Any) -> Rows:
     )
 
 
+def _transposed(fetched: list[Any]) -> tuple[tuple[Any, ...], ...]:
+    """The fetched rows' columns (``_window_select``'s), encoded blobs as ``bytes``."""
+    blobs, predicted, labelled, times, scored, versioned = zip(*fetched, strict=True)
+    if type(blobs[0]) is not bytes:  # drivers that hand out memoryview
+        blobs = tuple(bytes(blob) for blob in blobs)
+        scored = tuple(None if blob is None else bytes(blob) for blob in scored)
+    return blobs, predicted, labelled, times, scored, versioned
+
+
+def _between(
+    connection: Connection, *, model: str, start: float, end: float, regression: bool
+) -> Select[Any]:
+    labelled = has_labels(connection, model=model)
+    return _window_select(model, regression=regression, labelled=labelled).where(
+        predictions.c.ts > start, predictions.c.ts <= end
+    )
+
+
 def rows_between(
     connection: Connection, *, model: str, start: float, end: float, regression: bool
 ) -> Rows:
     """Records with ``start < ts <= end`` (prediction time)."""
-    labelled = has_labels(connection, model=model)
-    query = _window_select(model, regression=regression, labelled=labelled).where(
-        predictions.c.ts > start, predictions.c.ts <= end
-    )
+    query = _between(connection, model=model, start=start, end=end, regression=regression)
     return _rows(connection.execute(query))
 
 
@@ -122,21 +134,18 @@ def stream_rows_between(
 ) -> Iterator[Rows]:
     """Records with ``start < ts <= end`` (prediction time), as ``rows_between`` reads them,
     ``chunk`` at a time from a server-side cursor: a window too large to hold, read once."""
-    labelled = has_labels(connection, model=model)
-    query = _window_select(model, regression=regression, labelled=labelled).where(
-        predictions.c.ts > start, predictions.c.ts <= end
-    )
+    query = _between(connection, model=model, start=start, end=end, regression=regression)
     result = connection.execution_options(stream_results=True, yield_per=chunk).execute(query)
     for fetched in result.partitions(chunk):
-        blobs, predicted, labelled_values, times, scored, versioned = zip(*fetched, strict=True)
+        blobs, predicted, labelled, times, scored, versioned = _transposed(list(fetched))
         del fetched
         yield Rows(
-            [bytes(blob) for blob in blobs],
+            list(blobs),
             list(predicted),
-            list(labelled_values),
+            list(labelled),
             min(times),
             max(times),
-            [None if blob is None else bytes(blob) for blob in scored],
+            list(scored),
             list(versioned),
         )
 
